@@ -1,0 +1,75 @@
+#pragma once
+// The daemon's configuration: one TOML file (default /etc/m365vault/m365vault.toml)
+// with every key overridable by an M365VAULT_* environment variable. Unknown
+// keys, wrong types and bad values are errors that name the key.
+// deploy/m365vault.example.toml documents every key; keep it in step with kKeys
+// in config.cpp.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "m365vault/core/log.hpp"
+
+namespace m365vault::daemon {
+
+struct Config {
+  struct Server {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8080;
+    std::string tls_cert;
+    std::string tls_key;
+    std::int64_t max_connections = 1024;
+    std::int64_t header_limit = 16 * 1024;
+    std::int64_t body_limit = 1024 * 1024;
+    std::int64_t read_timeout_s = 30;
+    std::int64_t write_timeout_s = 30;
+    std::int64_t idle_timeout_s = 60;
+    std::int64_t shutdown_grace_s = 20;
+    std::int64_t threads = 2;
+  } server;
+  struct Database {
+    std::string url;  // empty: the embedded cluster under <data_dir>/pg
+    std::int64_t pool_size = 8;
+    std::int64_t connect_timeout_s = 5;
+    std::int64_t statement_timeout_s = 30;
+    std::int64_t startup_timeout_s = 60;
+    std::string embedded_user = "m365vault";
+  } database;
+  struct Storage {
+    std::string data_dir = "/var/lib/m365vault";
+    std::string repository;  // empty: file://<data_dir>/repo
+  } storage;
+  struct Log {
+    spdlog::level::level_enum level = spdlog::level::info;
+    LogFormat format = LogFormat::text;
+  } log;
+
+  // The repository URL after defaults.
+  std::string repository_url() const;
+};
+
+using Environment = std::map<std::string, std::string>;
+
+// The process environment as a map.
+Environment process_environment();
+
+// Where the configuration comes from.
+struct ConfigSource {
+  std::optional<std::string> path;  // the file; nullopt: none
+  bool required = false;            // --config was given: a missing file is an error
+};
+
+// Loads defaults, then the file, then the environment. Throws
+// Error(Errc::invalid_config) with a one-line message naming the key.
+Config load_config(const ConfigSource& source, const Environment& env, Config defaults = {});
+
+// The environment variable that overrides a key ("server.listen" -> "M365VAULT_SERVER_LISTEN").
+std::string env_name_for(const std::string& key);
+
+// Every key the file accepts, in documentation order.
+std::vector<std::string> config_keys();
+
+}  // namespace m365vault::daemon

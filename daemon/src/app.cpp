@@ -1,0 +1,291 @@
+#include "m365vault/daemon/app.hpp"
+
+#include <systemd/sd-daemon.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "m365vault/api/health.hpp"
+#include "m365vault/core/error.hpp"
+#include "m365vault/core/log.hpp"
+#include "m365vault/core/metrics.hpp"
+#include "m365vault/core/version.hpp"
+#include "m365vault/net/router.hpp"
+#include "m365vault/net/server.hpp"
+#include "m365vault/storage/embedded_pg.hpp"
+#include "m365vault/storage/migrate.hpp"
+#include "m365vault/storage/pg.hpp"
+
+namespace m365vault::daemon {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The database the daemon uses: the configured URL, or the embedded cluster.
+struct DatabaseHandle {
+  std::unique_ptr<storage::EmbeddedPostgres> embedded;
+  std::string conninfo;
+};
+
+DatabaseHandle open_database(const Config& cfg, Logging& logging) {
+  DatabaseHandle h;
+  if (!cfg.database.url.empty()) {
+    h.conninfo = cfg.database.url;
+    return h;
+  }
+  storage::EmbeddedPgOptions o;
+  o.root = std::filesystem::path(cfg.storage.data_dir) / "pg";
+  if (::geteuid() == 0) {
+    o.run_as = lookup_user(cfg.database.embedded_user);
+    if (!o.run_as)
+      throw Error(Errc::invalid_config,
+                  "config key 'database.embedded_user': no user '" + cfg.database.embedded_user +
+                      "' to run the embedded PostgreSQL as (create it: useradd --system --home-dir " +
+                      cfg.storage.data_dir + " --shell /usr/sbin/nologin " + cfg.database.embedded_user + ")");
+    if (o.run_as->uid == 0)
+      throw Error(Errc::invalid_config, "config key 'database.embedded_user': must not be root");
+  }
+  std::filesystem::create_directories(cfg.storage.data_dir);
+  if (o.run_as) {
+    // The cluster's user must be able to pass through the data directory.
+    struct stat st{};
+    if (::stat(cfg.storage.data_dir.c_str(), &st) == 0 && st.st_uid == 0 && (st.st_mode & 0011) != 0011)
+      ::chmod(cfg.storage.data_dir.c_str(), (st.st_mode & 07777) | 0011);
+  }
+  h.embedded = std::make_unique<storage::EmbeddedPostgres>(o, logging.get("pg"));
+  h.embedded->start();
+  h.conninfo = h.embedded->conninfo();
+  return h;
+}
+
+storage::PgTimeouts timeouts_of(const Config& cfg) {
+  return {std::chrono::seconds(cfg.database.connect_timeout_s), std::chrono::seconds(cfg.database.statement_timeout_s)};
+}
+
+// Connects and migrates, retrying while the database is unreachable for up to
+// database.startup_timeout_s (a daemon may start before its database).
+void migrate_with_retry(const Config& cfg, const std::string& conninfo, spdlog::logger& log) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.database.startup_timeout_s);
+  for (int attempt = 1;; ++attempt) {
+    try {
+      auto conn = storage::PgConnection::connect(conninfo, timeouts_of(cfg));
+      auto r = storage::migrate(conn, storage::builtin_migrations(), log);
+      log.info("database schema at version {} ({} migration(s) applied now)", r.to_version, r.applied.size());
+      return;
+    } catch (const Error& e) {
+      if (e.code() != Errc::database && e.code() != Errc::timeout) throw;
+      if (std::chrono::steady_clock::now() >= deadline) throw;
+      log.warn("database not reachable yet (attempt {}): {}; retrying", attempt, e.what());
+      std::this_thread::sleep_for(std::min(std::chrono::seconds(attempt), 5s));
+    }
+  }
+}
+
+void notify(const std::string& state) { sd_notify(0, state.c_str()); }
+
+}  // namespace
+
+std::string demo_data_dir() {
+  if (::geteuid() == 0) return "/var/lib/m365vault/demo";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.local/share/m365vault/demo";
+}
+
+int run_migrate(const Config& cfg) {
+  Logging logging(cfg.log.format, cfg.log.level);
+  auto log = logging.get("migrate");
+  auto db = open_database(cfg, logging);
+  auto conn = storage::PgConnection::connect(db.conninfo, timeouts_of(cfg));
+  auto r = storage::migrate(conn, storage::builtin_migrations(), *log);
+  std::cout << "database schema at version " << r.to_version << " (was " << r.from_version << ", applied "
+            << r.applied.size() << ")\n";
+  return 0;
+}
+
+int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
+  Logging logging(cfg.log.format, cfg.log.level);
+  auto log = logging.get("daemon");
+  log->info("m365vaultd {} starting ({}), data in '{}'", version(), mode == ServeMode::demo ? "demo" : "serve",
+            cfg.storage.data_dir);
+
+  auto dbh = open_database(cfg, logging);
+  migrate_with_retry(cfg, dbh.conninfo, *logging.get("db"));
+  storage::Database db(dbh.conninfo, static_cast<std::size_t>(cfg.database.pool_size), timeouts_of(cfg),
+                       logging.get("db"));
+
+  // This daemon's row among the daemons sharing the database.
+  const std::string instance_id = boost::uuids::to_string(boost::uuids::random_generator()());
+  {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    auto f = [&](storage::PgConnection& c) {
+      c.exec("INSERT INTO instances (id, hostname, pid, version) VALUES ($1, $2, $3, $4)",
+             {instance_id, std::string(host), std::to_string(::getpid()), std::string(version())});
+    };
+    db.with_connection<void>(f);
+  }
+
+  MetricsRegistry metrics;
+  metrics.gauge("m365vault_build_info", "build information", {{"version", std::string(version())}}).set(1);
+  metrics.gauge("m365vault_start_time_seconds", "when this daemon started (unix time)")
+      .set(static_cast<double>(std::time(nullptr)));
+
+  asio::io_context ioc;
+  net::Router router;
+  api::HealthOptions health;
+  health.metrics = &metrics;
+  health.checks.push_back({"database", [&db](std::chrono::milliseconds t) { return db.ping(t); }});
+  api::add_health_routes(router, health);
+
+  net::ServerOptions so;
+  so.host = cfg.server.host;
+  so.port = cfg.server.port;
+  so.tls_cert_file = cfg.server.tls_cert;
+  so.tls_key_file = cfg.server.tls_key;
+  so.max_connections = static_cast<std::size_t>(cfg.server.max_connections);
+  so.header_limit = static_cast<std::size_t>(cfg.server.header_limit);
+  so.body_limit = static_cast<std::size_t>(cfg.server.body_limit);
+  so.read_timeout = std::chrono::seconds(cfg.server.read_timeout_s);
+  so.write_timeout = std::chrono::seconds(cfg.server.write_timeout_s);
+  so.idle_timeout = std::chrono::seconds(cfg.server.idle_timeout_s);
+  net::HttpServer server(ioc, so, router.handler(), logging.get("http"), &metrics);
+  server.start();
+
+  const std::string scheme = cfg.server.tls_cert.empty() ? "http" : "https";
+  const std::string url = scheme + "://" +
+                          (cfg.server.host.find(':') != std::string::npos ? "[" + cfg.server.host + "]" : cfg.server.host) +
+                          ":" + std::to_string(server.port());
+  log->info("listening on {}", url);
+  notify("READY=1\nSTATUS=serving on " + url);
+  if (mode == ServeMode::demo) {
+    std::cout << "\nm365vault demo is running\n"
+              << "  API:       " << url << "  (try: curl " << url << "/readyz)\n"
+              << "  metrics:   " << url << "/metrics\n"
+              << "  data:      " << cfg.storage.data_dir << " (PostgreSQL in pg/, repository "
+              << cfg.repository_url() << ")\n"
+              << "  stop with Ctrl-C\n"
+              << std::endl;
+  }
+
+  auto work = asio::make_work_guard(ioc);
+  // Timers and signals live on one strand: the io_context runs on several threads.
+  auto control = asio::make_strand(ioc);
+  asio::steady_timer heartbeat(control);
+  asio::steady_timer watchdog(control);
+  std::atomic<bool> stopping = false;
+
+  // WATCHDOG=1 at half the interval systemd asked for, from the event loop, so a
+  // stuck loop stops the pings and systemd restarts us.
+  std::uint64_t wd_usec = 0;
+  if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+    auto period = std::chrono::microseconds(wd_usec / 2);
+    log->info("systemd watchdog every {} ms", period.count() / 1000);
+    std::function<void()> ping;
+    ping = [&, period] {
+      notify("WATCHDOG=1");
+      watchdog.expires_after(period);
+      watchdog.async_wait([&](boost::system::error_code ec) {
+        if (!ec && !stopping) ping();
+      });
+    };
+    ping();
+  }
+
+  // Refresh last_seen; also keeps the database gauge honest between scrapes.
+  std::function<void()> beat;
+  beat = [&] {
+    heartbeat.expires_after(30s);
+    heartbeat.async_wait([&](boost::system::error_code ec) {
+      if (ec || stopping) return;
+      asio::co_spawn(
+          control,
+          [&]() -> asio::awaitable<void> {
+            try {
+              co_await db.run([&](storage::PgConnection& c) {
+                c.exec("UPDATE instances SET last_seen = now() WHERE id = $1", {instance_id});
+                return 0;
+              });
+            } catch (const std::exception& e) {
+              log->warn("heartbeat: {}", e.what());
+            }
+          },
+          [&](std::exception_ptr) {
+            if (!stopping) beat();
+          });
+    });
+  };
+  beat();
+
+  asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+  std::function<void()> wait_signal;
+  wait_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        try {
+          auto fresh = load_config(source, process_environment(), cfg);
+          logging.set_level(fresh.log.level);
+          log->info("configuration reloaded: log level {}", spdlog::level::to_string_view(fresh.log.level));
+        } catch (const std::exception& e) {
+          log->error("reload refused, keeping the running configuration: {}", e.what());
+        }
+        wait_signal();
+        return;
+      }
+      if (stopping) {
+        log->warn("second signal {}: stopping now", sig);
+        ioc.stop();
+        return;
+      }
+      stopping = true;
+      log->info("signal {}: draining (grace {} s)", sig, cfg.server.shutdown_grace_s);
+      notify("STOPPING=1");
+      server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s), [&] {
+        asio::post(control, [&] {
+          heartbeat.cancel();
+          watchdog.cancel();
+          signals.cancel();
+          work.reset();
+        });
+      });
+      wait_signal();  // while draining, a second signal forces the stop
+    });
+  };
+  wait_signal();
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < cfg.server.threads; ++i) threads.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+
+  try {
+    auto f = [&](storage::PgConnection& c) {
+      c.exec("UPDATE instances SET stopped_at = now(), last_seen = now() WHERE id = $1", {instance_id});
+    };
+    db.with_connection<void>(f);
+  } catch (const std::exception& e) {
+    log->warn("could not record the stop: {}", e.what());
+  }
+  if (dbh.embedded) dbh.embedded->stop();
+  log->info("stopped");
+  return 0;
+}
+
+}  // namespace m365vault::daemon

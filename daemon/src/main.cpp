@@ -1,0 +1,117 @@
+// m365vaultd: the m365vault service and its administrator commands.
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "m365vault/core/error.hpp"
+#include "m365vault/core/version.hpp"
+#include "m365vault/daemon/app.hpp"
+#include "m365vault/daemon/config.hpp"
+
+using namespace m365vault;
+using namespace m365vault::daemon;
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+const char* kUsage =
+    "usage: m365vaultd [--config FILE] COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  serve      run the service (API, scheduler) until SIGTERM\n"
+    "  demo       run everything on embedded defaults: a private PostgreSQL and a local\n"
+    "             repository under the demo data directory, the API on http://127.0.0.1:8080\n"
+    "  migrate    apply database migrations and exit\n"
+    "\n"
+    "options:\n"
+    "  --config FILE   configuration file (default /etc/m365vault/m365vault.toml, or $M365VAULT_CONFIG)\n"
+    "  --version       print the version and exit\n"
+    "  --help          print this help and exit\n"
+    "\n"
+    "Every configuration key can be set by an environment variable: server.listen is\n"
+    "M365VAULT_SERVER_LISTEN (or M365VAULT_LISTEN), database.url is M365VAULT_DATABASE_URL,\n"
+    "storage.data_dir is M365VAULT_STORAGE_DATA_DIR (or M365VAULT_DATA_DIR). Exit status:\n"
+    "0 success, 1 failure, 2 bad usage or configuration.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  ConfigSource source{"/etc/m365vault/m365vault.toml", false};
+  auto env = process_environment();
+  if (auto it = env.find("M365VAULT_CONFIG"); it != env.end() && !it->second.empty()) source = {it->second, true};
+  std::string command;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << "m365vaultd " << version() << "\n";
+      return 0;
+    }
+    if (a == "--config" || a.rfind("--config=", 0) == 0) {
+      std::string v;
+      if (a == "--config") {
+        if (i + 1 >= args.size()) {
+          std::cerr << "m365vaultd: --config needs a file\n";
+          return kExitUsage;
+        }
+        v = args[++i];
+      } else {
+        v = a.substr(9);
+      }
+      source = {v, true};
+      continue;
+    }
+    if (!a.empty() && a[0] == '-') {
+      std::cerr << "m365vaultd: unknown option '" << a << "'\n" << kUsage;
+      return kExitUsage;
+    }
+    if (!command.empty()) {
+      std::cerr << "m365vaultd: unexpected argument '" << a << "'\n";
+      return kExitUsage;
+    }
+    command = a;
+  }
+  if (command.empty()) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  if (command != "serve" && command != "demo" && command != "migrate") {
+    std::cerr << "m365vaultd: unknown command '" << command << "'\n" << kUsage;
+    return kExitUsage;
+  }
+
+  Config cfg;
+  try {
+    Config defaults;
+    if (command == "demo") {
+      defaults.storage.data_dir = demo_data_dir();
+      // The demo reads only an explicitly named file, never the system one.
+      if (!source.required) source.path.reset();
+    }
+    cfg = load_config(source, env, defaults);
+    if (command == "demo" && !cfg.database.url.empty()) {
+      std::cerr << "m365vaultd: demo runs its own PostgreSQL; unset database.url (M365VAULT_DATABASE_URL)\n";
+      return kExitUsage;
+    }
+  } catch (const Error& e) {
+    std::cerr << "m365vaultd: " << e.what() << "\n";
+    return kExitUsage;
+  }
+
+  try {
+    if (command == "migrate") return run_migrate(cfg);
+    return run_serve(cfg, source, command == "demo" ? ServeMode::demo : ServeMode::serve);
+  } catch (const Error& e) {
+    std::cerr << "m365vaultd: " << e.what() << "\n";
+    return e.code() == Errc::invalid_config ? kExitUsage : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "m365vaultd: " << e.what() << "\n";
+    return 1;
+  }
+}

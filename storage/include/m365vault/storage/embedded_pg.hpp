@@ -1,0 +1,63 @@
+#pragma once
+// A private PostgreSQL cluster under a directory of ours, run with Debian's
+// PostgreSQL binaries: initdb once, then pg_ctl start/stop. It listens on a unix
+// socket inside that directory only (no TCP), in a socket directory only its
+// owner can enter, with trust authentication for that owner.
+//
+// Layout under root: data/ (PGDATA), run/ (the socket), postgresql.log.
+// When we run as root the cluster runs as `run_as` (PostgreSQL refuses root).
+#include <spdlog/logger.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "m365vault/core/process.hpp"
+
+namespace m365vault::storage {
+
+struct EmbeddedPgOptions {
+  std::filesystem::path root;
+  std::optional<UserIds> run_as;  // required when the process runs as root
+  std::string bin_dir;            // where initdb/pg_ctl live; found automatically when empty
+  std::string database = "m365vault";
+};
+
+class EmbeddedPostgres {
+ public:
+  EmbeddedPostgres(EmbeddedPgOptions opts, std::shared_ptr<spdlog::logger> log);
+  // Stops the cluster if this object started it.
+  ~EmbeddedPostgres();
+  EmbeddedPostgres(const EmbeddedPostgres&) = delete;
+  EmbeddedPostgres& operator=(const EmbeddedPostgres&) = delete;
+
+  // Creates the cluster on first use, clears what a crash left behind (a stale
+  // postmaster.pid, or a server orphaned by a killed daemon, which is stopped and
+  // started again under our control), starts it, waits until it accepts
+  // connections and creates the database. Throws Error naming what failed, with
+  // the tail of the server log.
+  void start();
+  // Fast shutdown (in-flight transactions roll back), waiting for it to finish.
+  void stop();
+  bool running() const;
+
+  // libpq conninfo for the database.
+  std::string conninfo() const;
+  const std::filesystem::path& data_dir() const { return data_; }
+
+ private:
+  ProcessResult pg_ctl(const std::vector<std::string>& args) const;
+  std::string tool(const std::string& name) const;
+  std::string log_tail() const;
+
+  EmbeddedPgOptions opts_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::filesystem::path data_, run_, logfile_;
+  bool started_ = false;
+};
+
+// Debian's PostgreSQL binary directory (newest /usr/lib/postgresql/N/bin), or "" if none.
+std::string find_postgres_bin_dir();
+
+}  // namespace m365vault::storage
