@@ -218,10 +218,11 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
           control,
           [&]() -> asio::awaitable<void> {
             try {
-              co_await db.run([&](storage::PgConnection& c) {
+              auto touch = [&](storage::PgConnection& c) {
                 c.exec("UPDATE instances SET last_seen = now() WHERE id = $1", {instance_id});
                 return 0;
-              });
+              };
+              co_await db.run(touch);
             } catch (const std::exception& e) {
               log->warn("heartbeat: {}", e.what());
             }

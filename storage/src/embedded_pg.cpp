@@ -136,7 +136,9 @@ void EmbeddedPostgres::start() {
          << "unix_socket_directories = '" << run_.string() << "'\n"
          << "unix_socket_permissions = 0700\n"
          << "max_connections = 100\n"
-         << "logging_collector = off\n";
+         << "logging_collector = off\n"
+         // JIT needs writable+executable memory, which the systemd unit forbids.
+         << "jit = off\n";
   }
   if (opts_.run_as) chown_tree(data_ / "m365vault.conf", *opts_.run_as);
 

@@ -212,7 +212,8 @@ void Database::release(Lease lease) {
 
 boost::asio::awaitable<std::optional<std::string>> Database::ping(std::chrono::milliseconds within) {
   auto conninfo = conninfo_;
-  co_return co_await boost::asio::co_spawn(
+  // A named operation, not a temporary in the co_await expression (see run()).
+  auto op = boost::asio::co_spawn(
       ping_threads_,
       [conninfo, within]() -> boost::asio::awaitable<std::optional<std::string>> {
         try {
@@ -227,6 +228,7 @@ boost::asio::awaitable<std::optional<std::string>> Database::ping(std::chrono::m
         }
       },
       boost::asio::use_awaitable);
+  co_return co_await std::move(op);
 }
 
 }  // namespace m365vault::storage

@@ -41,6 +41,9 @@ class EmbeddedPostgres {
   // Fast shutdown (in-flight transactions roll back), waiting for it to finish.
   void stop();
   bool running() const;
+  // Leaves a started cluster running when this object goes away (tools that
+  // start a cluster for others to use).
+  void release() { started_ = false; }
 
   // libpq conninfo for the database.
   std::string conninfo() const;

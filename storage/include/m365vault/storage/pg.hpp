@@ -108,10 +108,13 @@ class Database {
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F, PgConnection&>> run(F f) {
     using R = std::invoke_result_t<F, PgConnection&>;
-    co_return co_await boost::asio::co_spawn(
+    // The spawned operation is a named local, not a temporary inside the co_await
+    // expression: GCC 12 destroys such temporaries twice (a double free seen here).
+    auto op = boost::asio::co_spawn(
         threads_,
         [this, f = std::move(f)]() mutable -> boost::asio::awaitable<R> { co_return with_connection<R>(f); },
         boost::asio::use_awaitable);
+    co_return co_await std::move(op);
   }
 
   // Blocking use from a non-async caller (CLI commands, start-up).
