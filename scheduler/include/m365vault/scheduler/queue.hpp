@@ -1,0 +1,123 @@
+#pragma once
+// The run queue in PostgreSQL. Runs are rows; a worker claims one with
+// SELECT ... FOR UPDATE SKIP LOCKED and holds it under a lease that it renews by
+// heartbeat. A run whose lease expired (its worker died) is claimed again by
+// another worker, which resumes it from its last committed cursor. PostgreSQL
+// enforces "one running run per job" (a partial unique index) and "one run per
+// schedule slot" (a unique key), so any number of daemons can share the queue
+// with no coordinator of their own.
+//
+// All methods are blocking and take the connection to use; call them through
+// storage::Database::run on the database threads. Thread-compatible.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "m365vault/scheduler/cron.hpp"
+#include "m365vault/storage/pg.hpp"
+
+namespace m365vault::scheduler {
+
+enum class RunState { queued, running, succeeded, partial, failed, cancelled };
+std::string_view to_string(RunState s);
+std::optional<RunState> parse_run_state(std::string_view s);
+
+struct JobSpec {
+  std::string name;
+  std::string kind;  // "backup", ...
+  std::optional<std::string> tenant_id;
+  nlohmann::json params = nlohmann::json::object();
+  std::optional<std::string> schedule;  // cron; nullopt: manual only
+  std::string timezone = "UTC";
+  bool enabled = true;
+  int max_attempts = 3;
+};
+
+struct Job {
+  std::string id;
+  JobSpec spec;
+  std::optional<sys_seconds> last_fired_for;
+  std::optional<sys_seconds> next_fire_at;
+};
+
+struct ClaimedRun {
+  std::string id;
+  std::string job_id;
+  std::string kind;
+  nlohmann::json params;
+  int attempt;
+  bool taken_over;  // a previous worker's lease expired
+};
+
+struct RunInfo {
+  std::string id;
+  std::string job_id;
+  RunState state;
+  std::string trigger;
+  int attempt;
+  std::optional<std::string> worker_id;
+  std::optional<sys_seconds> scheduled_for;
+  int takeovers;
+  nlohmann::json progress;
+  std::optional<std::string> error;
+};
+
+struct HeartbeatResult {
+  bool lease_held;        // false: the run is no longer ours (stop working on it)
+  bool cancel_requested;  // the operator asked to cancel
+};
+
+class Queue {
+ public:
+  explicit Queue(std::chrono::seconds lease = std::chrono::seconds(60)) : lease_(lease) {}
+
+  // Jobs. Throws Error(Errc::bad_request) for a bad schedule or time zone and
+  // Error(Errc::conflict) for a duplicate name.
+  Job create_job(storage::PgConnection& c, const JobSpec& spec, sys_seconds now) const;
+  std::optional<Job> get_job(storage::PgConnection& c, const std::string& id_or_name) const;
+  std::vector<Job> list_jobs(storage::PgConnection& c) const;
+  bool delete_job(storage::PgConnection& c, const std::string& id) const;
+
+  // Queues a manual run now; returns its id.
+  std::string enqueue(storage::PgConnection& c, const std::string& job_id) const;
+
+  // Turns due schedule slots into runs: for each enabled scheduled job whose
+  // next fire time has come, queues one run for the latest due slot (slots missed
+  // while every daemon was down collapse into that one) and computes the next.
+  // Safe to call from every daemon at once. Returns the runs queued.
+  std::vector<std::string> fire_due(storage::PgConnection& c, sys_seconds now) const;
+
+  // Claims the oldest runnable run (queued and due, or running with an expired
+  // lease) of a job with no other run in progress. nullopt: nothing to do.
+  std::optional<ClaimedRun> claim(storage::PgConnection& c, const std::string& worker_id) const;
+
+  // Renews the lease and saves progress.
+  HeartbeatResult heartbeat(storage::PgConnection& c, const std::string& run_id, const std::string& worker_id,
+                            const nlohmann::json& progress) const;
+
+  // Ends a run held by this worker. A failed run with attempts left queues a
+  // retry after `retry_delay` (the caller's backoff). Returns false when the
+  // lease had been lost (someone else owns the run now).
+  bool finish(storage::PgConnection& c, const std::string& run_id, const std::string& worker_id, RunState state,
+              const std::optional<std::string>& error, std::chrono::seconds retry_delay = std::chrono::seconds(0)) const;
+
+  // Asks a queued or running run to stop: a queued one is cancelled at once, a
+  // running one when its worker next heartbeats. false: no such active run.
+  bool request_cancel(storage::PgConnection& c, const std::string& run_id) const;
+
+  void add_event(storage::PgConnection& c, const std::string& run_id, std::string_view level,
+                 const std::string& message) const;
+  std::optional<RunInfo> get_run(storage::PgConnection& c, const std::string& run_id) const;
+  std::vector<RunInfo> list_runs(storage::PgConnection& c, const std::string& job_id) const;
+
+  // Events kept per run; older ones are dropped as new ones arrive.
+  static constexpr int kMaxEventsPerRun = 1000;
+
+ private:
+  std::chrono::seconds lease_;
+};
+
+}  // namespace m365vault::scheduler

@@ -1,0 +1,308 @@
+#include "m365vault/scheduler/queue.hpp"
+
+namespace m365vault::scheduler {
+
+using storage::PgConnection;
+using storage::PgError;
+using storage::PgParam;
+
+namespace {
+
+constexpr const char* kUniqueViolation = "23505";
+constexpr int kMaxSlotsWalked = 200000;  // a year of every-minute slots is 525600: cap the catch-up walk
+
+std::optional<sys_seconds> epoch_or_null(const storage::PgResult& r, int row, int col) {
+  if (r.is_null(row, col)) return std::nullopt;
+  return sys_seconds{std::chrono::seconds{r.get_int(row, col)}};
+}
+
+PgParam ts(std::optional<sys_seconds> t) {
+  if (!t) return std::nullopt;
+  return format_rfc3339(*t);
+}
+
+// Rolls back unless committed.
+struct Tx {
+  PgConnection& c;
+  bool done = false;
+  explicit Tx(PgConnection& conn) : c(conn) { c.exec("BEGIN"); }
+  void commit() {
+    c.exec("COMMIT");
+    done = true;
+  }
+  ~Tx() {
+    if (!done) try {
+        if (c.healthy()) c.exec("ROLLBACK");
+      } catch (...) {
+      }
+  }
+};
+
+const char* kJobColumns =
+    "id, name, kind, tenant_id, params::text, schedule, timezone, enabled, max_attempts,"
+    " extract(epoch from last_fired_for)::bigint, extract(epoch from next_fire_at)::bigint";
+
+Job job_from_row(const storage::PgResult& r, int i) {
+  Job j;
+  j.id = std::string(r.get(i, 0));
+  j.spec.name = std::string(r.get(i, 1));
+  j.spec.kind = std::string(r.get(i, 2));
+  if (!r.is_null(i, 3)) j.spec.tenant_id = std::string(r.get(i, 3));
+  j.spec.params = nlohmann::json::parse(r.get(i, 4));
+  if (!r.is_null(i, 5)) j.spec.schedule = std::string(r.get(i, 5));
+  j.spec.timezone = std::string(r.get(i, 6));
+  j.spec.enabled = r.get(i, 7) == "t";
+  j.spec.max_attempts = static_cast<int>(r.get_int(i, 8));
+  j.last_fired_for = epoch_or_null(r, i, 9);
+  j.next_fire_at = epoch_or_null(r, i, 10);
+  return j;
+}
+
+const char* kRunColumns =
+    "id, job_id, state, trigger, attempt, worker_id, extract(epoch from scheduled_for)::bigint, takeovers,"
+    " progress::text, error";
+
+RunInfo run_from_row(const storage::PgResult& r, int i) {
+  RunInfo x;
+  x.id = std::string(r.get(i, 0));
+  x.job_id = std::string(r.get(i, 1));
+  x.state = parse_run_state(r.get(i, 2)).value_or(RunState::failed);
+  x.trigger = std::string(r.get(i, 3));
+  x.attempt = static_cast<int>(r.get_int(i, 4));
+  if (!r.is_null(i, 5)) x.worker_id = std::string(r.get(i, 5));
+  x.scheduled_for = epoch_or_null(r, i, 6);
+  x.takeovers = static_cast<int>(r.get_int(i, 7));
+  x.progress = nlohmann::json::parse(r.get(i, 8));
+  if (!r.is_null(i, 9)) x.error = std::string(r.get(i, 9));
+  return x;
+}
+
+bool looks_like_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char ch = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (ch != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(ch))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view to_string(RunState s) {
+  switch (s) {
+    case RunState::queued: return "queued";
+    case RunState::running: return "running";
+    case RunState::succeeded: return "succeeded";
+    case RunState::partial: return "partial";
+    case RunState::failed: return "failed";
+    case RunState::cancelled: return "cancelled";
+  }
+  return "failed";
+}
+
+std::optional<RunState> parse_run_state(std::string_view s) {
+  for (auto st : {RunState::queued, RunState::running, RunState::succeeded, RunState::partial, RunState::failed,
+                  RunState::cancelled})
+    if (to_string(st) == s) return st;
+  return std::nullopt;
+}
+
+Job Queue::create_job(PgConnection& c, const JobSpec& spec, sys_seconds now) const {
+  if (spec.name.empty() || spec.name.size() > 200) throw Error(Errc::bad_request, "job name must be 1 to 200 characters");
+  if (spec.kind.empty()) throw Error(Errc::bad_request, "job kind is missing");
+  if (spec.max_attempts < 1 || spec.max_attempts > 100)
+    throw Error(Errc::bad_request, "job max_attempts must be between 1 and 100");
+  std::optional<sys_seconds> next;
+  if (spec.schedule) next = CronSchedule::parse(*spec.schedule, spec.timezone).next_after(now);
+  else CronSchedule::parse("* * * * *", spec.timezone);  // validates the time zone
+  try {
+    auto r = c.exec(std::string("INSERT INTO jobs (id, name, kind, tenant_id, params, schedule, timezone, enabled,"
+                                " max_attempts, last_fired_for, next_fire_at)"
+                                " VALUES (gen_random_uuid(), $1, $2, $3::uuid, $4::jsonb, $5, $6, $7::boolean, $8::int,"
+                                " $9::timestamptz, $10::timestamptz) RETURNING ") +
+                        kJobColumns,
+                    {spec.name, spec.kind, spec.tenant_id, spec.params.dump(), spec.schedule, spec.timezone,
+                     spec.enabled ? "true" : "false", std::to_string(spec.max_attempts), ts(now), ts(next)});
+    return job_from_row(r, 0);
+  } catch (const PgError& e) {
+    if (e.sqlstate() == kUniqueViolation) throw Error(Errc::conflict, "a job named '" + spec.name + "' exists already");
+    throw;
+  }
+}
+
+std::optional<Job> Queue::get_job(PgConnection& c, const std::string& id_or_name) const {
+  auto r = looks_like_uuid(id_or_name)
+               ? c.exec(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = $1::uuid", {id_or_name})
+               : c.exec(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE name = $1", {id_or_name});
+  if (r.rows() == 0) return std::nullopt;
+  return job_from_row(r, 0);
+}
+
+std::vector<Job> Queue::list_jobs(PgConnection& c) const {
+  auto r = c.exec(std::string("SELECT ") + kJobColumns + " FROM jobs ORDER BY name");
+  std::vector<Job> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(job_from_row(r, i));
+  return out;
+}
+
+bool Queue::delete_job(PgConnection& c, const std::string& id) const {
+  return c.exec("DELETE FROM jobs WHERE id = $1::uuid", {id}).affected() > 0;
+}
+
+std::string Queue::enqueue(PgConnection& c, const std::string& job_id) const {
+  auto r = c.exec(
+      "INSERT INTO runs (id, job_id, kind, trigger) SELECT gen_random_uuid(), id, kind, 'manual' FROM jobs"
+      " WHERE id = $1::uuid RETURNING id",
+      {job_id});
+  if (r.rows() == 0) throw Error(Errc::not_found, "job '" + job_id + "' does not exist");
+  return std::string(r.get(0, 0));
+}
+
+std::vector<std::string> Queue::fire_due(PgConnection& c, sys_seconds now) const {
+  std::vector<std::string> queued;
+  Tx tx(c);
+  auto due = c.exec(
+      "SELECT id, schedule, timezone, extract(epoch from coalesce(last_fired_for, created_at))::bigint"
+      " FROM jobs WHERE enabled AND schedule IS NOT NULL AND (next_fire_at IS NULL OR next_fire_at <= $1::timestamptz)"
+      " FOR UPDATE SKIP LOCKED",
+      {ts(now)});
+  for (int i = 0; i < due.rows(); ++i) {
+    std::string id(due.get(i, 0));
+    std::optional<CronSchedule> cron;
+    try {
+      cron = CronSchedule::parse(due.get(i, 1), due.get(i, 2));
+    } catch (const Error&) {
+      // Stored before a validation rule changed: park it rather than spin on it.
+      c.exec("UPDATE jobs SET next_fire_at = NULL, enabled = false, updated_at = now() WHERE id = $1::uuid", {id});
+      continue;
+    }
+    sys_seconds base{std::chrono::seconds{due.get_int(i, 3)}};
+    std::optional<sys_seconds> latest;
+    auto s = cron->next_after(base);
+    for (int n = 0; s && *s <= now && n < kMaxSlotsWalked; ++n) {
+      latest = s;
+      s = cron->next_after(*s);
+    }
+    if (s && *s <= now) s = cron->next_after(now);  // walk capped: jump to the present
+    if (latest) {
+      auto r = c.exec(
+          "INSERT INTO runs (id, job_id, kind, trigger, scheduled_for, not_before)"
+          " SELECT gen_random_uuid(), id, kind, 'schedule', $2::timestamptz, $2::timestamptz FROM jobs WHERE id = $1::uuid"
+          " ON CONFLICT (job_id, scheduled_for) DO NOTHING RETURNING id",
+          {id, ts(latest)});
+      if (r.rows() > 0) queued.emplace_back(r.get(0, 0));
+    }
+    c.exec(
+        "UPDATE jobs SET last_fired_for = coalesce($2::timestamptz, last_fired_for), next_fire_at = $3::timestamptz"
+        " WHERE id = $1::uuid",
+        {id, ts(latest), ts(s)});
+  }
+  tx.commit();
+  return queued;
+}
+
+std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worker_id) const {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    try {
+      auto r = c.exec(
+          "WITH pick AS ("
+          "  SELECT r.id, r.state AS old_state FROM runs r"
+          "  WHERE ((r.state = 'queued' AND r.not_before <= now() AND NOT r.cancel_requested)"
+          "         OR (r.state = 'running' AND r.lease_expires_at < now()))"
+          "    AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.job_id = r.job_id AND o.state = 'running' AND o.id <> r.id)"
+          "  ORDER BY r.not_before, r.queued_at"
+          "  LIMIT 1 FOR UPDATE OF r SKIP LOCKED)"
+          " UPDATE runs r SET state = 'running', worker_id = $1::uuid,"
+          "   lease_expires_at = now() + make_interval(secs => $2::int),"
+          "   started_at = coalesce(r.started_at, now()),"
+          "   takeovers = r.takeovers + CASE WHEN pick.old_state = 'running' THEN 1 ELSE 0 END"
+          " FROM pick WHERE r.id = pick.id"
+          " RETURNING r.id, r.job_id, r.kind, (SELECT params::text FROM jobs WHERE id = r.job_id), r.attempt,"
+          "   pick.old_state",
+          {worker_id, std::to_string(lease_.count())});
+      if (r.rows() == 0) return std::nullopt;
+      ClaimedRun run{std::string(r.get(0, 0)), std::string(r.get(0, 1)), std::string(r.get(0, 2)),
+                     nlohmann::json::parse(r.is_null(0, 3) ? std::string_view("{}") : r.get(0, 3)),
+                     static_cast<int>(r.get_int(0, 4)), r.get(0, 5) == "running"};
+      if (run.taken_over)
+        add_event(c, run.id, "warn", "taken over by worker " + worker_id + " after the previous lease expired");
+      return run;
+    } catch (const PgError& e) {
+      // Another worker claimed a run of the same job in the same instant: the
+      // one-running-run-per-job index refused ours. Look again.
+      if (e.sqlstate() != kUniqueViolation) throw;
+    }
+  }
+  return std::nullopt;
+}
+
+HeartbeatResult Queue::heartbeat(PgConnection& c, const std::string& run_id, const std::string& worker_id,
+                                 const nlohmann::json& progress) const {
+  auto r = c.exec(
+      "UPDATE runs SET lease_expires_at = now() + make_interval(secs => $3::int), progress = $4::jsonb"
+      " WHERE id = $1::uuid AND worker_id = $2::uuid AND state = 'running' RETURNING cancel_requested",
+      {run_id, worker_id, std::to_string(lease_.count()), progress.dump()});
+  if (r.rows() == 0) return {false, false};
+  return {true, r.get(0, 0) == "t"};
+}
+
+bool Queue::finish(PgConnection& c, const std::string& run_id, const std::string& worker_id, RunState state,
+                   const std::optional<std::string>& error, std::chrono::seconds retry_delay) const {
+  Tx tx(c);
+  auto r = c.exec(
+      "UPDATE runs r SET state = $3, finished_at = now(), error = $4, lease_expires_at = NULL"
+      " WHERE id = $1::uuid AND worker_id = $2::uuid AND state = 'running'"
+      " RETURNING r.job_id, r.attempt, (SELECT max_attempts FROM jobs WHERE id = r.job_id), r.cancel_requested",
+      {run_id, worker_id, std::string(to_string(state)), error});
+  if (r.rows() == 0) return false;
+  const bool retry = state == RunState::failed && r.get_int(0, 1) < r.get_int(0, 2) && r.get(0, 3) != "t";
+  if (retry) {
+    c.exec(
+        "INSERT INTO runs (id, job_id, kind, trigger, attempt, not_before)"
+        " SELECT gen_random_uuid(), job_id, kind, 'retry', attempt + 1, now() + make_interval(secs => $2::int)"
+        " FROM runs WHERE id = $1::uuid",
+        {run_id, std::to_string(retry_delay.count())});
+  }
+  tx.commit();
+  return true;
+}
+
+bool Queue::request_cancel(PgConnection& c, const std::string& run_id) const {
+  auto r = c.exec(
+      "UPDATE runs SET cancel_requested = true,"
+      "  state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,"
+      "  finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END"
+      " WHERE id = $1::uuid AND state IN ('queued', 'running')",
+      {run_id});
+  return r.affected() > 0;
+}
+
+void Queue::add_event(PgConnection& c, const std::string& run_id, std::string_view level,
+                      const std::string& message) const {
+  c.exec("INSERT INTO run_events (run_id, level, message) VALUES ($1::uuid, $2, $3)",
+         {run_id, std::string(level), message});
+  c.exec(
+      "DELETE FROM run_events WHERE run_id = $1::uuid AND id <= (SELECT id FROM run_events WHERE run_id = $1::uuid"
+      " ORDER BY id DESC OFFSET $2::int LIMIT 1)",
+      {run_id, std::to_string(kMaxEventsPerRun)});
+}
+
+std::optional<RunInfo> Queue::get_run(PgConnection& c, const std::string& run_id) const {
+  auto r = c.exec(std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = $1::uuid", {run_id});
+  if (r.rows() == 0) return std::nullopt;
+  return run_from_row(r, 0);
+}
+
+std::vector<RunInfo> Queue::list_runs(PgConnection& c, const std::string& job_id) const {
+  auto r = c.exec(std::string("SELECT ") + kRunColumns + " FROM runs WHERE job_id = $1::uuid ORDER BY queued_at, id",
+                  {job_id});
+  std::vector<RunInfo> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(run_from_row(r, i));
+  return out;
+}
+
+}  // namespace m365vault::scheduler
