@@ -27,6 +27,7 @@
 #include "m365vault/core/version.hpp"
 #include "m365vault/net/router.hpp"
 #include "m365vault/net/server.hpp"
+#include "m365vault/scheduler/worker.hpp"
 #include "m365vault/storage/embedded_pg.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "m365vault/storage/pg.hpp"
@@ -168,6 +169,15 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   net::HttpServer server(ioc, so, router.handler(), logging.get("http"), &metrics);
   server.start();
 
+  // This daemon's scheduler worker: fires due schedules and executes the run
+  // kinds it knows. Job kinds (backup, restore, export...) register here as
+  // they are built; with none, it fires schedules and leaves runs queued for a
+  // daemon that can execute them.
+  std::map<std::string, std::shared_ptr<scheduler::JobKind>> kinds;
+  scheduler::Worker worker(ioc.get_executor(), db, scheduler::Queue{}, kinds, scheduler::WorkerOptions{}, instance_id,
+                           logging.get("scheduler"));
+  worker.start();
+
   const std::string scheme = cfg.server.tls_cert.empty() ? "http" : "https";
   const std::string url = scheme + "://" +
                           (cfg.server.host.find(':') != std::string::npos ? "[" + cfg.server.host + "]" : cfg.server.host) +
@@ -258,14 +268,20 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
       stopping = true;
       log->info("signal {}: draining (grace {} s)", sig, cfg.server.shutdown_grace_s);
       notify("STOPPING=1");
-      server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s), [&] {
+      // The HTTP server and the worker drain in parallel; the last one done
+      // releases the event loop.
+      auto pending = std::make_shared<std::atomic<int>>(2);
+      auto one_done = [&, pending] {
+        if (--*pending > 0) return;
         asio::post(control, [&] {
           heartbeat.cancel();
           watchdog.cancel();
           signals.cancel();
           work.reset();
         });
-      });
+      };
+      server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s), one_done);
+      worker.stop(one_done);
       wait_signal();  // while draining, a second signal forces the stop
     });
   };

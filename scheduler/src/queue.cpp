@@ -205,7 +205,23 @@ std::vector<std::string> Queue::fire_due(PgConnection& c, sys_seconds now) const
   return queued;
 }
 
-std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worker_id) const {
+std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worker_id,
+                                       const std::vector<std::string>& kinds) const {
+  // A text[] literal of the kinds; each is quoted and escaped.
+  PgParam kinds_param;
+  if (!kinds.empty()) {
+    std::string arr = "{";
+    for (size_t i = 0; i < kinds.size(); ++i) {
+      if (i) arr += ',';
+      arr += '"';
+      for (char ch : kinds[i]) {
+        if (ch == '"' || ch == '\\') arr += '\\';
+        arr += ch;
+      }
+      arr += '"';
+    }
+    kinds_param = arr + "}";
+  }
   for (int attempt = 0; attempt < 5; ++attempt) {
     try {
       auto r = c.exec(
@@ -213,6 +229,7 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
           "  SELECT r.id, r.state AS old_state FROM runs r"
           "  WHERE ((r.state = 'queued' AND r.not_before <= now() AND NOT r.cancel_requested)"
           "         OR (r.state = 'running' AND r.lease_expires_at < now()))"
+          "    AND ($3::text[] IS NULL OR r.kind = ANY($3::text[]))"
           "    AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.job_id = r.job_id AND o.state = 'running' AND o.id <> r.id)"
           "  ORDER BY r.not_before, r.queued_at"
           "  LIMIT 1 FOR UPDATE OF r SKIP LOCKED)"
@@ -223,7 +240,7 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
           " FROM pick WHERE r.id = pick.id"
           " RETURNING r.id, r.job_id, r.kind, (SELECT params::text FROM jobs WHERE id = r.job_id), r.attempt,"
           "   pick.old_state",
-          {worker_id, std::to_string(lease_.count())});
+          {worker_id, std::to_string(lease_.count()), kinds_param});
       if (r.rows() == 0) return std::nullopt;
       ClaimedRun run{std::string(r.get(0, 0)), std::string(r.get(0, 1)), std::string(r.get(0, 2)),
                      nlohmann::json::parse(r.is_null(0, 3) ? std::string_view("{}") : r.get(0, 3)),
@@ -269,6 +286,14 @@ bool Queue::finish(PgConnection& c, const std::string& run_id, const std::string
   }
   tx.commit();
   return true;
+}
+
+bool Queue::release(PgConnection& c, const std::string& run_id, const std::string& worker_id) const {
+  return c.exec(
+             "UPDATE runs SET state = 'queued', worker_id = NULL, lease_expires_at = NULL"
+             " WHERE id = $1::uuid AND worker_id = $2::uuid AND state = 'running'",
+             {run_id, worker_id})
+             .affected() > 0;
 }
 
 bool Queue::request_cancel(PgConnection& c, const std::string& run_id) const {

@@ -91,8 +91,10 @@ class Queue {
   std::vector<std::string> fire_due(storage::PgConnection& c, sys_seconds now) const;
 
   // Claims the oldest runnable run (queued and due, or running with an expired
-  // lease) of a job with no other run in progress. nullopt: nothing to do.
-  std::optional<ClaimedRun> claim(storage::PgConnection& c, const std::string& worker_id) const;
+  // lease) of a job with no other run in progress, among the kinds this worker
+  // can execute (empty: any). nullopt: nothing to do.
+  std::optional<ClaimedRun> claim(storage::PgConnection& c, const std::string& worker_id,
+                                  const std::vector<std::string>& kinds = {}) const;
 
   // Renews the lease and saves progress.
   HeartbeatResult heartbeat(storage::PgConnection& c, const std::string& run_id, const std::string& worker_id,
@@ -103,6 +105,9 @@ class Queue {
   // lease had been lost (someone else owns the run now).
   bool finish(storage::PgConnection& c, const std::string& run_id, const std::string& worker_id, RunState state,
               const std::optional<std::string>& error, std::chrono::seconds retry_delay = std::chrono::seconds(0)) const;
+
+  // Gives a claimed run back to the queue untouched (a worker shutting down).
+  bool release(storage::PgConnection& c, const std::string& run_id, const std::string& worker_id) const;
 
   // Asks a queued or running run to stop: a queued one is cancelled at once, a
   // running one when its worker next heartbeats. false: no such active run.
