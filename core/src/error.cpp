@@ -18,6 +18,7 @@ const ErrcInfo& info(Errc c) noexcept {
   static const ErrcInfo kOverloaded{503, "overloaded", "Server overloaded"};
   static const ErrcInfo kDatabase{503, "database_unavailable", "Database unavailable"};
   static const ErrcInfo kTimeout{504, "timeout", "Timed out"};
+  static const ErrcInfo kTooMany{429, "too_many_requests", "Too many requests"};
   switch (c) {
     case Errc::internal: return kInternal;
     case Errc::bad_request: return kBadRequest;
@@ -34,6 +35,7 @@ const ErrcInfo& info(Errc c) noexcept {
     case Errc::overloaded: return kOverloaded;
     case Errc::database: return kDatabase;
     case Errc::timeout: return kTimeout;
+    case Errc::too_many_requests: return kTooMany;
   }
   return kInternal;
 }

@@ -24,6 +24,8 @@ const char* kUsage =
     "  demo       run everything on embedded defaults: a private PostgreSQL and a local\n"
     "             repository under the demo data directory, the API on http://127.0.0.1:8080\n"
     "  migrate    apply database migrations and exit\n"
+    "  token create --role admin|operator|restorer|viewer --name NAME [--tenant UUID] [--expires RFC3339]\n"
+    "             create an API token (printed once); token list; token revoke ID\n"
     "\n"
     "options:\n"
     "  --config FILE   configuration file (default /etc/m365vault/m365vault.toml, or $M365VAULT_CONFIG)\n"
@@ -43,8 +45,13 @@ int main(int argc, char** argv) {
   auto env = process_environment();
   if (auto it = env.find("M365VAULT_CONFIG"); it != env.end() && !it->second.empty()) source = {it->second, true};
   std::string command;
+  std::vector<std::string> rest;  // the arguments after a command that takes some
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
+    if (command == "token") {
+      rest.push_back(a);
+      continue;
+    }
     if (a == "--help" || a == "-h") {
       std::cout << kUsage;
       return 0;
@@ -81,7 +88,7 @@ int main(int argc, char** argv) {
     std::cerr << kUsage;
     return kExitUsage;
   }
-  if (command != "serve" && command != "demo" && command != "migrate") {
+  if (command != "serve" && command != "demo" && command != "migrate" && command != "token") {
     std::cerr << "m365vaultd: unknown command '" << command << "'\n" << kUsage;
     return kExitUsage;
   }
@@ -106,6 +113,7 @@ int main(int argc, char** argv) {
 
   try {
     if (command == "migrate") return run_migrate(cfg);
+    if (command == "token") return run_token(cfg, rest);
     return run_serve(cfg, source, command == "demo" ? ServeMode::demo : ServeMode::serve);
   } catch (const Error& e) {
     std::cerr << "m365vaultd: " << e.what() << "\n";

@@ -27,7 +27,17 @@ void Router::add(std::string method, std::string path_template, Handler handler)
 }
 
 boost::asio::awaitable<Response> Router::dispatch(Request& req) const {
-  auto segs = split_path(req.path);
+  // Split the path as sent, then decode each segment: an encoded '/' (%2F) stays
+  // inside its segment instead of becoming a separator.
+  std::string_view raw = req.target.empty() ? std::string_view(req.path) : std::string_view(req.target);
+  raw = raw.substr(0, raw.find('?'));
+  std::vector<std::string> decoded;
+  for (auto s : split_path(raw)) {
+    auto d = percent_decode(s);
+    if (!d) co_return Response::problem(Errc::bad_request, "request target is not a valid path", req.request_id);
+    decoded.push_back(std::move(*d));
+  }
+  std::vector<std::string_view> segs(decoded.begin(), decoded.end());
   std::string allow;
   for (auto& r : routes_) {
     if (r.segments.size() != segs.size()) continue;

@@ -58,9 +58,11 @@ Job job_from_row(const storage::PgResult& r, int i) {
   return j;
 }
 
+#define M365_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 const char* kRunColumns =
     "id, job_id, state, trigger, attempt, worker_id, extract(epoch from scheduled_for)::bigint, takeovers,"
-    " progress::text, error";
+    " progress::text, error, kind, " M365_TS("queued_at") ", " M365_TS("started_at") ", " M365_TS("finished_at")
+    ", cancel_requested";
 
 RunInfo run_from_row(const storage::PgResult& r, int i) {
   RunInfo x;
@@ -74,6 +76,11 @@ RunInfo run_from_row(const storage::PgResult& r, int i) {
   x.takeovers = static_cast<int>(r.get_int(i, 7));
   x.progress = nlohmann::json::parse(r.get(i, 8));
   if (!r.is_null(i, 9)) x.error = std::string(r.get(i, 9));
+  x.kind = std::string(r.get(i, 10));
+  x.queued_at = std::string(r.get(i, 11));
+  if (!r.is_null(i, 12)) x.started_at = std::string(r.get(i, 12));
+  if (!r.is_null(i, 13)) x.finished_at = std::string(r.get(i, 13));
+  x.cancel_requested = r.get(i, 14) == "t";
   return x;
 }
 
@@ -91,6 +98,42 @@ bool looks_like_uuid(const std::string& s) {
 }
 
 }  // namespace
+
+nlohmann::json Job::to_json() const {
+  auto opt_ts = [](const std::optional<sys_seconds>& t) {
+    return t ? nlohmann::json(format_rfc3339(*t)) : nlohmann::json(nullptr);
+  };
+  return {{"id", id},
+          {"name", spec.name},
+          {"kind", spec.kind},
+          {"tenant_id", spec.tenant_id ? nlohmann::json(*spec.tenant_id) : nlohmann::json(nullptr)},
+          {"params", spec.params},
+          {"schedule", spec.schedule ? nlohmann::json(*spec.schedule) : nlohmann::json(nullptr)},
+          {"timezone", spec.timezone},
+          {"enabled", spec.enabled},
+          {"max_attempts", spec.max_attempts},
+          {"last_fired_for", opt_ts(last_fired_for)},
+          {"next_fire_at", opt_ts(next_fire_at)}};
+}
+
+nlohmann::json RunInfo::to_json() const {
+  auto opt = [](const std::optional<std::string>& s) { return s ? nlohmann::json(*s) : nlohmann::json(nullptr); };
+  return {{"id", id},
+          {"job_id", job_id},
+          {"kind", kind},
+          {"state", to_string(state)},
+          {"trigger", trigger},
+          {"attempt", attempt},
+          {"worker_id", opt(worker_id)},
+          {"scheduled_for", scheduled_for ? nlohmann::json(format_rfc3339(*scheduled_for)) : nlohmann::json(nullptr)},
+          {"takeovers", takeovers},
+          {"cancel_requested", cancel_requested},
+          {"queued_at", queued_at},
+          {"started_at", opt(started_at)},
+          {"finished_at", opt(finished_at)},
+          {"progress", progress},
+          {"error", opt(error)}};
+}
 
 std::string_view to_string(RunState s) {
   switch (s) {
@@ -151,6 +194,31 @@ std::vector<Job> Queue::list_jobs(PgConnection& c) const {
 
 bool Queue::delete_job(PgConnection& c, const std::string& id) const {
   return c.exec("DELETE FROM jobs WHERE id = $1::uuid", {id}).affected() > 0;
+}
+
+Job Queue::update_job(PgConnection& c, const std::string& id, const JobSpec& spec, sys_seconds now) const {
+  if (spec.name.empty() || spec.name.size() > 200) throw Error(Errc::bad_request, "job name must be 1 to 200 characters");
+  if (spec.max_attempts < 1 || spec.max_attempts > 100)
+    throw Error(Errc::bad_request, "job max_attempts must be between 1 and 100");
+  std::optional<sys_seconds> next;
+  if (spec.schedule) next = CronSchedule::parse(*spec.schedule, spec.timezone).next_after(now);
+  else CronSchedule::parse("* * * * *", spec.timezone);
+  try {
+    // A changed schedule starts counting from now: slots of the old one are not owed.
+    auto r = c.exec(std::string("UPDATE jobs SET name = $2, params = $3::jsonb,"
+                                " last_fired_for = CASE WHEN schedule IS DISTINCT FROM $4 OR timezone <> $5"
+                                "   THEN $8::timestamptz ELSE last_fired_for END,"
+                                " schedule = $4, timezone = $5, enabled = $6::boolean, max_attempts = $7::int,"
+                                " next_fire_at = $9::timestamptz, updated_at = now() WHERE id = $1::uuid RETURNING ") +
+                        kJobColumns,
+                    {id, spec.name, spec.params.dump(), spec.schedule, spec.timezone, spec.enabled ? "true" : "false",
+                     std::to_string(spec.max_attempts), ts(now), ts(next)});
+    if (r.rows() == 0) throw Error(Errc::not_found, "job '" + id + "' does not exist");
+    return job_from_row(r, 0);
+  } catch (const PgError& e) {
+    if (e.sqlstate() == kUniqueViolation) throw Error(Errc::conflict, "a job named '" + spec.name + "' exists already");
+    throw;
+  }
 }
 
 std::string Queue::enqueue(PgConnection& c, const std::string& job_id) const {
@@ -327,6 +395,46 @@ std::vector<RunInfo> Queue::list_runs(PgConnection& c, const std::string& job_id
                   {job_id});
   std::vector<RunInfo> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(run_from_row(r, i));
+  return out;
+}
+
+RunPage Queue::list_runs(PgConnection& c, const RunFilter& f) const {
+  // Cursor: "<queued_at microseconds since epoch>:<run id>" of the last row shown.
+  PgParam cur_ts, cur_id;
+  if (f.cursor) {
+    auto colon = f.cursor->find(':');
+    if (colon == std::string::npos || colon == 0 || f.cursor->substr(0, colon).find_first_not_of("0123456789") != std::string::npos ||
+        !looks_like_uuid(f.cursor->substr(colon + 1)))
+      throw Error(Errc::bad_request, "parameter 'cursor': not a cursor this API returned");
+    cur_ts = f.cursor->substr(0, colon);
+    cur_id = f.cursor->substr(colon + 1);
+  }
+  auto limit = std::clamp(f.limit, 1, 500);
+  auto r = c.exec(std::string("SELECT ") + kRunColumns +
+                      ", (extract(epoch from queued_at) * 1000000)::bigint FROM runs r"
+                      " WHERE ($1::uuid IS NULL OR job_id = $1::uuid) AND ($2::text IS NULL OR state = $2)"
+                      " AND ($3::uuid IS NULL OR job_id IN (SELECT id FROM jobs WHERE tenant_id = $3::uuid))"
+                      " AND ($4::bigint IS NULL OR ((extract(epoch from queued_at) * 1000000)::bigint, id) <"
+                      "      ($4::bigint, $5::uuid))"
+                      " ORDER BY (extract(epoch from queued_at) * 1000000)::bigint DESC, id DESC LIMIT $6::int",
+                  {f.job_id, f.state ? PgParam(std::string(to_string(*f.state))) : std::nullopt, f.tenant_id, cur_ts,
+                   cur_id, std::to_string(limit + 1)});
+  RunPage page;
+  int n = std::min(r.rows(), limit);
+  for (int i = 0; i < n; ++i) page.runs.push_back(run_from_row(r, i));
+  if (r.rows() > limit) page.next_cursor = std::string(r.get(n - 1, 15)) + ":" + page.runs.back().id;
+  return page;
+}
+
+std::vector<RunEvent> Queue::list_events(PgConnection& c, const std::string& run_id, long long after_id,
+                                         int limit) const {
+  auto r = c.exec(
+      "SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), level, message FROM run_events"
+      " WHERE run_id = $1::uuid AND id > $2::bigint ORDER BY id LIMIT $3::int",
+      {run_id, std::to_string(after_id), std::to_string(std::clamp(limit, 1, 1000))});
+  std::vector<RunEvent> out;
+  for (int i = 0; i < r.rows(); ++i)
+    out.push_back({r.get_int(i, 0), std::string(r.get(i, 1)), std::string(r.get(i, 2)), std::string(r.get(i, 3))});
   return out;
 }
 

@@ -172,6 +172,14 @@ void EmbeddedPostgres::start() {
   }
 }
 
+void EmbeddedPostgres::attach_or_start() {
+  if (fs::exists(data_ / "postmaster.pid") && running()) {
+    log_->debug("embedded PostgreSQL: using the running server in '{}'", data_.string());
+    return;
+  }
+  start();
+}
+
 void EmbeddedPostgres::stop() {
   auto r = pg_ctl({"stop", "-D", data_.string(), "-m", "fast", "-w", "-t", "60", "-s"});
   started_ = false;

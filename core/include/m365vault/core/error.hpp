@@ -25,6 +25,7 @@ enum class Errc {
   overloaded,          // too many connections or requests: 503
   database,            // PostgreSQL failed: 503
   timeout,             // an operation ran past its deadline: 504
+  too_many_requests,   // rate limited (repeated authentication failures): 429
 };
 
 struct ErrcInfo {

@@ -1,6 +1,7 @@
 #pragma once
 // The daemon's commands. Only daemon/ builds concrete objects and wires them.
 #include <string>
+#include <vector>
 
 #include "m365vault/daemon/config.hpp"
 
@@ -11,6 +12,9 @@ enum class ServeMode { serve, demo };
 // Runs the service until SIGTERM/SIGINT. Returns the process exit status.
 // `source` is re-read on SIGHUP (log level).
 int run_serve(Config cfg, const ConfigSource& source, ServeMode mode);
+
+// `token create|list|revoke`: API tokens from the command line (the bootstrap).
+int run_token(const Config& cfg, const std::vector<std::string>& args);
 
 // Applies the database migrations and returns the exit status.
 int run_migrate(const Config& cfg);

@@ -41,6 +41,7 @@ struct Job {
   JobSpec spec;
   std::optional<sys_seconds> last_fired_for;
   std::optional<sys_seconds> next_fire_at;
+  nlohmann::json to_json() const;
 };
 
 struct ClaimedRun {
@@ -63,6 +64,31 @@ struct RunInfo {
   int takeovers;
   nlohmann::json progress;
   std::optional<std::string> error;
+  std::string kind;
+  std::string queued_at;  // RFC 3339, microseconds
+  std::optional<std::string> started_at, finished_at;
+  bool cancel_requested = false;
+  nlohmann::json to_json() const;
+};
+
+struct RunFilter {
+  std::optional<std::string> job_id;
+  std::optional<RunState> state;
+  std::optional<std::string> tenant_id;  // the job's tenant
+  std::optional<std::string> cursor;     // from the previous page
+  int limit = 50;
+};
+
+struct RunPage {
+  std::vector<RunInfo> runs;
+  std::optional<std::string> next_cursor;
+};
+
+struct RunEvent {
+  long long id;
+  std::string at;
+  std::string level;
+  std::string message;
 };
 
 struct HeartbeatResult {
@@ -80,6 +106,9 @@ class Queue {
   std::optional<Job> get_job(storage::PgConnection& c, const std::string& id_or_name) const;
   std::vector<Job> list_jobs(storage::PgConnection& c) const;
   bool delete_job(storage::PgConnection& c, const std::string& id) const;
+  // Replaces a job's settings (the API's PATCH merges first); recomputes the next
+  // fire time when the schedule or time zone changed. Same errors as create_job.
+  Job update_job(storage::PgConnection& c, const std::string& id, const JobSpec& spec, sys_seconds now) const;
 
   // Queues a manual run now; returns its id.
   std::string enqueue(storage::PgConnection& c, const std::string& job_id) const;
@@ -117,6 +146,10 @@ class Queue {
                  const std::string& message) const;
   std::optional<RunInfo> get_run(storage::PgConnection& c, const std::string& run_id) const;
   std::vector<RunInfo> list_runs(storage::PgConnection& c, const std::string& job_id) const;
+  // Newest first, keyset-paginated. Throws Error(Errc::bad_request) for a bad cursor.
+  RunPage list_runs(storage::PgConnection& c, const RunFilter& f) const;
+  std::vector<RunEvent> list_events(storage::PgConnection& c, const std::string& run_id, long long after_id,
+                                    int limit) const;
 
   // Events kept per run; older ones are dropped as new ones arrive.
   static constexpr int kMaxEventsPerRun = 1000;

@@ -38,6 +38,10 @@ class EmbeddedPostgres {
   // connections and creates the database. Throws Error naming what failed, with
   // the tail of the server log.
   void start();
+  // For administrator commands run beside a daemon: when the cluster is already
+  // up (its daemon is running), use it as it is and leave it running; otherwise
+  // start() it (and stop it with this object).
+  void attach_or_start();
   // Fast shutdown (in-flight transactions roll back), waiting for it to finish.
   void stop();
   bool running() const;

@@ -1,0 +1,414 @@
+#include "m365vault/api/v1.hpp"
+
+#include <mutex>
+#include <unordered_map>
+
+#include "input.hpp"
+#include "m365vault/api/auth.hpp"
+
+namespace m365vault::api {
+
+using boost::asio::awaitable;
+using net::Request;
+using net::Response;
+using scheduler::sys_seconds;
+
+namespace {
+
+constexpr std::initializer_list<Role> kAnyRole = {Role::admin, Role::operator_, Role::restorer, Role::viewer};
+constexpr std::initializer_list<Role> kOperate = {Role::admin, Role::operator_};
+constexpr std::initializer_list<Role> kAdmin = {Role::admin};
+
+// Failed authentications per remote address in the current minute.
+class FailureLimiter {
+ public:
+  explicit FailureLimiter(int per_minute) : limit_(per_minute) {}
+  bool blocked(const std::string& remote) {
+    std::lock_guard lk(mu_);
+    auto it = counts_.find(remote);
+    if (it == counts_.end()) return false;
+    if (std::chrono::steady_clock::now() - it->second.since > std::chrono::minutes(1)) {
+      counts_.erase(it);
+      return false;
+    }
+    return it->second.n >= limit_;
+  }
+  void failed(const std::string& remote) {
+    std::lock_guard lk(mu_);
+    if (counts_.size() > 100000) counts_.clear();  // bounded memory under a spray of addresses
+    auto& e = counts_[remote];
+    if (e.n == 0 || std::chrono::steady_clock::now() - e.since > std::chrono::minutes(1)) e = {0, std::chrono::steady_clock::now()};
+    ++e.n;
+  }
+
+ private:
+  struct Entry {
+    int n = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  int limit_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry> counts_;
+};
+
+struct Ctx {
+  ApiOptions o;
+  FailureLimiter limiter;
+  explicit Ctx(ApiOptions opts) : o(std::move(opts)), limiter(o.auth_failures_per_minute) {}
+};
+
+// What a handler may add to its audit line.
+struct AuditNote {
+  std::optional<std::string> tenant_id;
+  std::optional<std::string> target;
+  nlohmann::json detail = nlohmann::json::object();
+};
+
+using Authed = std::function<awaitable<Response>(Request&, const Principal&, AuditNote&)>;
+
+Response no_content() {
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+sys_seconds now_s() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
+
+Response unauthorized(const Request& req, const std::string& detail) {
+  auto res = Response::problem(Errc::unauthorized, detail, req.request_id);
+  res.headers.set("WWW-Authenticate", "Bearer realm=\"m365vault\"");
+  return res;
+}
+
+int limit_param(const Request& req, int dflt, int max) {
+  auto v = req.query_param("limit");
+  if (!v) return dflt;
+  if (v->empty() || v->size() > 6 || v->find_first_not_of("0123456789") != std::string::npos)
+    throw Error(Errc::bad_request, "parameter 'limit': expected a whole number from 1 to " + std::to_string(max));
+  int n = std::stoi(*v);
+  if (n < 1 || n > max)
+    throw Error(Errc::bad_request, "parameter 'limit': expected a whole number from 1 to " + std::to_string(max));
+  return n;
+}
+
+net::Handler secured(std::shared_ptr<Ctx> ctx, std::initializer_list<Role> roles, Authed h) {
+  std::vector<Role> allowed(roles);
+  return [ctx, allowed, h](Request& req) -> awaitable<Response> {
+    const bool is_change = req.method != "GET" && req.method != "HEAD";
+    AuditEntry audit;
+    audit.actor = "anonymous";
+    audit.remote = req.remote;
+    audit.request_id = req.request_id;
+    audit.action = req.method + " " + req.path;
+    auto record = [&](int status) -> awaitable<void> {
+      audit.outcome = status;
+      try {
+        auto write = [&audit](storage::PgConnection& c) {
+          AuditLog::record(c, audit);
+          return 0;
+        };
+        co_await ctx->o.db->run(write);
+      } catch (const std::exception& e) {
+        ctx->o.log->error("req={} audit record failed: {}", req.request_id, e.what());
+      }
+    };
+
+    if (ctx->limiter.blocked(req.remote)) {
+      auto res = Response::problem(Errc::too_many_requests,
+                                   "too many failed authentications from this address: wait a minute", req.request_id);
+      res.headers.set("Retry-After", "60");
+      co_return res;
+    }
+    auto authz = req.headers.get("Authorization");
+    std::string secret;
+    if (authz && authz->size() > 7 && (authz->substr(0, 7) == "Bearer " || authz->substr(0, 7) == "bearer "))
+      secret = std::string(authz->substr(7));
+    if (secret.empty()) {
+      ctx->limiter.failed(req.remote);
+      co_await record(401);
+      co_return unauthorized(req, "missing 'Authorization: Bearer <token>'");
+    }
+    auto auth = [secret](storage::PgConnection& c) { return TokenStore::authenticate(c, secret); };
+    std::optional<Principal> who;
+    try {
+      who = co_await ctx->o.db->run(auth);
+    } catch (const Error& e) {
+      co_return Response::problem(Errc::unavailable, std::string("cannot check the token: ") + e.what(), req.request_id);
+    }
+    if (!who) {
+      ctx->limiter.failed(req.remote);
+      co_await record(401);
+      co_return unauthorized(req, "the token is unknown, expired or revoked");
+    }
+    audit.token_id = who->token_id;
+    audit.actor = who->name;
+    audit.role = std::string(to_string(who->role));
+    audit.tenant_id = who->tenant_id;
+    if (std::find(allowed.begin(), allowed.end(), who->role) == allowed.end()) {
+      co_await record(403);
+      co_return Response::problem(Errc::forbidden,
+                                  "role '" + std::string(to_string(who->role)) + "' may not " + req.method + " " + req.route,
+                                  req.request_id);
+    }
+    AuditNote note;
+    Response res;
+    try {
+      res = co_await h(req, *who, note);
+    } catch (const Error& e) {
+      if (info(e.code()).http_status >= 500) ctx->o.log->error("req={} {}", req.request_id, e.what());
+      res = Response::problem(e.code(), e.what(), req.request_id);
+    }
+    if (is_change) {
+      if (note.tenant_id) audit.tenant_id = note.tenant_id;
+      audit.target = note.target;
+      audit.detail = note.detail;
+      co_await record(res.status);
+    }
+    co_return res;
+  };
+}
+
+bool visible(const Principal& p, const std::optional<std::string>& tenant_id) {
+  return !p.tenant_id || (tenant_id && *tenant_id == *p.tenant_id);
+}
+
+// The job named in the path, if this principal may see it; else 404.
+scheduler::Job visible_job(storage::PgConnection& c, const scheduler::Queue& q, const Principal& p, const std::string& id) {
+  auto job = q.get_job(c, require_uuid("job id", id));
+  if (!job || !visible(p, job->spec.tenant_id)) throw Error(Errc::not_found, "job '" + id + "' does not exist");
+  return *job;
+}
+
+scheduler::RunInfo visible_run(storage::PgConnection& c, const scheduler::Queue& q, const Principal& p,
+                               const std::string& id) {
+  auto run = q.get_run(c, require_uuid("run id", id));
+  if (run && p.tenant_id) {
+    auto job = q.get_job(c, run->job_id);
+    if (!job || !visible(p, job->spec.tenant_id)) run.reset();
+  }
+  if (!run) throw Error(Errc::not_found, "run '" + id + "' does not exist");
+  return *run;
+}
+
+const std::set<std::string> kJobKinds = {"backup"};
+
+// Applies the fields of a job body onto `spec` (all optional: PATCH; POST checks name).
+void apply_job_body(JsonInput& in, scheduler::JobSpec& spec, const Principal& p) {
+  if (auto v = in.string("name", 200)) spec.name = *v;
+  if (auto v = in.string("kind", 50)) {
+    if (!kJobKinds.count(*v)) JsonInput::fail("kind", "unknown kind '" + *v + "' (known: backup)");
+    spec.kind = *v;
+  }
+  if (in.has("tenant_id")) {
+    auto t = in.string("tenant_id", 36);
+    if (t) require_uuid("field 'tenant_id':", *t);
+    spec.tenant_id = t;
+  }
+  if (in.has("schedule")) spec.schedule = in.string("schedule", 200);
+  if (auto v = in.string("timezone", 100)) spec.timezone = *v;
+  if (auto v = in.boolean("enabled")) spec.enabled = *v;
+  if (auto v = in.integer("max_attempts", 1, 100)) spec.max_attempts = static_cast<int>(*v);
+  if (auto v = in.object("params")) spec.params = *v;
+  in.finish();
+  if (p.tenant_id) {
+    if (!spec.tenant_id) spec.tenant_id = p.tenant_id;
+    if (spec.tenant_id != p.tenant_id) throw Error(Errc::forbidden, "this token is restricted to another tenant");
+  }
+}
+
+}  // namespace
+
+void add_v1_routes(net::Router& r, ApiOptions opts) {
+  auto ctx = std::make_shared<Ctx>(std::move(opts));
+  auto& q = ctx->o.queue;
+  auto* db = ctx->o.db;
+
+  // --- tokens (admin) ---
+  r.add("GET", "/api/v1/tokens", secured(ctx, kAdmin, [db](Request&, const Principal&, AuditNote&) -> awaitable<Response> {
+          auto list = [](storage::PgConnection& c) { return TokenStore::list(c); };
+          auto tokens = co_await db->run(list);
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& t : tokens) items.push_back(t.to_json());
+          co_return Response::json(200, {{"items", items}});
+        }));
+  r.add("POST", "/api/v1/tokens",
+        secured(ctx, kAdmin, [db](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          JsonInput in(req);
+          auto name = in.string("name", 200);
+          auto role_s = in.string("role", 20);
+          auto tenant = in.string("tenant_id", 36);
+          auto expires = in.string("expires_at", 40);
+          in.finish();
+          if (!name) JsonInput::fail("name", "is required");
+          if (!role_s) JsonInput::fail("role", "is required (admin, operator, restorer or viewer)");
+          auto role = parse_role(*role_s);
+          if (!role) JsonInput::fail("role", "unknown role '" + *role_s + "' (admin, operator, restorer or viewer)");
+          if (tenant) require_uuid("field 'tenant_id':", *tenant);
+          if (expires && !scheduler::parse_rfc3339(*expires)) JsonInput::fail("expires_at", "not an RFC 3339 instant");
+          if (p.tenant_id && tenant != p.tenant_id)
+            throw Error(Errc::forbidden, "a tenant-restricted admin can only create tokens for its tenant");
+          auto create = [&](storage::PgConnection& c) {
+            return TokenStore::create(c, *name, *role, tenant, expires, "token:" + p.name);
+          };
+          auto t = co_await db->run(create);
+          note.target = "token:" + t.info.id;
+          note.detail = {{"name", t.info.name}, {"role", to_string(t.info.role)}};
+          auto j = t.info.to_json();
+          j["token"] = t.secret;
+          co_return Response::json(201, j);
+        }));
+  r.add("DELETE", "/api/v1/tokens/{id}",
+        secured(ctx, kAdmin, [db](Request& req, const Principal&, AuditNote& note) -> awaitable<Response> {
+          auto id = require_uuid("token id", req.params["id"]);
+          note.target = "token:" + id;
+          auto revoke = [id](storage::PgConnection& c) { return TokenStore::revoke(c, id); };
+          if (!co_await db->run(revoke)) throw Error(Errc::not_found, "token '" + id + "' does not exist or is revoked");
+          co_return no_content();
+        }));
+
+  // --- audit (admin) ---
+  r.add("GET", "/api/v1/audit", secured(ctx, kAdmin, [db](Request& req, const Principal&, AuditNote&) -> awaitable<Response> {
+          int limit = limit_param(req, 100, 1000);
+          std::optional<long long> before;
+          if (auto c = req.query_param("cursor")) {
+            if (c->empty() || c->size() > 18 || c->find_first_not_of("0123456789") != std::string::npos)
+              throw Error(Errc::bad_request, "parameter 'cursor': not a cursor this API returned");
+            before = std::stoll(*c);
+          }
+          auto list = [&](storage::PgConnection& c) { return AuditLog::list(c, before, limit); };
+          auto items = co_await db->run(list);
+          nlohmann::json next = nullptr;
+          if (static_cast<int>(items.size()) == limit) next = std::to_string(items.back()["id"].get<long long>());
+          co_return Response::json(200, {{"items", items}, {"next_cursor", next}});
+        }));
+
+  // --- jobs ---
+  r.add("GET", "/api/v1/jobs", secured(ctx, kAnyRole, [db, q](Request&, const Principal& p, AuditNote&) -> awaitable<Response> {
+          auto list = [q](storage::PgConnection& c) { return q.list_jobs(c); };
+          auto jobs = co_await db->run(list);
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& j : jobs)
+            if (visible(p, j.spec.tenant_id)) items.push_back(j.to_json());
+          co_return Response::json(200, {{"items", items}});
+        }));
+  r.add("POST", "/api/v1/jobs",
+        secured(ctx, kOperate, [db, q](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          JsonInput in(req);
+          scheduler::JobSpec spec;
+          spec.kind = "backup";
+          apply_job_body(in, spec, p);
+          if (spec.name.empty()) JsonInput::fail("name", "is required");
+          auto create = [&](storage::PgConnection& c) { return q.create_job(c, spec, now_s()); };
+          auto job = co_await db->run(create);
+          note.target = "job:" + job.id;
+          note.tenant_id = job.spec.tenant_id;
+          note.detail = {{"name", job.spec.name}};
+          auto res = Response::json(201, job.to_json());
+          res.headers.set("Location", "/api/v1/jobs/" + job.id);
+          co_return res;
+        }));
+  r.add("GET", "/api/v1/jobs/{id}",
+        secured(ctx, kAnyRole, [db, q](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          auto get = [&](storage::PgConnection& c) { return visible_job(c, q, p, req.params["id"]); };
+          co_return Response::json(200, (co_await db->run(get)).to_json());
+        }));
+  r.add("PATCH", "/api/v1/jobs/{id}",
+        secured(ctx, kOperate, [db, q](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          JsonInput in(req);
+          auto update = [&](storage::PgConnection& c) {
+            auto job = visible_job(c, q, p, req.params["id"]);
+            auto spec = job.spec;
+            apply_job_body(in, spec, p);
+            return q.update_job(c, job.id, spec, now_s());
+          };
+          auto job = co_await db->run(update);
+          note.target = "job:" + job.id;
+          note.tenant_id = job.spec.tenant_id;
+          co_return Response::json(200, job.to_json());
+        }));
+  r.add("DELETE", "/api/v1/jobs/{id}",
+        secured(ctx, kOperate, [db, q](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          auto del = [&](storage::PgConnection& c) {
+            auto job = visible_job(c, q, p, req.params["id"]);
+            q.delete_job(c, job.id);
+            return job;
+          };
+          auto job = co_await db->run(del);
+          note.target = "job:" + job.id;
+          note.tenant_id = job.spec.tenant_id;
+          co_return no_content();
+        }));
+  r.add("POST", "/api/v1/jobs/{id}/run",
+        secured(ctx, kOperate, [db, q](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          auto run = [&](storage::PgConnection& c) {
+            auto job = visible_job(c, q, p, req.params["id"]);
+            auto id = q.enqueue(c, job.id);
+            return std::make_pair(job, *q.get_run(c, id));
+          };
+          auto [job, info] = co_await db->run(run);
+          note.target = "run:" + info.id;
+          note.tenant_id = job.spec.tenant_id;
+          auto res = Response::json(202, info.to_json());
+          res.headers.set("Location", "/api/v1/runs/" + info.id);
+          co_return res;
+        }));
+
+  // --- runs ---
+  r.add("GET", "/api/v1/runs", secured(ctx, kAnyRole, [db, q](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          scheduler::RunFilter f;
+          if (auto j = req.query_param("job")) f.job_id = require_uuid("parameter 'job':", *j);
+          if (auto s = req.query_param("state")) {
+            f.state = scheduler::parse_run_state(*s);
+            if (!f.state)
+              throw Error(Errc::bad_request,
+                          "parameter 'state': expected queued, running, succeeded, partial, failed or cancelled");
+          }
+          f.tenant_id = p.tenant_id;
+          f.cursor = req.query_param("cursor");
+          f.limit = limit_param(req, 50, 500);
+          auto list = [&](storage::PgConnection& c) { return q.list_runs(c, f); };
+          auto page = co_await db->run(list);
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& run : page.runs) items.push_back(run.to_json());
+          co_return Response::json(200, {{"items", items},
+                                         {"next_cursor", page.next_cursor ? nlohmann::json(*page.next_cursor) : nullptr}});
+        }));
+  r.add("GET", "/api/v1/runs/{id}",
+        secured(ctx, kAnyRole, [db, q](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          auto get = [&](storage::PgConnection& c) { return visible_run(c, q, p, req.params["id"]); };
+          co_return Response::json(200, (co_await db->run(get)).to_json());
+        }));
+  r.add("POST", "/api/v1/runs/{id}/cancel",
+        secured(ctx, kOperate, [db, q](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          auto cancel = [&](storage::PgConnection& c) {
+            auto run = visible_run(c, q, p, req.params["id"]);
+            if (!q.request_cancel(c, run.id))
+              throw Error(Errc::conflict, "run '" + run.id + "' has ended already (" +
+                                              std::string(scheduler::to_string(run.state)) + ")");
+            return *q.get_run(c, run.id);
+          };
+          auto run = co_await db->run(cancel);
+          note.target = "run:" + run.id;
+          co_return Response::json(202, run.to_json());
+        }));
+  r.add("GET", "/api/v1/runs/{id}/events",
+        secured(ctx, kAnyRole, [db, q](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          long long after = 0;
+          if (auto a = req.query_param("after")) {
+            if (a->empty() || a->size() > 18 || a->find_first_not_of("0123456789") != std::string::npos)
+              throw Error(Errc::bad_request, "parameter 'after': expected an event id");
+            after = std::stoll(*a);
+          }
+          int limit = limit_param(req, 100, 1000);
+          auto list = [&](storage::PgConnection& c) {
+            auto run = visible_run(c, q, p, req.params["id"]);
+            return q.list_events(c, run.id, after, limit);
+          };
+          auto events = co_await db->run(list);
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& e : events) items.push_back({{"id", e.id}, {"at", e.at}, {"level", e.level}, {"message", e.message}});
+          co_return Response::json(200, {{"items", items}});
+        }));
+}
+
+}  // namespace m365vault::api

@@ -1,0 +1,57 @@
+#include <catch2/catch.hpp>
+#include <spdlog/sinks/null_sink.h>
+
+#include "m365vault/api/auth.hpp"
+#include "m365vault/storage/migrate.hpp"
+#include "support/pg.hpp"
+
+using namespace m365vault;
+using namespace m365vault::api;
+using storage::PgConnection;
+using m365vault::test::ScratchDatabase;
+
+namespace {
+PgConnection migrated(const ScratchDatabase& db) {
+  auto c = PgConnection::connect(db.conninfo());
+  spdlog::logger quiet("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  storage::migrate(c, storage::builtin_migrations(), quiet);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("tokens: only a hash is stored; expired and revoked tokens do not authenticate", "[pg]") {
+  ScratchDatabase db;
+  auto c = migrated(db);
+  auto t = TokenStore::create(c, "ops", Role::operator_, std::nullopt, std::nullopt, "test");
+  CHECK(t.secret.rfind("m365v_", 0) == 0);
+  CHECK(t.secret.size() == 6 + 43);  // 256 bits in base64url
+  // The secret appears in no column; its SHA-256 is what is kept.
+  CHECK(c.exec("SELECT count(*) FROM api_tokens t WHERE strpos(row_to_json(t)::text, $1) > 0", {t.secret})
+            .get_int(0, 0) == 0);
+  CHECK(c.exec("SELECT count(*) FROM api_tokens WHERE hash = sha256(convert_to($1, 'UTF8'))", {t.secret}).get_int(0, 0) ==
+        1);
+  auto p = TokenStore::authenticate(c, t.secret);
+  REQUIRE(p);
+  CHECK(p->role == Role::operator_);
+  CHECK(p->name == "ops");
+  CHECK_FALSE(TokenStore::authenticate(c, t.secret + "x"));
+
+  auto old = TokenStore::create(c, "old", Role::viewer, std::nullopt, std::string("2020-01-01T00:00:00Z"), "test");
+  CHECK_FALSE(TokenStore::authenticate(c, old.secret));
+  REQUIRE(TokenStore::revoke(c, t.info.id));
+  CHECK_FALSE(TokenStore::authenticate(c, t.secret));
+  CHECK_FALSE(TokenStore::revoke(c, t.info.id));
+}
+
+TEST_CASE("the audit log refuses UPDATE, DELETE and TRUNCATE", "[pg]") {
+  ScratchDatabase db;
+  auto c = migrated(db);
+  AuditLog::record(c, {std::nullopt, "cli", std::nullopt, "local", "r1", "token create", std::nullopt, "token:x", 201,
+                       nlohmann::json::object()});
+  CHECK_THROWS_WITH(c.exec("UPDATE audit_log SET actor = 'someone else'"), Catch::Contains("append-only"));
+  CHECK_THROWS_WITH(c.exec("DELETE FROM audit_log"), Catch::Contains("append-only"));
+  CHECK_THROWS_WITH(c.exec("TRUNCATE audit_log"), Catch::Contains("append-only"));
+  auto items = AuditLog::list(c, std::nullopt, 10);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0]["actor"] == "cli");
+}
