@@ -10,6 +10,9 @@ build_pkgs=(build-essential cmake ninja-build ccache pkg-config git
   libspdlog-dev libzstd-dev libsystemd-dev libtomlplusplus-dev libhowardhinnant-date-dev tzdata
   postgresql-15 openssl curl ca-certificates)
 test_pkgs=(catch2 wrk)
+# npm tools for tests come from the npm registry (scripts/npm-tools.sh); Node.js
+# itself from Debian when the machine has none.
+command -v npm >/dev/null 2>&1 || test_pkgs+=(nodejs npm)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--run" ] || pkgs+=("${test_pkgs[@]}")

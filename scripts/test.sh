@@ -15,6 +15,10 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 scripts/build.sh "${build_flag[@]}"
 
+# openapi.yaml is the API's contract: it must at least be a valid OpenAPI 3.1 document.
+npm_bin=$(scripts/npm-tools.sh)
+"$npm_bin/redocly" lint --format=summary openapi.yaml
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/m365vault-test-services-XXXXXX")
 chmod 755 "$work"
 cleanup() {
