@@ -32,6 +32,9 @@ M365VAULT_TEST_PG_URL=$("$dir/tests/m365vault-test-pg" start "$work/pg" 2>"$work
   exit 1
 }
 export M365VAULT_TEST_PG_URL
+# The API tests hold the server to openapi.yaml (routes, roles): they read it as JSON.
+"$npm_bin/redocly" bundle openapi.yaml --ext json -o "$work/openapi.json" >/dev/null 2>&1
+export M365VAULT_TEST_OPENAPI_JSON="$work/openapi.json"
 echo "test PostgreSQL: $M365VAULT_TEST_PG_URL"
 
 cd "$dir"

@@ -68,6 +68,12 @@ boost::asio::awaitable<Response> Router::dispatch(Request& req) const {
   co_return Response::problem(Errc::not_found, "no route for '" + req.path + "'", req.request_id);
 }
 
+std::vector<std::pair<std::string, std::string>> Router::routes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& r : routes_) out.emplace_back(r.method, r.path_template);
+  return out;
+}
+
 Handler Router::handler() const {
   return [this](Request& req) { return dispatch(req); };
 }

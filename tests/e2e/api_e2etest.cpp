@@ -6,7 +6,10 @@
 #include <csignal>
 #include <set>
 
+#include "m365vault/api/health.hpp"
+#include "m365vault/api/v1.hpp"
 #include "support/daemon.hpp"
+#include "support/env.hpp"
 #include "support/http_client.hpp"
 #include "support/temp_dir.hpp"
 
@@ -224,4 +227,74 @@ TEST_CASE("api: repeated authentication failures from one address are slowed dow
   auto blocked = a.call("GET", "/api/v1/jobs", a.admin);
   CHECK(blocked.status == 429);  // even a good token waits out the minute from that address
   CHECK(blocked.header("retry-after") == "60");
+}
+
+namespace {
+json load_openapi() {
+  auto path = require_service("M365VAULT_TEST_OPENAPI_JSON");
+  return json::parse(read_text(path));
+}
+const std::set<std::string> kMethods = {"get", "post", "put", "patch", "delete"};
+}  // namespace
+
+TEST_CASE("api: the server's routes and openapi.yaml's operations are the same set", "[e2e]") {
+  auto spec = load_openapi();
+  m365vault::net::Router router;
+  m365vault::api::add_health_routes(router, {});
+  m365vault::api::add_v1_routes(router, m365vault::api::ApiOptions{});
+  std::set<std::string> served, documented;
+  for (auto& [method, path] : router.routes()) served.insert(method + " " + path);
+  for (auto& [path, item] : spec["paths"].items())
+    for (auto& [method, op] : item.items())
+      if (kMethods.count(method)) {
+        std::string m = method;
+        for (auto& ch : m) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        documented.insert(m + " " + path);
+      }
+  CHECK(served == documented);
+}
+
+TEST_CASE("api: role matrix from openapi.yaml x-roles, for every operation and role", "[e2e]") {
+  auto spec = load_openapi();
+  ApiDaemon a;
+  std::map<std::string, std::string> tokens = {{"admin", a.admin},
+                                               {"operator", a.token("operator", "m-op")},
+                                               {"restorer", a.token("restorer", "m-re")},
+                                               {"viewer", a.token("viewer", "m-vi")}};
+  auto tenant_op = a.token("operator", "m-op-t", std::string("33333333-3333-4333-8333-333333333333"));
+  int checked = 0;
+  for (auto& [path, item] : spec["paths"].items()) {
+    if (path.rfind("/api/v1/", 0) != 0) continue;
+    for (auto& [method, op] : item.items()) {
+      if (!kMethods.count(method)) continue;
+      REQUIRE(op.contains("x-roles"));  // every API operation says who may call it
+      std::set<std::string> allowed = op["x-roles"].get<std::set<std::string>>();
+      std::string target = path;
+      for (auto pos = target.find('{'); pos != std::string::npos; pos = target.find('{'))
+        target.replace(pos, target.find('}', pos) - pos + 1, "44444444-4444-4444-8444-444444444444");
+      std::string m = method;
+      for (auto& ch : m) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      std::optional<json> body;
+      if (m == "POST" || m == "PATCH" || m == "PUT") body = json::object();
+      INFO(m << " " << target);
+      CHECK(a.call(m, target, "", body).status == 401);
+      for (auto& [role, token] : tokens) {
+        INFO("role " << role);
+        auto status = a.call(m, target, token, body).status;
+        if (allowed.count(role)) {
+          CHECK(status != 401);
+          CHECK(status != 403);
+          CHECK(status < 500);
+        } else {
+          CHECK(status == 403);
+        }
+        ++checked;
+      }
+      auto st = a.call(m, target, tenant_op, body).status;
+      CHECK(st == (allowed.count("operator") ? st : 403));
+      CHECK(st != 401);
+      CHECK(st < 500);
+    }
+  }
+  CHECK(checked >= 14 * 4);
 }

@@ -17,6 +17,8 @@ class Router {
   boost::asio::awaitable<Response> dispatch(Request& req) const;
   // A Handler that dispatches through this router (which must outlive it).
   Handler handler() const;
+  // Every (method, template) registered, in registration order.
+  std::vector<std::pair<std::string, std::string>> routes() const;
 
  private:
   struct Route {

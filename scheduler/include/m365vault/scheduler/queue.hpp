@@ -98,7 +98,8 @@ struct HeartbeatResult {
 
 class Queue {
  public:
-  explicit Queue(std::chrono::seconds lease = std::chrono::seconds(60)) : lease_(lease) {}
+  Queue() = default;
+  explicit Queue(std::chrono::seconds lease) : lease_(lease) {}
 
   // Jobs. Throws Error(Errc::bad_request) for a bad schedule or time zone and
   // Error(Errc::conflict) for a duplicate name.
@@ -155,7 +156,7 @@ class Queue {
   static constexpr int kMaxEventsPerRun = 1000;
 
  private:
-  std::chrono::seconds lease_;
+  std::chrono::seconds lease_{60};
 };
 
 }  // namespace m365vault::scheduler
