@@ -293,10 +293,12 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
     ping();
   }
 
-  // Refresh last_seen; also keeps the database gauge honest between scrapes.
+  // Refresh last_seen and the job/run gauges of /metrics.
   std::function<void()> beat;
+  bool first_beat = true;
   beat = [&] {
-    heartbeat.expires_after(30s);
+    heartbeat.expires_after(first_beat ? 1s : 15s);
+    first_beat = false;
     heartbeat.async_wait([&](boost::system::error_code ec) {
       if (ec || stopping) return;
       asio::co_spawn(
@@ -305,9 +307,16 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
             try {
               auto touch = [&](storage::PgConnection& c) {
                 c.exec("UPDATE instances SET last_seen = now() WHERE id = $1", {instance_id});
-                return 0;
+                return scheduler::Queue{}.stats(c);
               };
-              co_await db.run(touch);
+              auto stats = co_await db.run(touch);
+              for (auto& [state, n] : stats.runs_by_state)
+                metrics.gauge("m365vault_runs", "runs in the database by state", {{"state", state}})
+                    .set(static_cast<double>(n));
+              for (auto& [job, t] : stats.last_success_by_job)
+                metrics.gauge("m365vault_job_last_success_time_seconds", "when a job's last successful run ended",
+                              {{"job", job}})
+                    .set(t);
             } catch (const std::exception& e) {
               log->warn("heartbeat: {}", e.what());
             }

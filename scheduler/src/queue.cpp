@@ -438,4 +438,18 @@ std::vector<RunEvent> Queue::list_events(PgConnection& c, const std::string& run
   return out;
 }
 
+Queue::Stats Queue::stats(PgConnection& c) const {
+  Stats s;
+  for (auto st : {RunState::queued, RunState::running, RunState::succeeded, RunState::partial, RunState::failed,
+                  RunState::cancelled})
+    s.runs_by_state[std::string(to_string(st))] = 0;
+  auto r = c.exec("SELECT state, count(*) FROM runs GROUP BY state");
+  for (int i = 0; i < r.rows(); ++i) s.runs_by_state[std::string(r.get(i, 0))] = r.get_int(i, 1);
+  auto l = c.exec(
+      "SELECT j.name, extract(epoch from max(r.finished_at))::float8 FROM jobs j JOIN runs r ON r.job_id = j.id"
+      " WHERE r.state = 'succeeded' GROUP BY j.name");
+  for (int i = 0; i < l.rows(); ++i) s.last_success_by_job.emplace_back(std::string(l.get(i, 0)), std::stod(std::string(l.get(i, 1))));
+  return s;
+}
+
 }  // namespace m365vault::scheduler

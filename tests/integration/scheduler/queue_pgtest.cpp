@@ -289,3 +289,22 @@ TEST_CASE("a run keeps a bounded event log", "[pg]") {
   CHECK(r.get_int(0, 0) == Queue::kMaxEventsPerRun);
   CHECK(c.exec("SELECT count(*) FROM run_events WHERE message = 'event 0'").get_int(0, 0) == 0);
 }
+
+TEST_CASE("queue statistics count runs by state and the last success per job", "[pg]") {
+  ScratchDatabase db;
+  auto c = migrated(db);
+  Queue q;
+  auto job = q.create_job(c, manual_job("stats"), t0());
+  q.enqueue(c, job.id);
+  q.enqueue(c, job.id);
+  auto w = new_worker_id(c);
+  auto run = q.claim(c, w);
+  REQUIRE(q.finish(c, run->id, w, RunState::succeeded, std::nullopt));
+  auto s = q.stats(c);
+  CHECK(s.runs_by_state["succeeded"] == 1);
+  CHECK(s.runs_by_state["queued"] == 1);
+  CHECK(s.runs_by_state["failed"] == 0);
+  REQUIRE(s.last_success_by_job.size() == 1);
+  CHECK(s.last_success_by_job[0].first == "stats");
+  CHECK(s.last_success_by_job[0].second > 1.7e9);
+}

@@ -10,6 +10,7 @@
 // All methods are blocking and take the connection to use; call them through
 // storage::Database::run on the database threads. Thread-compatible.
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -151,6 +152,13 @@ class Queue {
   RunPage list_runs(storage::PgConnection& c, const RunFilter& f) const;
   std::vector<RunEvent> list_events(storage::PgConnection& c, const std::string& run_id, long long after_id,
                                     int limit) const;
+
+  // Figures for /metrics: runs by state, and per job the last successful end.
+  struct Stats {
+    std::map<std::string, long long> runs_by_state;
+    std::vector<std::pair<std::string, double>> last_success_by_job;  // job name, unix seconds
+  };
+  Stats stats(storage::PgConnection& c) const;
 
   // Events kept per run; older ones are dropped as new ones arrive.
   static constexpr int kMaxEventsPerRun = 1000;
