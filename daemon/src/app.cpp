@@ -1,4 +1,5 @@
 #include "m365vault/daemon/app.hpp"
+#include "wiring.hpp"
 
 #include <systemd/sd-daemon.h>
 #include <sys/stat.h>
@@ -40,15 +41,7 @@ namespace m365vault::daemon {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-namespace {
-
-// The database the daemon uses: the configured URL, or the embedded cluster.
-struct DatabaseHandle {
-  std::unique_ptr<storage::EmbeddedPostgres> embedded;
-  std::string conninfo;
-};
-
-DatabaseHandle open_database(const Config& cfg, Logging& logging, bool attach = false) {
+DatabaseHandle open_database(const Config& cfg, Logging& logging, bool attach) {
   DatabaseHandle h;
   if (!cfg.database.url.empty()) {
     h.conninfo = cfg.database.url;
@@ -103,8 +96,8 @@ void migrate_with_retry(const Config& cfg, const std::string& conninfo, spdlog::
   }
 }
 
+namespace {
 void notify(const std::string& state) { sd_notify(0, state.c_str()); }
-
 }  // namespace
 
 std::string demo_data_dir() {
@@ -122,76 +115,6 @@ int run_migrate(const Config& cfg) {
   std::cout << "database schema at version " << r.to_version << " (was " << r.from_version << ", applied "
             << r.applied.size() << ")\n";
   return 0;
-}
-
-int run_token(const Config& cfg, const std::vector<std::string>& args) {
-  Logging logging(cfg.log.format, spdlog::level::warn);
-  auto usage = [] {
-    std::cerr << "usage: m365vaultd token create --role admin|operator|restorer|viewer --name NAME"
-                 " [--tenant UUID] [--expires RFC3339]\n"
-                 "       m365vaultd token list\n"
-                 "       m365vaultd token revoke ID\n";
-    return 2;
-  };
-  if (args.empty()) return usage();
-  std::map<std::string, std::string> opts;
-  std::vector<std::string> positional;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (args[i].rfind("--", 0) == 0) {
-      if (i + 1 >= args.size()) {
-        std::cerr << "m365vaultd: option '" << args[i] << "' needs a value\n";
-        return 2;
-      }
-      opts[args[i].substr(2)] = args[i + 1];
-      ++i;
-    } else {
-      positional.push_back(args[i]);
-    }
-  }
-  for (auto& [k, _] : opts)
-    if (k != "role" && k != "name" && k != "tenant" && k != "expires") {
-      std::cerr << "m365vaultd: unknown option '--" << k << "'\n";
-      return usage();
-    }
-  const auto& verb = args[0];
-  auto dbh = open_database(cfg, logging, true);
-  migrate_with_retry(cfg, dbh.conninfo, *logging.get("db"));
-  auto conn = storage::PgConnection::connect(dbh.conninfo, timeouts_of(cfg));
-  if (verb == "create") {
-    if (!opts.count("role") || !opts.count("name")) return usage();
-    auto role = api::parse_role(opts["role"]);
-    if (!role) {
-      std::cerr << "m365vaultd: unknown role '" << opts["role"] << "' (admin, operator, restorer or viewer)\n";
-      return 2;
-    }
-    std::optional<std::string> tenant, expires;
-    if (opts.count("tenant")) tenant = opts["tenant"];
-    if (opts.count("expires")) expires = opts["expires"];
-    auto t = api::TokenStore::create(conn, opts["name"], *role, tenant, expires, "cli");
-    api::AuditLog::record(conn, {std::nullopt, "cli", std::nullopt, "local", "", "token create", tenant,
-                                 "token:" + t.info.id, 201, {{"name", t.info.name}, {"role", api::to_string(*role)}}});
-    std::cerr << "token '" << t.info.name << "' (" << api::to_string(*role) << ", id " << t.info.id
-              << ") created. It is shown once, here; store it now:\n";
-    std::cout << t.secret << std::endl;
-    return 0;
-  }
-  if (verb == "list") {
-    for (auto& t : api::TokenStore::list(conn))
-      std::cout << t.id << "  " << t.prefix << "…  " << api::to_string(t.role) << "  " << t.name
-                << (t.revoked_at ? "  (revoked)" : "") << "\n";
-    return 0;
-  }
-  if (verb == "revoke" && positional.size() == 1) {
-    if (!api::TokenStore::revoke(conn, positional[0])) {
-      std::cerr << "m365vaultd: no active token '" << positional[0] << "'\n";
-      return 1;
-    }
-    api::AuditLog::record(conn, {std::nullopt, "cli", std::nullopt, "local", "", "token revoke", std::nullopt,
-                                 "token:" + positional[0], 204, nlohmann::json::object()});
-    std::cout << "revoked\n";
-    return 0;
-  }
-  return usage();
 }
 
 int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {

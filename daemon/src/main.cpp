@@ -26,6 +26,8 @@ const char* kUsage =
     "  migrate    apply database migrations and exit\n"
     "  token create --role admin|operator|restorer|viewer --name NAME [--tenant UUID] [--expires RFC3339]\n"
     "             create an API token (printed once); token list; token revoke ID\n"
+    "  job add --name NAME [--schedule CRON --timezone TZ] ... | job list | job show|rm|run NAME\n"
+    "             backup jobs (see `m365vaultd job` for the options)\n"
     "\n"
     "options:\n"
     "  --config FILE   configuration file (default /etc/m365vault/m365vault.toml, or $M365VAULT_CONFIG)\n"
@@ -48,7 +50,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest;  // the arguments after a command that takes some
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    if (command == "token") {
+    if (command == "token" || command == "job") {
       rest.push_back(a);
       continue;
     }
@@ -88,7 +90,8 @@ int main(int argc, char** argv) {
     std::cerr << kUsage;
     return kExitUsage;
   }
-  if (command != "serve" && command != "demo" && command != "migrate" && command != "token") {
+  if (command != "serve" && command != "demo" && command != "migrate" && command != "token" &&
+      command != "job") {
     std::cerr << "m365vaultd: unknown command '" << command << "'\n" << kUsage;
     return kExitUsage;
   }
@@ -114,6 +117,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "migrate") return run_migrate(cfg);
     if (command == "token") return run_token(cfg, rest);
+    if (command == "job") return run_job(cfg, rest);
     return run_serve(cfg, source, command == "demo" ? ServeMode::demo : ServeMode::serve);
   } catch (const Error& e) {
     std::cerr << "m365vaultd: " << e.what() << "\n";

@@ -300,3 +300,45 @@ TEST_CASE("demo runs on embedded defaults and says where everything is", "[e2e]"
   CHECK(d.process().wait(30s) == std::optional<int>(0));
   CHECK(no_postgres_left(dir / "data"));
 }
+
+TEST_CASE("job commands add, list, show, run and remove jobs beside a running daemon", "[e2e]") {
+  TempDir dir;
+  auto port = free_port();
+  auto env = base_env(dir, port);
+  Daemon d({{"serve"}, env, dir / "daemon.log"});
+  REQUIRE(wait_for_status(port, "/readyz", 200, 30s).status == 200);
+
+  auto add = run_daemon_command({"job", "add", "--name", "nightly", "--schedule", "0 2 * * *", "--timezone",
+                                 "Europe/Berlin", "--params", "{\"categories\":[\"mail\"]}"},
+                                env);
+  INFO(add.output);
+  REQUIRE(add.exit_code == 0);
+  CHECK_THAT(add.output, Catch::Contains("job 'nightly' added"));
+
+  auto bad = run_daemon_command({"job", "add", "--name", "broken", "--schedule", "0 25 * * *"}, env);
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("hour: 25 is outside 0-23"));
+  CHECK(run_daemon_command({"job", "add", "--name", "x", "--colour", "red"}, env).exit_code == 2);
+  auto dup = run_daemon_command({"job", "add", "--name", "nightly"}, env);
+  CHECK(dup.exit_code == 1);
+  CHECK_THAT(dup.output, Catch::Contains("exists already"));
+
+  auto list = run_daemon_command({"job", "list"}, env);
+  CHECK(list.exit_code == 0);
+  CHECK_THAT(list.output, Catch::Contains("0 2 * * * Europe/Berlin"));
+
+  auto run = run_daemon_command({"job", "run", "nightly"}, env);
+  CHECK(run.exit_code == 0);
+  CHECK_THAT(run.output, Catch::Contains("queued"));
+  auto show = run_daemon_command({"job", "show", "nightly"}, env);
+  CHECK(show.exit_code == 0);
+  CHECK_THAT(show.output, Catch::Contains("\"categories\""));
+  CHECK_THAT(show.output, Catch::Contains("queued"));
+
+  CHECK(run_daemon_command({"job", "rm", "nightly"}, env).exit_code == 0);
+  CHECK(run_daemon_command({"job", "show", "nightly"}, env).exit_code == 1);
+  // The daemon kept running through all of it (its PostgreSQL was shared, not restarted).
+  CHECK(http_get(port, "/readyz").status == 200);
+  d.process().signal(SIGTERM);
+  CHECK(d.process().wait(30s) == std::optional<int>(0));
+}

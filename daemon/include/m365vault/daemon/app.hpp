@@ -15,6 +15,8 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode);
 
 // `token create|list|revoke`: API tokens from the command line (the bootstrap).
 int run_token(const Config& cfg, const std::vector<std::string>& args);
+// `job add|list|show|rm|run`: backup jobs from the command line.
+int run_job(const Config& cfg, const std::vector<std::string>& args);
 
 // Applies the database migrations and returns the exit status.
 int run_migrate(const Config& cfg);

@@ -1,0 +1,263 @@
+// Administrator commands: `token ...` and `job ...`. They run the same code as
+// the API (TokenStore, Queue), against the configured database, beside a
+// running daemon or without one.
+#include <unistd.h>
+
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "m365vault/api/auth.hpp"
+#include "m365vault/core/error.hpp"
+#include "m365vault/daemon/app.hpp"
+#include "m365vault/scheduler/queue.hpp"
+#include "wiring.hpp"
+
+namespace m365vault::daemon {
+
+namespace {
+
+// `VERB [POSITIONAL...] [--key value | --flag]...`, checked against the options
+// the verb takes. Throws Error(Errc::invalid_config) (exit status 2) naming the
+// offending argument.
+struct Args {
+  std::string verb;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> opts;
+  std::set<std::string> flags;
+
+  static Args parse(const std::vector<std::string>& in, const std::set<std::string>& valued,
+                    const std::set<std::string>& flag_names) {
+    Args a;
+    if (in.empty()) throw Error(Errc::invalid_config, "missing a verb");
+    a.verb = in[0];
+    for (size_t i = 1; i < in.size(); ++i) {
+      const auto& s = in[i];
+      if (s.rfind("--", 0) != 0) {
+        a.positional.push_back(s);
+        continue;
+      }
+      auto name = s.substr(2);
+      if (flag_names.count(name)) {
+        a.flags.insert(name);
+      } else if (valued.count(name)) {
+        if (i + 1 >= in.size()) throw Error(Errc::invalid_config, "option '" + s + "' needs a value");
+        a.opts[name] = in[++i];
+      } else {
+        throw Error(Errc::invalid_config, "unknown option '" + s + "'");
+      }
+    }
+    return a;
+  }
+  std::optional<std::string> opt(const std::string& k) const {
+    auto it = opts.find(k);
+    return it == opts.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+};
+
+struct Session {
+  Logging logging;
+  DatabaseHandle dbh;
+  storage::PgConnection conn;
+  explicit Session(const Config& cfg)
+      : logging(cfg.log.format, spdlog::level::warn), dbh(open_database(cfg, logging, true)),
+        conn((migrate_with_retry(cfg, dbh.conninfo, *logging.get("db")),
+              storage::PgConnection::connect(dbh.conninfo, timeouts_of(cfg)))) {}
+};
+
+void audit_cli(storage::PgConnection& c, const std::string& action, const std::optional<std::string>& tenant,
+               const std::string& target, int outcome, nlohmann::json detail = nlohmann::json::object()) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  api::AuditLog::record(c, {std::nullopt, "cli", std::nullopt, std::string("local:") + host, "", action, tenant, target,
+                            outcome, std::move(detail)});
+}
+
+scheduler::sys_seconds now_s() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
+
+std::string or_dash(const std::optional<scheduler::sys_seconds>& t) {
+  return t ? scheduler::format_rfc3339(*t) : std::string("-");
+}
+
+}  // namespace
+
+int run_token(const Config& cfg, const std::vector<std::string>& raw) {
+  const char* usage =
+      "usage: m365vaultd token create --role admin|operator|restorer|viewer --name NAME [--tenant UUID] [--expires RFC3339]\n"
+      "       m365vaultd token list\n"
+      "       m365vaultd token revoke ID\n";
+  Args a;
+  try {
+    a = Args::parse(raw, {"role", "name", "tenant", "expires"}, {});
+  } catch (const Error& e) {
+    std::cerr << "m365vaultd token: " << e.what() << "\n" << usage;
+    return 2;
+  }
+  if (a.verb == "create") {
+    if (!a.opt("role") || !a.opt("name")) {
+      std::cerr << usage;
+      return 2;
+    }
+    auto role = api::parse_role(*a.opt("role"));
+    if (!role) {
+      std::cerr << "m365vaultd: unknown role '" << *a.opt("role") << "' (admin, operator, restorer or viewer)\n";
+      return 2;
+    }
+    Session s(cfg);
+    auto t = api::TokenStore::create(s.conn, *a.opt("name"), *role, a.opt("tenant"), a.opt("expires"), "cli");
+    audit_cli(s.conn, "token create", a.opt("tenant"), "token:" + t.info.id, 201,
+              {{"name", t.info.name}, {"role", api::to_string(*role)}});
+    std::cerr << "token '" << t.info.name << "' (" << api::to_string(*role) << ", id " << t.info.id
+              << ") created. It is shown once, here; store it now:\n";
+    std::cout << t.secret << std::endl;
+    return 0;
+  }
+  if (a.verb == "list") {
+    Session s(cfg);
+    for (auto& t : api::TokenStore::list(s.conn))
+      std::cout << t.id << "  " << t.prefix << "...  " << api::to_string(t.role) << "  " << t.name
+                << (t.revoked_at ? "  (revoked)" : "") << "\n";
+    return 0;
+  }
+  if (a.verb == "revoke" && a.positional.size() == 1) {
+    Session s(cfg);
+    if (!api::TokenStore::revoke(s.conn, a.positional[0])) {
+      std::cerr << "m365vaultd: no active token '" << a.positional[0] << "'\n";
+      return 1;
+    }
+    audit_cli(s.conn, "token revoke", std::nullopt, "token:" + a.positional[0], 204);
+    std::cout << "revoked\n";
+    return 0;
+  }
+  std::cerr << usage;
+  return 2;
+}
+
+int run_job(const Config& cfg, const std::vector<std::string>& raw) {
+  const char* usage =
+      "usage: m365vaultd job add --name NAME [--kind backup] [--tenant UUID] [--schedule CRON] [--timezone TZ]\n"
+      "                          [--max-attempts N] [--params JSON] [--disabled]\n"
+      "       m365vaultd job list\n"
+      "       m365vaultd job show NAME|ID\n"
+      "       m365vaultd job rm NAME|ID\n"
+      "       m365vaultd job run NAME|ID [--wait]\n";
+  Args a;
+  try {
+    a = Args::parse(raw, {"name", "kind", "tenant", "schedule", "timezone", "max-attempts", "params"},
+                    {"disabled", "wait"});
+  } catch (const Error& e) {
+    std::cerr << "m365vaultd job: " << e.what() << "\n" << usage;
+    return 2;
+  }
+  scheduler::Queue q;
+  auto find = [&](Session& s) -> std::optional<scheduler::Job> {
+    if (a.positional.size() != 1) return std::nullopt;
+    auto job = q.get_job(s.conn, a.positional[0]);
+    if (!job) std::cerr << "m365vaultd: no job '" << a.positional[0] << "'\n";
+    return job;
+  };
+  if (a.verb == "add") {
+    if (!a.opt("name")) {
+      std::cerr << usage;
+      return 2;
+    }
+    scheduler::JobSpec spec;
+    spec.name = *a.opt("name");
+    spec.kind = a.opt("kind").value_or("backup");
+    spec.tenant_id = a.opt("tenant");
+    spec.schedule = a.opt("schedule");
+    spec.timezone = a.opt("timezone").value_or("UTC");
+    spec.enabled = !a.flags.count("disabled");
+    if (auto n = a.opt("max-attempts")) {
+      if (n->empty() || n->size() > 3 || n->find_first_not_of("0123456789") != std::string::npos) {
+        std::cerr << "m365vaultd: --max-attempts takes a whole number from 1 to 100\n";
+        return 2;
+      }
+      spec.max_attempts = std::stoi(*n);
+    }
+    if (auto p = a.opt("params")) {
+      try {
+        spec.params = nlohmann::json::parse(*p);
+      } catch (const std::exception&) {
+        std::cerr << "m365vaultd: --params is not valid JSON\n";
+        return 2;
+      }
+      if (!spec.params.is_object()) {
+        std::cerr << "m365vaultd: --params must be a JSON object\n";
+        return 2;
+      }
+    }
+    Session s(cfg);
+    try {
+      auto job = q.create_job(s.conn, spec, now_s());
+      audit_cli(s.conn, "job add", job.spec.tenant_id, "job:" + job.id, 201, {{"name", job.spec.name}});
+      std::cout << "job '" << job.spec.name << "' added (id " << job.id << "), next run " << or_dash(job.next_fire_at)
+                << "\n";
+      return 0;
+    } catch (const Error& e) {
+      std::cerr << "m365vaultd: " << e.what() << "\n";
+      return e.code() == Errc::bad_request ? 2 : 1;
+    }
+  }
+  if (a.verb == "list") {
+    Session s(cfg);
+    std::cout << std::left << std::setw(38) << "ID" << std::setw(24) << "NAME" << std::setw(10) << "KIND"
+              << std::setw(22) << "SCHEDULE" << "NEXT RUN\n";
+    for (auto& j : q.list_jobs(s.conn))
+      std::cout << std::setw(38) << j.id << std::setw(24) << j.spec.name << std::setw(10) << j.spec.kind << std::setw(22)
+                << (j.spec.schedule ? *j.spec.schedule + " " + j.spec.timezone : std::string("manual"))
+                << (j.spec.enabled ? or_dash(j.next_fire_at) : std::string("disabled")) << "\n";
+    return 0;
+  }
+  if (a.verb == "show") {
+    Session s(cfg);
+    auto job = find(s);
+    if (!job) return a.positional.size() == 1 ? 1 : (std::cerr << usage, 2);
+    std::cout << job->to_json().dump(2) << "\n";
+    scheduler::RunFilter f;
+    f.job_id = job->id;
+    f.limit = 10;
+    auto page = q.list_runs(s.conn, f);
+    std::cout << "last runs:\n";
+    for (auto& r : page.runs)
+      std::cout << "  " << r.id << "  " << std::setw(10) << scheduler::to_string(r.state) << " " << r.queued_at
+                << (r.error ? "  " + *r.error : "") << "\n";
+    return 0;
+  }
+  if (a.verb == "rm") {
+    Session s(cfg);
+    auto job = find(s);
+    if (!job) return a.positional.size() == 1 ? 1 : (std::cerr << usage, 2);
+    q.delete_job(s.conn, job->id);
+    audit_cli(s.conn, "job rm", job->spec.tenant_id, "job:" + job->id, 204);
+    std::cout << "job '" << job->spec.name << "' removed\n";
+    return 0;
+  }
+  if (a.verb == "run") {
+    Session s(cfg);
+    auto job = find(s);
+    if (!job) return a.positional.size() == 1 ? 1 : (std::cerr << usage, 2);
+    auto run_id = q.enqueue(s.conn, job->id);
+    audit_cli(s.conn, "job run", job->spec.tenant_id, "run:" + run_id, 202);
+    std::cout << "run " << run_id << " queued\n";
+    if (!a.flags.count("wait")) return 0;
+    // Plain progress lines; the run is executed by a daemon's worker.
+    std::string last;
+    for (;;) {
+      auto r = q.get_run(s.conn, run_id);
+      if (!r) return 1;
+      auto line = std::string(scheduler::to_string(r->state)) + " " + r->progress.dump();
+      if (line != last) std::cout << line << std::endl;
+      last = line;
+      if (r->state != scheduler::RunState::queued && r->state != scheduler::RunState::running)
+        return r->state == scheduler::RunState::succeeded ? 0 : 1;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+  std::cerr << usage;
+  return 2;
+}
+
+}  // namespace m365vault::daemon
