@@ -1,0 +1,203 @@
+// The HTTP client against our own server on loopback, plain and TLS.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <spdlog/sinks/null_sink.h>
+
+#include <thread>
+
+#include "m365vault/core/process.hpp"
+#include "m365vault/net/client.hpp"
+#include "m365vault/net/router.hpp"
+#include "m365vault/net/server.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace m365vault;
+using namespace m365vault::net;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+struct Fixture {
+  asio::io_context server_ioc;
+  Router router;
+  MetricsRegistry metrics;
+  std::unique_ptr<HttpServer> server;
+  std::thread server_thread;
+  asio::io_context ioc;  // the client's
+
+  explicit Fixture(ServerOptions o = {}) {
+    router.add("GET", "/hello", [](Request& r) -> asio::awaitable<Response> {
+      auto res = Response::text(200, "hello " + r.query_param("name").value_or("?"));
+      res.headers.set("X-Echo-Agent", std::string(r.headers.get("User-Agent").value_or("")));
+      co_return res;
+    });
+    router.add("POST", "/echo", [](Request& r) -> asio::awaitable<Response> { co_return Response::text(201, r.body); });
+    router.add("GET", "/big", [](Request&) -> asio::awaitable<Response> {
+      Response res;
+      res.content_length = 5 * 1024 * 1024;
+      res.stream = [](BodySink& sink) -> asio::awaitable<void> {
+        std::string block(1024 * 1024, 'b');
+        for (int i = 0; i < 5; ++i) co_await sink.write(block);
+      };
+      co_return res;
+    });
+    router.add("GET", "/slow", [](Request&) -> asio::awaitable<Response> {
+      asio::steady_timer t(co_await asio::this_coro::executor, 2s);
+      co_await t.async_wait(asio::use_awaitable);
+      co_return Response::text(200, "late");
+    });
+    router.add("GET", "/redirect", [](Request&) -> asio::awaitable<Response> {
+      auto res = Response::text(302, "");
+      res.headers.set("Location", "/hello");
+      co_return res;
+    });
+    o.host = "127.0.0.1";
+    o.port = 0;
+    server = std::make_unique<HttpServer>(server_ioc, o, router.handler(),
+                                          std::make_shared<spdlog::logger>("s", std::make_shared<spdlog::sinks::null_sink_mt>()),
+                                          &metrics);
+    server->start();
+    server_thread = std::thread([this] { server_ioc.run(); });
+  }
+  ~Fixture() {
+    server->stop(0ms, [] {});
+    server_thread.join();
+  }
+  std::string url(const std::string& path, const std::string& scheme = "http") {
+    return scheme + "://127.0.0.1:" + std::to_string(server->port()) + path;
+  }
+  template <class T>
+  T run(asio::awaitable<T> op) {
+    auto f = asio::co_spawn(ioc, std::move(op), asio::use_future);
+    ioc.restart();
+    ioc.run();
+    return f.get();
+  }
+  double connections_accepted() { return metrics.counter("m365vault_http_connections_total", "").value(); }
+};
+
+ClientRequest get(const std::string& url) {
+  ClientRequest r;
+  r.url = url;
+  return r;
+}
+
+Errc error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  FAIL("no error");
+  return Errc::internal;
+}
+
+}  // namespace
+
+TEST_CASE("client: GET and POST on loopback, one pooled connection reused", "[unit]") {
+  Fixture f;
+  HttpClient c(f.ioc.get_executor(), {});
+  auto r = f.run(c.request(get(f.url("/hello?name=vault"))));
+  CHECK(r.status == 200);
+  CHECK(r.body == "hello vault");
+  CHECK(r.headers.get("X-Echo-Agent") == std::optional<std::string_view>("m365vault"));
+  ClientRequest post;
+  post.method = "POST";
+  post.url = f.url("/echo");
+  post.headers.set("Content-Type", "application/json");
+  post.body = "{\"a\":1}";
+  auto p = f.run(c.request(post));
+  CHECK(p.status == 201);
+  CHECK(p.body == "{\"a\":1}");
+  CHECK(c.idle_connections() == 1);
+  CHECK(f.connections_accepted() == 1);  // both requests on one connection
+  // Redirects are the caller's to follow.
+  auto red = f.run(c.request(get(f.url("/redirect"))));
+  CHECK(red.status == 302);
+  CHECK(red.headers.get("Location") == std::optional<std::string_view>("/hello"));
+}
+
+TEST_CASE("client: a streamed body arrives in bounded pieces; an in-memory one is capped", "[unit]") {
+  Fixture f;
+  HttpClient c(f.ioc.get_executor(), {});
+  std::size_t total = 0, largest = 0;
+  auto r = f.run(c.request_streamed(get(f.url("/big")), [&](std::string_view piece) -> asio::awaitable<void> {
+    total += piece.size();
+    largest = std::max(largest, piece.size());
+    co_return;
+  }));
+  CHECK(r.status == 200);
+  CHECK(r.body.empty());
+  CHECK(total == 5u * 1024 * 1024);
+  CHECK(largest <= 64u * 1024);
+
+  ClientOptions small;
+  small.max_body = 1024 * 1024;
+  HttpClient capped(f.ioc.get_executor(), small);
+  CHECK(error_of([&] { f.run(capped.request(get(f.url("/big")))); }) == Errc::payload_too_large);
+}
+
+TEST_CASE("client: deadlines, refused connections and refused schemes are typed errors", "[unit]") {
+  Fixture f;
+  ClientOptions o;
+  o.io_timeout = 300ms;
+  HttpClient c(f.ioc.get_executor(), o);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(error_of([&] { f.run(c.request(get(f.url("/slow")))); }) == Errc::timeout);
+  CHECK(std::chrono::steady_clock::now() - t0 < 1500ms);
+
+  asio::io_context tmp;
+  asio::ip::tcp::acceptor a(tmp, {asio::ip::make_address("127.0.0.1"), 0});
+  auto dead_port = a.local_endpoint().port();
+  a.close();
+  CHECK(error_of([&] { f.run(c.request(get("http://127.0.0.1:" + std::to_string(dead_port) + "/"))); }) ==
+        Errc::unavailable);
+  CHECK(error_of([&] { f.run(c.request(get("http://example.invalid/x"))); }) == Errc::bad_request);
+  CHECK(error_of([&] { f.run(c.request(get("ftp://127.0.0.1/x"))); }) == Errc::bad_request);
+  CHECK(error_of([&] { f.run(c.request(get("not a url"))); }) == Errc::bad_request);
+}
+
+TEST_CASE("client: a pooled connection the server closed is replaced transparently", "[unit]") {
+  ServerOptions so;
+  so.idle_timeout = 200ms;
+  Fixture f(so);
+  HttpClient c(f.ioc.get_executor(), {});
+  CHECK(f.run(c.request(get(f.url("/hello")))).status == 200);
+  std::this_thread::sleep_for(500ms);  // the server drops the idle connection
+  CHECK(f.run(c.request(get(f.url("/hello")))).status == 200);
+  CHECK(f.connections_accepted() == 2);
+}
+
+TEST_CASE("client: HTTPS verifies the certificate and the host name", "[unit]") {
+  m365vault::test::TempDir dir;
+  auto key = (dir / "key.pem").string(), cert = (dir / "cert.pem").string();
+  ProcessOptions gen;
+  gen.argv = {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+              "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"};
+  gen.capture_output = true;
+  REQUIRE(run_process(gen).exit_code == 0);
+  ServerOptions so;
+  so.tls_cert_file = cert;
+  so.tls_key_file = key;
+  Fixture f(so);
+
+  ClientOptions trusted;
+  trusted.ca_file = cert;
+  HttpClient good(f.ioc.get_executor(), trusted);
+  auto r = f.run(good.request(get(f.url("/hello?name=tls", "https"))));
+  CHECK(r.status == 200);
+  CHECK(r.body == "hello tls");
+  auto by_name = f.run(good.request(get("https://localhost:" + std::to_string(f.server->port()) + "/hello")));
+  CHECK(by_name.status == 200);
+
+  HttpClient system_cas(f.ioc.get_executor(), {});  // a self-signed certificate is not trusted
+  CHECK(error_of([&] { f.run(system_cas.request(get(f.url("/hello", "https")))); }) == Errc::unavailable);
+}
