@@ -31,6 +31,8 @@
 #include "m365vault/core/version.hpp"
 #include "m365vault/net/router.hpp"
 #include "m365vault/net/server.hpp"
+#include "m365vault/net/client.hpp"
+#include "m365vault/scheduler/notifier.hpp"
 #include "m365vault/scheduler/worker.hpp"
 #include "m365vault/storage/embedded_pg.hpp"
 #include "m365vault/storage/migrate.hpp"
@@ -151,7 +153,9 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   health.metrics = &metrics;
   health.checks.push_back({"database", [&db](std::chrono::milliseconds t) { return db.ping(t); }});
   api::add_health_routes(router, health);
-  api::add_v1_routes(router, {&db, scheduler::Queue{}, logging.get("api")});
+  scheduler::Queue queue;
+  queue.set_notifications(!cfg.notify.webhook_url.empty());
+  api::add_v1_routes(router, {&db, queue, logging.get("api")});
 
   net::ServerOptions so;
   so.host = cfg.server.host;
@@ -172,9 +176,15 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   // they are built; with none, it fires schedules and leaves runs queued for a
   // daemon that can execute them.
   std::map<std::string, std::shared_ptr<scheduler::JobKind>> kinds;
-  scheduler::Worker worker(ioc.get_executor(), db, scheduler::Queue{}, kinds, scheduler::WorkerOptions{}, instance_id,
+  scheduler::Worker worker(ioc.get_executor(), db, queue, kinds, scheduler::WorkerOptions{}, instance_id,
                            logging.get("scheduler"));
   worker.start();
+  net::HttpClient http(ioc.get_executor(), net::ClientOptions{});
+  scheduler::NotifierOptions nopts;
+  nopts.url = cfg.notify.webhook_url;
+  nopts.secret = cfg.notify.webhook_secret;
+  scheduler::Notifier notifier(ioc.get_executor(), db, http, nopts, logging.get("notify"));
+  notifier.start();
 
   const std::string scheme = cfg.server.tls_cert.empty() ? "http" : "https";
   const std::string url = scheme + "://" +
@@ -277,7 +287,7 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
       notify("STOPPING=1");
       // The HTTP server and the worker drain in parallel; the last one done
       // releases the event loop.
-      auto pending = std::make_shared<std::atomic<int>>(2);
+      auto pending = std::make_shared<std::atomic<int>>(3);
       auto one_done = [&, pending] {
         if (--*pending > 0) return;
         asio::post(control, [&] {
@@ -289,6 +299,7 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
       };
       server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s), one_done);
       worker.stop(one_done);
+      notifier.stop(one_done);
       wait_signal();  // while draining, a second signal forces the stop
     });
   };

@@ -106,6 +106,14 @@ std::optional<std::string> parse_data_dir(Config& c, const Value& v) {
   return std::nullopt;
 }
 
+std::optional<std::string> parse_webhook(Config& c, const Value& v) {
+  const auto& s = std::get<std::string>(v);
+  if (!s.empty() && s.rfind("https://", 0) != 0 && s.rfind("http://", 0) != 0)
+    return "expected an https:// URL (http:// only to a loopback host), got '" + s + "'";
+  c.notify.webhook_url = s;
+  return std::nullopt;
+}
+
 std::optional<std::string> parse_level(Config& c, const Value& v) {
   auto lv = parse_log_level(std::get<std::string>(v));
   if (!lv) return "unknown level '" + std::get<std::string>(v) + "' (use trace, debug, info, warn, error, critical or off)";
@@ -148,6 +156,8 @@ const std::vector<KeySpec>& keys() {
       {"database.embedded_user", Kind::string, str(&Config::database, &D::embedded_user)},
       {"storage.data_dir", Kind::string, parse_data_dir, "M365VAULT_DATA_DIR"},
       {"storage.repository", Kind::string, parse_repository},
+      {"notify.webhook_url", Kind::string, parse_webhook},
+      {"notify.webhook_secret", Kind::string, str(&Config::notify, &Config::Notify::webhook_secret), "", true},
       {"log.level", Kind::string, parse_level, "M365VAULT_LOG_LEVEL"},
       {"log.format", Kind::string, parse_format},
   };
@@ -254,7 +264,7 @@ Config load_config(const ConfigSource& source, const Environment& env, Config de
       for (auto& [section, node] : tbl) {
         std::string sec(section.str());
         auto* inner = node.as_table();
-        if (!inner) fail(sec, "unknown key (settings live in sections: [server], [database], [storage], [log])");
+        if (!inner) fail(sec, "unknown key (settings live in sections: [server], [database], [storage], [notify], [log])");
         for (auto& [name, val] : *inner) {
           std::string key = sec + "." + std::string(name.str());
           std::string base = key;

@@ -352,6 +352,16 @@ bool Queue::finish(PgConnection& c, const std::string& run_id, const std::string
         " FROM runs WHERE id = $1::uuid",
         {run_id, std::to_string(retry_delay.count())});
   }
+  if (notify_ && (state == RunState::failed || state == RunState::partial)) {
+    auto info = get_run(c, run_id);
+    auto job = get_job(c, info->job_id);
+    nlohmann::json payload = {{"event", "run." + std::string(to_string(state))},
+                              {"run", info->to_json()},
+                              {"job", job ? job->to_json() : nlohmann::json(nullptr)},
+                              {"will_retry", retry}};
+    c.exec("INSERT INTO notifications (event, payload) VALUES ($1, $2::jsonb)",
+           {"run." + std::string(to_string(state)), payload.dump()});
+  }
   tx.commit();
   return true;
 }

@@ -42,6 +42,10 @@ struct Config {
     std::string data_dir = "/var/lib/m365vault";
     std::string repository;  // empty: file://<data_dir>/repo
   } storage;
+  struct Notify {
+    std::string webhook_url;     // empty: no webhooks
+    std::string webhook_secret;  // HMAC-SHA-256 signing key; empty: unsigned
+  } notify;
   struct Log {
     spdlog::level::level_enum level = spdlog::level::info;
     LogFormat format = LogFormat::text;

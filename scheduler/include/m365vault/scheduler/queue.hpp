@@ -99,6 +99,10 @@ struct HeartbeatResult {
 
 class Queue {
  public:
+  // With notifications on, a run that ends failed or partial also writes a
+  // webhook notification to the outbox (see Notifier), in the same transaction.
+  void set_notifications(bool on) { notify_ = on; }
+
   Queue() = default;
   explicit Queue(std::chrono::seconds lease) : lease_(lease) {}
 
@@ -165,6 +169,7 @@ class Queue {
 
  private:
   std::chrono::seconds lease_{60};
+  bool notify_ = false;
 };
 
 }  // namespace m365vault::scheduler
