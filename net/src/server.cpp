@@ -248,6 +248,19 @@ asio::awaitable<void> ServerImpl::serve(Stream& stream, SessionCtl& ctl, const s
       std::uint64_t bytes = 0;
       co_await write_response(stream, req, res, false, bytes);
       record(req, res.status, bytes, std::chrono::steady_clock::now() - started);
+      // Lingering close: the client may still be sending the body we refused.
+      // Closing now would reset the connection and it would never read our
+      // answer; stop sending and swallow its input for a moment first.
+      boost::system::error_code sec;
+      lowest.socket().shutdown(tcp::socket::shutdown_send, sec);
+      std::size_t swallowed = 0;
+      beast::flat_buffer sink;
+      while (swallowed < 8 * 1024 * 1024) {
+        lowest.expires_after(std::chrono::seconds(1));
+        auto [rec, rn] = co_await lowest.async_read_some(sink.prepare(64 * 1024), kTuple);
+        if (rec) break;
+        swallowed += rn;
+      }
       break;
     }
 
