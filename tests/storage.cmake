@@ -1,0 +1,11 @@
+# Storage tests (object stores, SigV4, repository format). Included from
+# tests/CMakeLists.txt after m365vault_test() is defined.
+add_library(m365vault_storage_test_support STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/support/storage/object_store_contract.cpp)
+target_link_libraries(m365vault_storage_test_support
+  PUBLIC m365vault_test_support m365vault_storage PRIVATE m365vault_options)
+
+m365vault_test(storage_unit_tests unit
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/unit/storage/object_store_test.cpp
+  LIBS m365vault_storage m365vault_storage_test_support)

@@ -1,0 +1,58 @@
+// The object-store contract on the in-memory fake and on FsStore, plus what only
+// the filesystem store promises (temporary files stay invisible, clear errors).
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "m365vault/core/error.hpp"
+#include "m365vault/storage/fs_store.hpp"
+#include "support/storage/memory_store.hpp"
+#include "support/storage/object_store_contract.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace m365vault;
+using m365vault::test::TempDir;
+
+TEST_CASE("object store contract: in-memory fake", "[unit]") {
+  test::object_store_contract([] { return std::make_unique<test::MemoryStore>(); });
+}
+
+TEST_CASE("object store contract: FsStore", "[unit]") {
+  TempDir dir("fsstore");
+  int n = 0;
+  test::object_store_contract([&] {
+    auto root = dir / ("r" + std::to_string(n++));
+    std::filesystem::create_directories(root);
+    return std::make_unique<storage::FsStore>(root);
+  });
+}
+
+TEST_CASE("FsStore leaves no temporary file behind and never lists one", "[unit]") {
+  TempDir dir("fsstore");
+  storage::FsStore s(dir.path());
+  s.put("packs/ab/one", "1");
+  // A crashed writer's leftover.
+  test::write_file(dir / "packs/ab/.two.tmp-123456", "partial");
+  CHECK(storage::list_all(s, "").size() == 1);
+  int files = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir.path()))
+    if (e.is_regular_file()) ++files;
+  CHECK(files == 2);  // the object and the planted leftover, nothing of ours
+}
+
+TEST_CASE("FsStore reports a broken layout clearly", "[unit]") {
+  TempDir dir("fsstore");
+  storage::FsStore s(dir.path());
+  test::write_file(dir / "packs", "a file where a directory belongs");
+  try {
+    s.put("packs/ab/one", "1");
+    FAIL("put succeeded");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::storage);
+    CHECK_THAT(e.what(), Catch::Contains("packs"));
+  }
+  CHECK_THROWS_AS(storage::FsStore(dir / "missing"), Error);
+}
