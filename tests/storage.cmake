@@ -8,4 +8,5 @@ target_link_libraries(m365vault_storage_test_support
 m365vault_test(storage_unit_tests unit
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/object_store_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/unit/storage/sigv4_test.cpp
   LIBS m365vault_storage m365vault_storage_test_support)
