@@ -10,3 +10,11 @@ m365vault_test(storage_unit_tests unit
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/object_store_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/sigv4_test.cpp
   LIBS m365vault_storage m365vault_storage_test_support)
+
+# Needs the S3 server: scripts/s3-server.sh start DIR prints its address, which the
+# test command exports as M365VAULT_TEST_S3_ENDPOINT (and _ACCESS_KEY, _SECRET_KEY,
+# _REGION; optional _BUCKET, default m365vault-test).
+m365vault_test(storage_s3_tests s3
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/integration/storage/s3_store_s3test.cpp
+  LIBS m365vault_storage m365vault_storage_test_support)
