@@ -81,6 +81,8 @@ use = egg:swift#proxy
 account_autocreate = true
 [filter:s3api]
 use = egg:swift#s3api
+# Host "<bucket>.localhost" selects virtual-host addressing; any other host is path-style.
+storage_domain = localhost
 [filter:tempauth]
 use = egg:swift#tempauth
 user_test_tester = testing .admin
