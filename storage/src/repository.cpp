@@ -1,0 +1,374 @@
+#include "m365vault/storage/repository.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include "m365vault/core/error.hpp"
+
+namespace m365vault::storage {
+
+using nlohmann::json;
+
+namespace {
+constexpr std::string_view kConfigKey = "config";
+constexpr std::string_view kFormat = "m365vault-repository";
+constexpr std::string_view kKeyFileTag = "m365vault-key-v1";
+constexpr std::size_t kMasterSize = 96;  // enc || mac || chunker
+
+std::string slot_aad(const std::string& repo_id) { return "m365vault key slot v1 " + repo_id; }
+
+std::string key_file_secret(std::string_view contents) {
+  std::string_view s = contents;
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
+  if (!s.starts_with(kKeyFileTag) || s.size() <= kKeyFileTag.size() + 1 || s[kKeyFileTag.size()] != ' ')
+    throw Error(Errc::invalid_config, "the key file is not an m365vault key file (expected '" +
+                                          std::string(kKeyFileTag) + " <base64>')");
+  auto raw = crypto::base64_decode(s.substr(kKeyFileTag.size() + 1));
+  if (!raw || raw->size() != 32) throw Error(Errc::invalid_config, "the key file's key is not 32 bytes of base64");
+  return *raw;
+}
+
+RepositoryKeys split_master(std::string_view master) {
+  return {std::string(master.substr(0, 32)), std::string(master.substr(32, 32)), std::string(master.substr(64, 32))};
+}
+}  // namespace
+
+// ---- MemoryIndex ----
+
+std::optional<BlobLocation> MemoryIndex::find(const BlobId& id) {
+  std::lock_guard lock(mu_);
+  auto it = blobs_.find(id);
+  if (it == blobs_.end()) return std::nullopt;
+  return it->second;
+}
+
+void MemoryIndex::add_pack(const PackId& pack, std::uint64_t pack_size, const std::vector<PackedBlob>& blobs) {
+  std::lock_guard lock(mu_);
+  packs_[pack] = pack_size;
+  for (auto& b : blobs) blobs_.try_emplace(b.id, BlobLocation{pack, b.type, b.offset, b.length, b.plain_length});
+}
+
+std::size_t MemoryIndex::blob_count() const {
+  std::lock_guard lock(mu_);
+  return blobs_.size();
+}
+
+std::size_t MemoryIndex::pack_count() const {
+  std::lock_guard lock(mu_);
+  return packs_.size();
+}
+
+// ---- init / open ----
+
+std::string generate_key_file() {
+  return std::string(kKeyFileTag) + " " + crypto::base64_encode(crypto::random_bytes(32)) + "\n";
+}
+
+RepositoryConfig Repository::init(ObjectStore& store, const InitOptions& o) {
+  if (!o.keys.passphrase && !o.keys.key_file)
+    throw Error(Errc::bad_request, "repo init needs a passphrase or a key file");
+  if (o.keys.passphrase && o.keys.passphrase->empty())
+    throw Error(Errc::bad_request, "repo init: the passphrase is empty");
+  Chunker check(o.chunker, std::string(32, '\0'));  // validates the sizes
+  if (o.pack_size < (1u << 20) || o.pack_size > (1ull << 30))
+    throw Error(Errc::invalid_config, "repository pack_size must be between 1 MiB and 1 GiB");
+  if (o.zstd_level < 0 || o.zstd_level > 19) throw Error(Errc::invalid_config, "zstd level must be 0..19");
+  auto existing = store.list("", {}, 1);
+  if (!existing.objects.empty())
+    throw Error(Errc::conflict, "'" + store.describe() + "' is not empty (it holds '" + existing.objects[0].key +
+                                    "'): refusing to create a repository over existing data");
+
+  RepositoryConfig cfg;
+  cfg.id = crypto::to_hex(crypto::random_bytes(16));
+  cfg.zstd_level = o.zstd_level;
+  cfg.pack_size = o.pack_size;
+  cfg.chunker = o.chunker;
+  std::string master = crypto::random_bytes(kMasterSize);
+
+  json slots = json::array();
+  if (o.keys.passphrase) {
+    std::string salt = crypto::random_bytes(16);
+    std::string kek = crypto::scrypt(*o.keys.passphrase, salt, o.kdf);
+    slots.push_back({{"type", "passphrase"},
+                     {"kdf", {{"name", "scrypt"}, {"n", o.kdf.n}, {"r", o.kdf.r}, {"p", o.kdf.p},
+                              {"salt", crypto::base64_encode(salt)}}},
+                     {"wrapped", crypto::base64_encode(crypto::seal(kek, master, slot_aad(cfg.id)))}});
+  }
+  if (o.keys.key_file) {
+    std::string kek = key_file_secret(*o.keys.key_file);
+    slots.push_back({{"type", "key_file"},
+                     {"wrapped", crypto::base64_encode(crypto::seal(kek, master, slot_aad(cfg.id)))}});
+  }
+  json doc = {{"format", kFormat},
+              {"version", cfg.version},
+              {"id", cfg.id},
+              {"compression", {{"zstd_level", cfg.zstd_level}}},
+              {"pack_size", cfg.pack_size},
+              {"chunker", {{"min", o.chunker.min_size}, {"avg", o.chunker.avg_size}, {"max", o.chunker.max_size}}},
+              {"keys", slots}};
+  store.put(kConfigKey, doc.dump(2) + "\n");
+  return cfg;
+}
+
+Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& index, std::shared_ptr<spdlog::logger> log)
+    : store_(store), index_(index), log_(std::move(log)) {
+  if (!keys.passphrase && !keys.key_file)
+    throw Error(Errc::bad_request, "opening a repository needs a passphrase or a key file");
+  auto text = store_.get(kConfigKey);
+  if (!text)
+    throw Error(Errc::not_found, "no repository at '" + store_.describe() +
+                                     "' (no 'config' object): create one with 'm365vaultd repo init'");
+  std::optional<std::string> master;
+  try {
+    json doc = json::parse(*text);
+    if (doc.at("format") != kFormat) throw Error(Errc::invalid_config, "not an m365vault repository config");
+    config_.version = doc.at("version").get<int>();
+    if (config_.version != 1)
+      throw Error(Errc::invalid_config, "repository format version " + std::to_string(config_.version) +
+                                            " is newer than this build understands (1)");
+    config_.id = doc.at("id").get<std::string>();
+    config_.zstd_level = doc.at("compression").at("zstd_level").get<int>();
+    config_.pack_size = doc.at("pack_size").get<std::uint64_t>();
+    config_.chunker.min_size = doc.at("chunker").at("min").get<std::size_t>();
+    config_.chunker.avg_size = doc.at("chunker").at("avg").get<std::size_t>();
+    config_.chunker.max_size = doc.at("chunker").at("max").get<std::size_t>();
+    for (auto& slot : doc.at("keys")) {
+      auto wrapped = crypto::base64_decode(slot.at("wrapped").get<std::string>());
+      if (!wrapped) continue;
+      std::string kek;
+      auto type = slot.at("type").get<std::string>();
+      if (type == "passphrase" && keys.passphrase) {
+        auto& kdf = slot.at("kdf");
+        if (kdf.at("name") != "scrypt") continue;
+        crypto::ScryptParams p{kdf.at("n").get<std::uint64_t>(), kdf.at("r").get<std::uint32_t>(),
+                               kdf.at("p").get<std::uint32_t>()};
+        auto salt = crypto::base64_decode(kdf.at("salt").get<std::string>());
+        if (!salt) continue;
+        kek = crypto::scrypt(*keys.passphrase, *salt, p);
+      } else if (type == "key_file" && keys.key_file) {
+        kek = key_file_secret(*keys.key_file);
+      } else {
+        continue;
+      }
+      master = crypto::open(kek, *wrapped, slot_aad(config_.id));
+      if (master && master->size() == kMasterSize) break;
+      master.reset();
+    }
+  } catch (const json::exception& e) {
+    throw Error(Errc::data_corrupt, "repository config at '" + store_.describe() + "' is malformed: " + e.what());
+  }
+  if (!master)
+    throw Error(Errc::wrong_key, "repository at '" + store_.describe() +
+                                     "': the passphrase or key file does not open it (wrong passphrase or key file?)");
+  keys_ = split_master(*master);
+  chunker_ = std::make_unique<Chunker>(config_.chunker, keys_.chunker_key);
+  writer_ = std::make_unique<PackWriter>(keys_, config_.zstd_level);
+  uploader_ = std::thread([this] { upload_loop(); });
+}
+
+Repository::~Repository() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  uploader_.join();
+}
+
+// ---- writing ----
+
+void Repository::rethrow_upload_error() {
+  std::lock_guard lock(mu_);
+  if (upload_error_) std::rethrow_exception(upload_error_);
+}
+
+BlobId Repository::add_blob(BlobType type, std::string_view plaintext) {
+  rethrow_upload_error();
+  BlobId id = blob_id(keys_, plaintext);
+  {
+    std::lock_guard lock(mu_);
+    stats_.blobs_added++;
+    stats_.bytes_added += plaintext.size();
+    if (in_open_pack_.count(id) || in_flight_.count(id)) return id;
+  }
+  if (index_.find(id)) return id;
+  writer_->add(type, id, plaintext);
+  {
+    std::lock_guard lock(mu_);
+    in_open_pack_.insert(id);
+    stats_.blobs_new++;
+    stats_.bytes_new += plaintext.size();
+  }
+  if (writer_->size() >= config_.pack_size) seal_open_pack();
+  return id;
+}
+
+void Repository::seal_open_pack() {
+  if (writer_->count() == 0) return;
+  auto finished = writer_->finish();
+  std::unique_lock lock(mu_);
+  // At most two sealed packs wait: the writer blocks instead of filling memory.
+  cv_.wait(lock, [&] { return queue_.size() < 2 || upload_error_; });
+  if (upload_error_) std::rethrow_exception(upload_error_);
+  for (auto& b : finished.blobs) in_flight_.insert(b.id);
+  in_open_pack_.clear();
+  queue_.push_back(std::move(finished));
+  cv_.notify_all();
+}
+
+void Repository::upload_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, nothing sealed is left behind
+    auto pack = std::move(queue_.front());
+    queue_.pop_front();
+    uploading_ = true;
+    lock.unlock();
+    std::exception_ptr err;
+    try {
+      // Durable first, indexed second: the index never names a pack the store lacks.
+      store_.put(pack_key(pack.id), pack.bytes);
+      index_.add_pack(pack.id, pack.bytes.size(), pack.blobs);
+      if (on_durable_) on_durable_(pack.id, pack.blobs);
+      if (log_) log_->debug("pack {} durable: {} blobs, {} bytes", pack.id.hex(), pack.blobs.size(), pack.bytes.size());
+    } catch (...) {
+      err = std::current_exception();
+    }
+    lock.lock();
+    uploading_ = false;
+    for (auto& b : pack.blobs) in_flight_.erase(b.id);
+    if (err) {
+      // Sticky: everything after the last successful flush is unacknowledged, and
+      // the writer must reopen rather than carry on over a hole.
+      upload_error_ = err;
+      for (auto& q : queue_)
+        for (auto& b : q.blobs) in_flight_.erase(b.id);
+      queue_.clear();
+    } else {
+      stats_.packs_written++;
+      stats_.bytes_written += pack.bytes.size();
+    }
+    cv_.notify_all();
+  }
+}
+
+void Repository::flush() {
+  rethrow_upload_error();
+  seal_open_pack();
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return (queue_.empty() && !uploading_) || upload_error_; });
+  if (upload_error_) std::rethrow_exception(upload_error_);
+}
+
+std::vector<BlobId> Repository::add_stream(const std::function<std::size_t(char*, std::size_t)>& read) {
+  const std::size_t max = chunker_->params().max_size;
+  std::string buf(2 * max, '\0');
+  std::size_t start = 0, end = 0;
+  bool eof = false;
+  std::vector<BlobId> ids;
+  for (;;) {
+    // Keep at least max bytes ahead of `start` (or everything, at eof). Compacting
+    // moves less than max bytes and is followed by reading at least max.
+    if (!eof && end - start < max) {
+      if (start > 0) {
+        std::memmove(buf.data(), buf.data() + start, end - start);
+        end -= start;
+        start = 0;
+      }
+      while (!eof && end < buf.size()) {
+        std::size_t n = read(buf.data() + end, buf.size() - end);
+        if (n == 0) eof = true;
+        end += n;
+      }
+    }
+    if (start == end) break;
+    std::string_view avail(buf.data() + start, end - start);
+    std::size_t cut = chunker_->next_cut(avail, eof);
+    ids.push_back(add_blob(BlobType::data, avail.substr(0, cut)));
+    start += cut;
+  }
+  return ids;
+}
+
+void Repository::on_pack_durable(std::function<void(const PackId&, const std::vector<PackedBlob>&)> fn) {
+  std::lock_guard lock(mu_);
+  on_durable_ = std::move(fn);
+}
+
+Repository::Stats Repository::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+// ---- reading ----
+
+std::string Repository::read_blob(const BlobId& id) {
+  auto loc = index_.find(id);
+  if (!loc) throw Error(Errc::not_found, "blob " + id.hex() + " is not in the index");
+  auto key = pack_key(loc->pack);
+  auto bytes = store_.get(key, ByteRange{loc->offset, loc->length});
+  if (!bytes)
+    throw Error(Errc::data_corrupt, "blob " + id.hex() + ": its pack " + loc->pack.hex() + " is missing from '" +
+                                        store_.describe() + "'");
+  if (bytes->size() != loc->length)
+    throw Error(Errc::data_corrupt, "blob " + id.hex() + " in pack " + loc->pack.hex() + ": the pack is truncated");
+  return open_blob(keys_, id, *bytes, "pack " + loc->pack.hex());
+}
+
+std::vector<PackedBlob> Repository::read_pack_table(const PackId& pack) {
+  auto key = pack_key(pack);
+  auto info = store_.stat(key);
+  if (!info) throw Error(Errc::not_found, "pack " + pack.hex() + " is not in '" + store_.describe() + "'");
+  std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(info->size, 64 * 1024));
+  for (int round = 0; round < 2; ++round) {
+    if (want == 0) break;
+    auto tail = store_.get(key, ByteRange{info->size - want, want});
+    if (!tail) throw Error(Errc::not_found, "pack " + pack.hex() + " vanished while reading it");
+    std::size_t needed = 0;
+    if (auto table = parse_pack_table(keys_, pack, *tail, info->size, &needed)) return *table;
+    want = needed;
+  }
+  throw Error(Errc::data_corrupt, "pack " + pack.hex() + ": cannot read its blob table");
+}
+
+PackCheck Repository::check_pack(const PackId& pack) {
+  PackCheck r;
+  r.pack = pack;
+  auto bytes = store_.get(pack_key(pack));
+  if (!bytes) {
+    r.error = "pack " + pack.hex() + " is missing";
+    return r;
+  }
+  r.readable = true;
+  r.hash_ok = PackId{crypto::sha256(*bytes)} == pack;
+  if (!r.hash_ok) r.error = "pack " + pack.hex() + ": content does not hash to its name";
+  try {
+    r.blobs = *parse_pack_table(keys_, pack, *bytes, bytes->size(), nullptr);
+    r.table_ok = true;
+  } catch (const Error& e) {
+    if (r.error.empty()) r.error = e.what();
+    return r;
+  }
+  std::string where = "pack " + pack.hex();
+  for (auto& b : r.blobs) {
+    try {
+      open_blob(keys_, b.id, std::string_view(*bytes).substr(b.offset, b.length), where);
+    } catch (const Error& e) {
+      r.damaged.push_back(b.id);
+      if (r.error.empty()) r.error = e.what();
+    }
+  }
+  return r;
+}
+
+std::vector<PackId> Repository::list_packs() {
+  std::vector<PackId> out;
+  for (auto& o : list_all(store_, "packs/"))
+    if (auto id = pack_id_from_key(o.key)) out.push_back(*id);
+  return out;
+}
+
+}  // namespace m365vault::storage
