@@ -2,10 +2,12 @@
 // Swift with s3api, started by scripts/s3-server.sh; see tests/storage.cmake).
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <random>
 
 #include "m365vault/core/error.hpp"
 #include "m365vault/storage/crypto.hpp"
+#include "m365vault/storage/repository.hpp"
 #include "m365vault/storage/s3_store.hpp"
 #include "support/env.hpp"
 #include "support/storage/object_store_contract.hpp"
@@ -120,4 +122,58 @@ TEST_CASE("object store contract: S3Store, virtual-host addressing", "[s3]") {
   path_cfg.prefix = vcfg.prefix;
   S3Store p(path_cfg, nullptr);
   CHECK(p.get("probe") == "through the virtual host");
+}
+
+TEST_CASE("repository on S3: write, read back, wrong passphrase, tamper", "[s3]") {
+  auto store = make_store(config_from_env());
+  storage::InitOptions init;
+  init.keys.passphrase = "s3 passphrase";
+  init.kdf = {1024, 8, 1};
+  init.pack_size = 4u << 20;
+  storage::Repository::init(*store, init);
+
+  storage::MemoryIndex index;
+  std::string file(20u << 20, '\0');
+  std::mt19937_64 rng(11);
+  for (std::size_t i = 0; i + 8 <= file.size(); i += 8) {
+    auto v = rng();
+    std::memcpy(file.data() + i, &v, 8);
+  }
+  std::vector<storage::BlobId> ids;
+  storage::BlobId small;
+  {
+    storage::Repository repo(*store, storage::KeySource{"s3 passphrase", std::nullopt}, index);
+    std::size_t pos = 0;
+    ids = repo.add_stream([&](char* out, std::size_t n) {
+      n = std::min(n, file.size() - pos);
+      std::memcpy(out, file.data() + pos, n);
+      pos += n;
+      return n;
+    });
+    small = repo.add_blob(storage::BlobType::meta, "Subject: hello\r\n\r\nbody");
+    repo.flush();
+    std::string back;
+    for (auto& id : ids) back += repo.read_blob(id);
+    CHECK(back == file);
+    CHECK(repo.read_blob(small) == "Subject: hello\r\n\r\nbody");
+  }
+
+  auto before = storage::list_all(*store, "");
+  try {
+    storage::Repository wrong(*store, storage::KeySource{"not it", std::nullopt}, index);
+    FAIL("opened with a wrong passphrase");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::wrong_key);
+  }
+  CHECK(storage::list_all(*store, "") == before);
+
+  storage::Repository repo(*store, storage::KeySource{"s3 passphrase", std::nullopt}, index);
+  auto loc = index.find(small).value();
+  auto key = storage::pack_key(loc.pack);
+  auto bytes = store->get(key).value();
+  bytes[loc.offset + 3] ^= 1;
+  store->put(key, bytes);
+  auto check = repo.check_pack(loc.pack);
+  CHECK(check.damaged == std::vector<storage::BlobId>{small});
+  CHECK_THROWS_AS(repo.read_blob(small), Error);
 }

@@ -132,3 +132,21 @@ TEST_CASE("S3Store refuses bad configuration before any I/O", "[unit]") {
   c.part_size = 1024;
   CHECK(code_of([&] { storage::S3Store s(c, nullptr); }) == Errc::invalid_config);
 }
+
+TEST_CASE("S3Store sends Object Lock retention when the bucket has it", "[unit]") {
+  ScriptedServer srv([](const ScriptedRequest&, int) { return ScriptedReply::status(200); });
+  auto c = config(srv);
+  c.object_lock = true;
+  storage::S3Store s(c, nullptr);
+  CHECK(s.capabilities().object_lock);
+  storage::PutOptions o;
+  o.retain_until = std::chrono::system_clock::time_point(std::chrono::seconds(1893456000));  // 2030-01-01
+  s.put("packs/aa/p", "data", o);
+  auto head = srv.requests().at(0).head;
+  for (auto& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  CHECK_THAT(head, Catch::Contains("x-amz-object-lock-mode: compliance"));
+  CHECK_THAT(head, Catch::Contains("x-amz-object-lock-retain-until-date: 2030-01-01t00:00:00z"));
+  CHECK_THAT(head, Catch::Contains("content-md5: jxd/of09/sibxsd3swam3a=="));  // MD5("data")
+  // Signed, too.
+  CHECK_THAT(head, Catch::Contains("x-amz-object-lock-mode;x-amz-object-lock-retain-until-date"));
+}
