@@ -20,3 +20,14 @@ m365vault_test(storage_s3_tests s3
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/integration/storage/s3_store_s3test.cpp
   LIBS m365vault_storage m365vault_storage_test_support)
+
+# The SIGKILL crash test drives this helper.
+add_executable(storage_crash_writer ${CMAKE_CURRENT_LIST_DIR}/unit/storage/crash_writer.cpp)
+target_link_libraries(storage_crash_writer PRIVATE m365vault_storage m365vault_options)
+target_include_directories(storage_crash_writer PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+m365vault_test(storage_crash_tests unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/unit/storage/crash_test.cpp
+  LIBS m365vault_storage)
+target_compile_definitions(storage_crash_tests PRIVATE
+  M365VAULT_CRASH_WRITER="$<TARGET_FILE:storage_crash_writer>")
+add_dependencies(storage_crash_tests storage_crash_writer)
