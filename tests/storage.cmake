@@ -11,6 +11,7 @@ m365vault_test(storage_unit_tests unit
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/sigv4_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/s3_store_faults_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/repository_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/unit/storage/s3_store_tls_test.cpp
   LIBS m365vault_storage m365vault_storage_test_support)
 
 # Needs the S3 server: scripts/s3-server.sh start DIR prints its address, which the
