@@ -210,6 +210,22 @@ ListPage FsStore::list(std::string_view prefix, std::string_view token, std::siz
   return page;
 }
 
+std::size_t FsStore::remove_stale_temporaries(std::chrono::seconds age) {
+  std::size_t removed = 0;
+  auto cutoff = fs::file_time_type::clock::now() - age;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root_, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    auto name = it->path().filename().string();
+    if (name.size() < 2 || name[0] != '.' || name.find(".tmp-") == std::string::npos) continue;
+    std::error_code e2;
+    if (!it->is_regular_file(e2) || it->last_write_time(e2) > cutoff || e2) continue;
+    if (::unlink(it->path().c_str()) == 0) ++removed;
+  }
+  if (ec) fail("scan for temporary files", root_, ec.value());
+  return removed;
+}
+
 void FsStore::remove(std::string_view key) {
   validate_key(key);
   fs::path path = root_ / std::string(key);

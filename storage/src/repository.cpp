@@ -30,6 +30,13 @@ std::string key_file_secret(std::string_view contents) {
   return *raw;
 }
 
+// The config's fields (everything but "mac") authenticated under the MAC key, so
+// a changed chunker, compression or pack setting is noticed, not obeyed.
+std::string config_mac(const std::string& mac_key, json doc) {
+  doc.erase("mac");
+  return crypto::to_hex(crypto::hmac_sha256(mac_key, "m365vault config v1 " + doc.dump()));
+}
+
 RepositoryKeys split_master(std::string_view master) {
   return {std::string(master.substr(0, 32)), std::string(master.substr(32, 32)), std::string(master.substr(64, 32))};
 }
@@ -108,6 +115,7 @@ RepositoryConfig Repository::init(ObjectStore& store, const InitOptions& o) {
               {"pack_size", cfg.pack_size},
               {"chunker", {{"min", o.chunker.min_size}, {"avg", o.chunker.avg_size}, {"max", o.chunker.max_size}}},
               {"keys", slots}};
+  doc["mac"] = config_mac(split_master(master).mac_key, doc);
   store.put(kConfigKey, doc.dump(2) + "\n");
   return cfg;
 }
@@ -121,8 +129,9 @@ Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& ind
     throw Error(Errc::not_found, "no repository at '" + store_.describe() +
                                      "' (no 'config' object): create one with 'm365vaultd repo init'");
   std::optional<std::string> master;
+  json doc;
   try {
-    json doc = json::parse(*text);
+    doc = json::parse(*text);
     if (doc.at("format") != kFormat) throw Error(Errc::invalid_config, "not an m365vault repository config");
     config_.version = doc.at("version").get<int>();
     if (config_.version != 1)
@@ -163,6 +172,9 @@ Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& ind
     throw Error(Errc::wrong_key, "repository at '" + store_.describe() +
                                      "': the passphrase or key file does not open it (wrong passphrase or key file?)");
   keys_ = split_master(*master);
+  if (!doc.contains("mac") || !doc["mac"].is_string() || doc["mac"].get<std::string>() != config_mac(keys_.mac_key, doc))
+    throw Error(Errc::data_corrupt, "repository config at '" + store_.describe() +
+                                        "' fails its authentication (modified outside m365vault?)");
   chunker_ = std::make_unique<Chunker>(config_.chunker, keys_.chunker_key);
   writer_ = std::make_unique<PackWriter>(keys_, config_.zstd_level);
   uploader_ = std::thread([this] { upload_loop(); });

@@ -56,3 +56,17 @@ TEST_CASE("FsStore reports a broken layout clearly", "[unit]") {
   }
   CHECK_THROWS_AS(storage::FsStore(dir / "missing"), Error);
 }
+
+TEST_CASE("FsStore removes only stale temporary files", "[unit]") {
+  TempDir dir("fsstore");
+  storage::FsStore s(dir.path());
+  s.put("packs/ab/one", "1");
+  test::write_file(dir / "packs/ab/.old.tmp-111111", "crashed writer");
+  test::write_file(dir / "packs/ab/.new.tmp-222222", "live writer");
+  std::filesystem::last_write_time(dir / "packs/ab/.old.tmp-111111",
+                                   std::filesystem::file_time_type::clock::now() - std::chrono::hours(2));
+  CHECK(s.remove_stale_temporaries(std::chrono::hours(1)) == 1);
+  CHECK_FALSE(std::filesystem::exists(dir / "packs/ab/.old.tmp-111111"));
+  CHECK(std::filesystem::exists(dir / "packs/ab/.new.tmp-222222"));
+  CHECK(s.get("packs/ab/one") == "1");
+}

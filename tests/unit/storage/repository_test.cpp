@@ -179,6 +179,16 @@ TEST_CASE("repository: init refuses to overwrite, wrong passphrase writes nothin
 
   test::MemoryStore empty;
   CHECK(code_of([&] { Repository r(empty, KeySource{"x", std::nullopt}, index); }) == Errc::not_found);
+
+  // A config edited behind our back is refused, not obeyed.
+  auto& config = store.objects().at("config");
+  auto at = config.find("\"zstd_level\": 3");
+  REQUIRE(at != std::string::npos);
+  config.replace(at, 15, "\"zstd_level\": 9");
+  std::string what2;
+  CHECK(code_of([&] { Repository r(store, KeySource{"correct horse", std::nullopt}, index); }, &what2) ==
+        Errc::data_corrupt);
+  CHECK_THAT(what2, Catch::Contains("config"));
 }
 
 TEST_CASE("repository: blobs are stored once, and only reported once durable", "[unit]") {

@@ -4,6 +4,7 @@
 // target (".<name>.tmp-XXXXXX", never listed), fsyncs it, renames it over the target
 // and fsyncs the directory, so a crash leaves the old object or the new one, and
 // concurrent writers of one key each replace it whole (the last rename wins).
+#include <chrono>
 #include <filesystem>
 
 #include "m365vault/storage/object_store.hpp"
@@ -26,6 +27,11 @@ class FsStore final : public ObjectStore {
   // per directory.
   ListPage list(std::string_view prefix, std::string_view token = {}, std::size_t max_keys = 1000) override;
   void remove(std::string_view key) override;
+
+  // Deletes the temporary files of writers that crashed mid-put: dot files named
+  // ".<name>.tmp-XXXXXX" last modified more than `age` ago (a live writer's file is
+  // younger). For verify --repair / prune. Returns how many it removed.
+  std::size_t remove_stale_temporaries(std::chrono::seconds age);
 
   const std::filesystem::path& root() const { return root_; }
 
