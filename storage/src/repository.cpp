@@ -57,6 +57,11 @@ void MemoryIndex::add_pack(const PackId& pack, std::uint64_t pack_size, const st
   for (auto& b : blobs) blobs_.try_emplace(b.id, BlobLocation{pack, b.type, b.offset, b.length, b.plain_length});
 }
 
+bool MemoryIndex::has_pack(const PackId& pack) {
+  std::lock_guard lock(mu_);
+  return packs_.count(pack) != 0;
+}
+
 std::size_t MemoryIndex::blob_count() const {
   std::lock_guard lock(mu_);
   return blobs_.size();
@@ -120,8 +125,10 @@ RepositoryConfig Repository::init(ObjectStore& store, const InitOptions& o) {
   return cfg;
 }
 
-Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& index, std::shared_ptr<spdlog::logger> log)
-    : store_(store), index_(index), log_(std::move(log)) {
+Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& index, RepositoryOptions options)
+    : store_(store), index_(index), options_(std::move(options)) {
+  if (options_.upload_threads == 0 || options_.max_queued_packs == 0)
+    throw Error(Errc::invalid_config, "repository upload_threads and max_queued_packs must be at least 1");
   if (!keys.passphrase && !keys.key_file)
     throw Error(Errc::bad_request, "opening a repository needs a passphrase or a key file");
   auto text = store_.get(kConfigKey);
@@ -177,7 +184,7 @@ Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& ind
                                         "' fails its authentication (modified outside m365vault?)");
   chunker_ = std::make_unique<Chunker>(config_.chunker, keys_.chunker_key);
   writer_ = std::make_unique<PackWriter>(keys_, config_.zstd_level);
-  uploader_ = std::thread([this] { upload_loop(); });
+  for (std::size_t i = 0; i < options_.upload_threads; ++i) uploaders_.emplace_back([this] { upload_loop(); });
 }
 
 Repository::~Repository() {
@@ -186,7 +193,7 @@ Repository::~Repository() {
     stopping_ = true;
   }
   cv_.notify_all();
-  uploader_.join();
+  for (auto& t : uploaders_) t.join();
 }
 
 // ---- writing ----
@@ -221,8 +228,8 @@ void Repository::seal_open_pack() {
   if (writer_->count() == 0) return;
   auto finished = writer_->finish();
   std::unique_lock lock(mu_);
-  // At most two sealed packs wait: the writer blocks instead of filling memory.
-  cv_.wait(lock, [&] { return queue_.size() < 2 || upload_error_; });
+  // A bounded queue: the writer blocks instead of filling memory.
+  cv_.wait(lock, [&] { return queue_.size() < options_.max_queued_packs || upload_error_; });
   if (upload_error_) std::rethrow_exception(upload_error_);
   for (auto& b : finished.blobs) in_flight_.insert(b.id);
   in_open_pack_.clear();
@@ -237,7 +244,7 @@ void Repository::upload_loop() {
     if (queue_.empty()) return;  // stopping, nothing sealed is left behind
     auto pack = std::move(queue_.front());
     queue_.pop_front();
-    uploading_ = true;
+    ++uploading_;
     lock.unlock();
     std::exception_ptr err;
     try {
@@ -245,12 +252,12 @@ void Repository::upload_loop() {
       store_.put(pack_key(pack.id), pack.bytes);
       index_.add_pack(pack.id, pack.bytes.size(), pack.blobs);
       if (on_durable_) on_durable_(pack.id, pack.blobs);
-      if (log_) log_->debug("pack {} durable: {} blobs, {} bytes", pack.id.hex(), pack.blobs.size(), pack.bytes.size());
+      if (options_.log) options_.log->debug("pack {} durable: {} blobs, {} bytes", pack.id.hex(), pack.blobs.size(), pack.bytes.size());
     } catch (...) {
       err = std::current_exception();
     }
     lock.lock();
-    uploading_ = false;
+    --uploading_;
     for (auto& b : pack.blobs) in_flight_.erase(b.id);
     if (err) {
       // Sticky: everything after the last successful flush is unacknowledged, and
@@ -271,7 +278,7 @@ void Repository::flush() {
   rethrow_upload_error();
   seal_open_pack();
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return (queue_.empty() && !uploading_) || upload_error_; });
+  cv_.wait(lock, [&] { return (queue_.empty() && uploading_ == 0) || upload_error_; });
   if (upload_error_) std::rethrow_exception(upload_error_);
 }
 
@@ -371,6 +378,21 @@ PackCheck Repository::check_pack(const PackId& pack) {
     } catch (const Error& e) {
       r.damaged.push_back(b.id);
       if (r.error.empty()) r.error = e.what();
+    }
+  }
+  return r;
+}
+
+AdoptReport Repository::adopt_unindexed_packs() {
+  AdoptReport r;
+  for (auto& p : list_packs()) {
+    if (index_.has_pack(p)) continue;
+    auto check = check_pack(p);
+    if (check.ok()) {
+      index_.add_pack(p, store_.stat(pack_key(p)).value_or(ObjectInfo{}).size, check.blobs);
+      r.adopted.push_back(p);
+    } else {
+      r.damaged.push_back(std::move(check));
     }
   }
   return r;

@@ -353,3 +353,72 @@ TEST_CASE("repository: a store failing at call N never loses an acknowledged blo
     for (auto& [id, data] : acked) CHECK(repo.read_blob(id) == data);
   }
 }
+
+namespace {
+// An index whose commit fails, as when PostgreSQL goes away between the upload
+// and the index transaction.
+class FailingIndex final : public BlobIndex {
+ public:
+  std::optional<BlobLocation> find(const BlobId&) override { return std::nullopt; }
+  void add_pack(const PackId&, std::uint64_t, const std::vector<PackedBlob>&) override {
+    throw Error(Errc::database, "injected: index commit failed");
+  }
+  bool has_pack(const PackId&) override { return false; }
+};
+}  // namespace
+
+TEST_CASE("repository: a pack uploaded but never indexed is adopted, a damaged one reported", "[unit]") {
+  test::MemoryStore store;
+  Repository::init(store, fast_init());
+  MemoryIndex index;
+  BlobId kept;
+  {
+    Repository repo(store, KeySource{"correct horse", std::nullopt}, index);
+    kept = repo.add_blob(BlobType::meta, "indexed normally");
+    repo.flush();
+  }
+  std::vector<BlobId> orphaned;
+  {
+    FailingIndex broken;
+    Repository repo(store, KeySource{"correct horse", std::nullopt}, broken);
+    for (int i = 0; i < 3; ++i) orphaned.push_back(repo.add_blob(BlobType::meta, text_data(3000, 900 + static_cast<unsigned>(i))));
+    CHECK(code_of([&] { repo.flush(); }) == Errc::database);
+    CHECK(code_of([&] { repo.add_blob(BlobType::meta, "after the failure"); }) == Errc::database);  // sticky
+  }
+  Repository repo(store, KeySource{"correct horse", std::nullopt}, index);
+  CHECK(repo.list_packs().size() == 2);
+  CHECK(code_of([&] { repo.read_blob(orphaned[0]); }) == Errc::not_found);
+  auto report = repo.adopt_unindexed_packs();
+  CHECK(report.adopted.size() == 1);
+  CHECK(report.damaged.empty());
+  for (int i = 0; i < 3; ++i) CHECK(repo.read_blob(orphaned[static_cast<std::size_t>(i)]) == text_data(3000, 900 + static_cast<unsigned>(i)));
+  CHECK(repo.read_blob(kept) == "indexed normally");
+  CHECK(repo.adopt_unindexed_packs().adopted.empty());  // idempotent
+
+  // An unindexed pack that is damaged is reported, never indexed.
+  MemoryIndex fresh;
+  Repository again(store, KeySource{"correct horse", std::nullopt}, fresh);
+  auto victim = pack_key(report.adopted[0]);
+  store.objects()[victim][10] ^= 1;
+  auto second = again.adopt_unindexed_packs();
+  CHECK(second.adopted.size() == 1);
+  REQUIRE(second.damaged.size() == 1);
+  CHECK(second.damaged[0].pack == report.adopted[0]);
+  CHECK_FALSE(fresh.has_pack(report.adopted[0]));
+}
+
+TEST_CASE("repository: parallel uploads keep every blob", "[unit]") {
+  test::MemoryStore store;
+  Repository::init(store, fast_init());
+  MemoryIndex index;
+  RepositoryOptions o;
+  o.upload_threads = 4;
+  o.max_queued_packs = 3;
+  Repository repo(store, KeySource{"correct horse", std::nullopt}, index, o);
+  std::vector<BlobId> ids;
+  for (int i = 0; i < 60; ++i) ids.push_back(repo.add_blob(BlobType::data, noise_data(200'000, 5000 + static_cast<unsigned>(i))));
+  repo.flush();
+  CHECK(index.blob_count() == 60);
+  CHECK(index.pack_count() == repo.stats().packs_written);
+  for (int i = 0; i < 60; ++i) CHECK(repo.read_blob(ids[static_cast<std::size_t>(i)]) == noise_data(200'000, 5000 + static_cast<unsigned>(i)));
+}

@@ -50,12 +50,15 @@ class BlobIndex {
   // indexed in another pack keeps its first location (a duplicate copy is garbage
   // for prune to collect).
   virtual void add_pack(const PackId& pack, std::uint64_t pack_size, const std::vector<PackedBlob>& blobs) = 0;
+  // Whether add_pack was called for this pack (finds packs a crash left unindexed).
+  virtual bool has_pack(const PackId& pack) = 0;
 };
 
 class MemoryIndex final : public BlobIndex {
  public:
   std::optional<BlobLocation> find(const BlobId& id) override;
   void add_pack(const PackId& pack, std::uint64_t pack_size, const std::vector<PackedBlob>& blobs) override;
+  bool has_pack(const PackId& pack) override;
   std::size_t blob_count() const;
   std::size_t pack_count() const;
 
@@ -107,6 +110,18 @@ struct PackCheck {
   bool ok() const { return readable && hash_ok && table_ok && damaged.empty(); }
 };
 
+struct RepositoryOptions {
+  std::size_t upload_threads = 2;    // packs uploaded in parallel (S3 latency hides behind more)
+  std::size_t max_queued_packs = 2;  // sealed packs waiting: bounds memory to about this + threads packs
+  std::shared_ptr<spdlog::logger> log;
+};
+
+// What adopt_unindexed_packs() found.
+struct AdoptReport {
+  std::vector<PackId> adopted;    // intact packs now in the index
+  std::vector<PackCheck> damaged; // unindexed packs that fail the deep check (not indexed)
+};
+
 class Repository {
  public:
   // Creates a repository in an empty store: writes `config` and nothing else.
@@ -117,7 +132,7 @@ class Repository {
   // Opens an existing repository. Reads `config` only; writes nothing. Throws
   // Error(Errc::wrong_key) when no key slot opens with `keys`, Error(Errc::not_found)
   // when the store holds no repository. `index` must outlive the repository.
-  Repository(ObjectStore& store, const KeySource& keys, BlobIndex& index, std::shared_ptr<spdlog::logger> log = nullptr);
+  Repository(ObjectStore& store, const KeySource& keys, BlobIndex& index, RepositoryOptions options = {});
   // Flushes nothing: blobs not flushed are lost, as in a crash. Call flush().
   ~Repository();
   Repository(const Repository&) = delete;
@@ -147,6 +162,10 @@ class Repository {
   PackCheck check_pack(const PackId& pack);
   // Every pack in the store.
   std::vector<PackId> list_packs();
+  // Finds packs in the store the index does not know (a crash between the upload
+  // and the index commit), deep-checks each, and indexes the intact ones. Call
+  // while no writer is flushing into the same index (verify --repair).
+  AdoptReport adopt_unindexed_packs();
 
   struct Stats {
     std::uint64_t blobs_added = 0;    // add_blob calls
@@ -168,7 +187,6 @@ class Repository {
 
   ObjectStore& store_;
   BlobIndex& index_;
-  std::shared_ptr<spdlog::logger> log_;
   RepositoryConfig config_;
   RepositoryKeys keys_;
   std::unique_ptr<Chunker> chunker_;
@@ -180,12 +198,13 @@ class Repository {
   std::condition_variable cv_;
   std::deque<PackWriter::Finished> queue_;
   std::unordered_set<BlobId, IdHash> in_flight_;  // blobs in queued or uploading packs
-  bool uploading_ = false;
+  std::size_t uploading_ = 0;
   bool stopping_ = false;
   std::exception_ptr upload_error_;
   std::function<void(const PackId&, const std::vector<PackedBlob>&)> on_durable_;
   Stats stats_;
-  std::thread uploader_;
+  RepositoryOptions options_;
+  std::vector<std::thread> uploaders_;
 };
 
 }  // namespace m365vault::storage
