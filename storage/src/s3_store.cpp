@@ -17,6 +17,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <atomic>
+#include <limits>
 #include <ctime>
 #include <map>
 #include <mutex>
@@ -149,8 +150,9 @@ std::string xml_unescape(std::string_view s) {
   return out;
 }
 
-// The text of the first <tag>...</tag> at or after pos; advances pos past it.
-std::optional<std::string> xml_tag(std::string_view xml, std::string_view tag, std::size_t& pos) {
+// The raw inner text of the first <tag>...</tag> at or after pos (entities left
+// as they are, for nested elements); advances pos past it.
+std::optional<std::string_view> xml_element(std::string_view xml, std::string_view tag, std::size_t& pos) {
   std::string open = "<" + std::string(tag) + ">", close = "</" + std::string(tag) + ">";
   auto a = xml.find(open, pos);
   if (a == std::string_view::npos) return std::nullopt;
@@ -158,12 +160,14 @@ std::optional<std::string> xml_tag(std::string_view xml, std::string_view tag, s
   auto b = xml.find(close, a);
   if (b == std::string_view::npos) return std::nullopt;
   pos = b + close.size();
-  return xml_unescape(xml.substr(a, b - a));
+  return xml.substr(a, b - a);
 }
 
+// The unescaped text of the first <tag>...</tag>, or "".
 std::string xml_tag(std::string_view xml, std::string_view tag) {
   std::size_t pos = 0;
-  return xml_tag(xml, tag, pos).value_or(std::string());
+  auto v = xml_element(xml, tag, pos);
+  return v ? xml_unescape(*v) : std::string();
 }
 
 std::string md5_base64(std::string_view data) {
@@ -184,6 +188,7 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
 
 bool retriable(const HttpRes& r) {
   if (r.status >= 500 || r.status == 429) return true;
+  if (r.status < 400) return false;  // never scan a successful body for error codes
   // S3 sends these with 400 as well.
   auto code = xml_tag(r.body, "Code");
   return code == "SlowDown" || code == "RequestTimeout" || code == "RequestTimeTooSkewed";
@@ -287,7 +292,9 @@ struct S3Store::Impl {
       req.content_length(r.body.size());
     }
     Parser p;
-    p.body_limit(std::max<std::uint64_t>(cfg.part_size, cfg.multipart_threshold) * 4 + (64ull << 20));
+    // Objects come back whole (the interface returns them as strings); the caller
+    // bounds their size (packs, config), so the parser does not.
+    p.body_limit(std::numeric_limits<std::uint64_t>::max());
     p.header_limit(64 * 1024);
     if (r.head) p.skip(true);
     requests++;
@@ -531,7 +538,7 @@ ListPage S3Store::list(std::string_view prefix, std::string_view token, std::siz
   ListPage page;
   std::size_t pos = 0;
   std::size_t strip = cfg.prefix.empty() ? 0 : cfg.prefix.size() + 1;
-  while (auto contents = xml_tag(res.body, "Contents", pos)) {
+  while (auto contents = xml_element(res.body, "Contents", pos)) {
     std::string key = xml_tag(*contents, "Key");
     std::string size = xml_tag(*contents, "Size");
     if (key.size() < strip) continue;

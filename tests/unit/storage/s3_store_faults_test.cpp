@@ -150,3 +150,22 @@ TEST_CASE("S3Store sends Object Lock retention when the bucket has it", "[unit]"
   // Signed, too.
   CHECK_THAT(head, Catch::Contains("x-amz-object-lock-mode;x-amz-object-lock-retain-until-date"));
 }
+
+TEST_CASE("S3Store reports a server that is down after its retries", "[unit]") {
+  unsigned short port;
+  {
+    ScriptedServer srv([](const ScriptedRequest&, int) { return ScriptedReply::status(200); });
+    port = srv.port();
+  }  // closed: nothing listens there now
+  storage::S3Config c;
+  c.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  c.bucket = "b";
+  c.access_key = "ak";
+  c.secret_key = "sk";
+  c.max_attempts = 2;
+  c.backoff_base = std::chrono::milliseconds(1);
+  storage::S3Store s(c, nullptr);
+  std::string what;
+  CHECK(code_of([&] { s.stat("config"); }, &what) == Errc::storage);
+  CHECK_THAT(what, Catch::Contains("refused") && Catch::Contains("after 2 attempts"));
+}
