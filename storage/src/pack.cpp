@@ -62,29 +62,59 @@ BlobId blob_id(const RepositoryKeys& keys, std::string_view plaintext) {
   return id;
 }
 
-std::size_t seal_blob(std::string& out, const RepositoryKeys& keys, const BlobId& id, std::string_view plaintext,
-                      int zstd_level) {
+namespace {
+// codec(1) || payload: zstd when it saves at least 1/64 of the size, else raw.
+std::string encode_payload(std::string_view plaintext, int zstd_level) {
   std::string inner;
   if (zstd_level > 0 && plaintext.size() >= 64) {
     inner.resize(1 + ZSTD_compressBound(plaintext.size()));
     std::size_t n = ZSTD_compressCCtx(cctx(), inner.data() + 1, inner.size() - 1, plaintext.data(), plaintext.size(),
                                       zstd_level);
     if (ZSTD_isError(n)) throw Error(Errc::internal, std::string("zstd: ") + ZSTD_getErrorName(n));
-    // Keep the compressed form only when it saves at least 1/64 of the size.
     if (n + plaintext.size() / 64 < plaintext.size()) {
       inner[0] = 1;
       inner.resize(1 + n);
-    } else {
-      inner.clear();
+      return inner;
     }
+    inner.clear();
   }
+  inner.reserve(1 + plaintext.size());
+  inner += '\0';
+  inner.append(plaintext);
+  return inner;
+}
+
+// The plaintext of codec || payload; sets *why and returns nullopt when malformed.
+std::optional<std::string> decode_payload(std::string_view inner, std::string* why) {
   if (inner.empty()) {
-    inner.reserve(1 + plaintext.size());
-    inner += '\0';
-    inner.append(plaintext);
+    *why = "empty payload";
+    return std::nullopt;
   }
+  std::string_view payload = inner.substr(1);
+  if (inner[0] == 0) return std::string(payload);
+  if (inner[0] != 1) {
+    *why = "unknown codec " + std::to_string(static_cast<int>(inner[0]));
+    return std::nullopt;
+  }
+  auto size = ZSTD_getFrameContentSize(payload.data(), payload.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > kMaxBlobSize) {
+    *why = "bad zstd frame";
+    return std::nullopt;
+  }
+  std::string plain(size, '\0');
+  std::size_t n = ZSTD_decompressDCtx(dctx(), plain.data(), plain.size(), payload.data(), payload.size());
+  if (ZSTD_isError(n) || n != size) {
+    *why = "zstd decompression failed";
+    return std::nullopt;
+  }
+  return plain;
+}
+}  // namespace
+
+std::size_t seal_blob(std::string& out, const RepositoryKeys& keys, const BlobId& id, std::string_view plaintext,
+                      int zstd_level) {
   std::size_t before = out.size();
-  crypto::seal_into(out, keys.enc_key, inner, id.view());
+  crypto::seal_into(out, keys.enc_key, encode_payload(plaintext, zstd_level), id.view());
   return out.size() - before;
 }
 
@@ -94,23 +124,25 @@ std::string open_blob(const RepositoryKeys& keys, const BlobId& id, std::string_
   };
   auto inner = crypto::open(keys.enc_key, sealed, id.view());
   if (!inner) throw fail("authentication failed (damaged, truncated or not this blob)");
-  if (inner->empty()) throw fail("empty payload");
-  std::string plain;
-  std::string_view payload = std::string_view(*inner).substr(1);
-  if ((*inner)[0] == 0) {
-    plain.assign(payload);
-  } else if ((*inner)[0] == 1) {
-    auto size = ZSTD_getFrameContentSize(payload.data(), payload.size());
-    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > kMaxBlobSize)
-      throw fail("bad zstd frame");
-    plain.resize(size);
-    std::size_t n = ZSTD_decompressDCtx(dctx(), plain.data(), plain.size(), payload.data(), payload.size());
-    if (ZSTD_isError(n) || n != size) throw fail("zstd decompression failed");
-  } else {
-    throw fail("unknown codec " + std::to_string(static_cast<int>((*inner)[0])));
-  }
-  if (blob_id(keys, plain) != id) throw fail("content does not match its id");
-  return plain;
+  std::string why;
+  auto plain = decode_payload(*inner, &why);
+  if (!plain) throw fail(why);
+  if (blob_id(keys, *plain) != id) throw fail("content does not match its id");
+  return std::move(*plain);
+}
+
+std::string seal_object(const RepositoryKeys& keys, std::string_view plaintext, std::string_view aad, int zstd_level) {
+  return crypto::seal(keys.enc_key, encode_payload(plaintext, zstd_level), aad);
+}
+
+std::string open_object(const RepositoryKeys& keys, std::string_view sealed, std::string_view aad,
+                        std::string_view what) {
+  auto inner = crypto::open(keys.enc_key, sealed, aad);
+  if (!inner) throw Error(Errc::data_corrupt, std::string(what) + ": authentication failed (damaged or replaced)");
+  std::string why;
+  auto plain = decode_payload(*inner, &why);
+  if (!plain) throw Error(Errc::data_corrupt, std::string(what) + ": " + why);
+  return std::move(*plain);
 }
 
 std::string pack_key(const PackId& id) {

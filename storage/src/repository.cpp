@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 #include "m365vault/core/error.hpp"
@@ -35,6 +36,27 @@ std::string key_file_secret(std::string_view contents) {
 std::string config_mac(const std::string& mac_key, json doc) {
   doc.erase("mac");
   return crypto::to_hex(crypto::hmac_sha256(mac_key, "m365vault config v1 " + doc.dump()));
+}
+
+json make_slots(const std::string& master, const std::string& repo_id, const KeySource& keys,
+                const crypto::ScryptParams& kdf) {
+  json slots = json::array();
+  if (keys.passphrase) {
+    if (keys.passphrase->empty()) throw Error(Errc::bad_request, "the passphrase is empty");
+    std::string salt = crypto::random_bytes(16);
+    std::string kek = crypto::scrypt(*keys.passphrase, salt, kdf);
+    slots.push_back({{"type", "passphrase"},
+                     {"kdf", {{"name", "scrypt"}, {"n", kdf.n}, {"r", kdf.r}, {"p", kdf.p},
+                              {"salt", crypto::base64_encode(salt)}}},
+                     {"wrapped", crypto::base64_encode(crypto::seal(kek, master, slot_aad(repo_id)))}});
+  }
+  if (keys.key_file) {
+    std::string kek = key_file_secret(*keys.key_file);
+    slots.push_back({{"type", "key_file"},
+                     {"wrapped", crypto::base64_encode(crypto::seal(kek, master, slot_aad(repo_id)))}});
+  }
+  if (slots.empty()) throw Error(Errc::bad_request, "a passphrase or a key file is needed");
+  return slots;
 }
 
 RepositoryKeys split_master(std::string_view master) {
@@ -99,20 +121,7 @@ RepositoryConfig Repository::init(ObjectStore& store, const InitOptions& o) {
   cfg.chunker = o.chunker;
   std::string master = crypto::random_bytes(kMasterSize);
 
-  json slots = json::array();
-  if (o.keys.passphrase) {
-    std::string salt = crypto::random_bytes(16);
-    std::string kek = crypto::scrypt(*o.keys.passphrase, salt, o.kdf);
-    slots.push_back({{"type", "passphrase"},
-                     {"kdf", {{"name", "scrypt"}, {"n", o.kdf.n}, {"r", o.kdf.r}, {"p", o.kdf.p},
-                              {"salt", crypto::base64_encode(salt)}}},
-                     {"wrapped", crypto::base64_encode(crypto::seal(kek, master, slot_aad(cfg.id)))}});
-  }
-  if (o.keys.key_file) {
-    std::string kek = key_file_secret(*o.keys.key_file);
-    slots.push_back({{"type", "key_file"},
-                     {"wrapped", crypto::base64_encode(crypto::seal(kek, master, slot_aad(cfg.id)))}});
-  }
+  json slots = make_slots(master, cfg.id, o.keys, o.kdf);
   json doc = {{"format", kFormat},
               {"version", cfg.version},
               {"id", cfg.id},
@@ -179,6 +188,8 @@ Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& ind
     throw Error(Errc::wrong_key, "repository at '" + store_.describe() +
                                      "': the passphrase or key file does not open it (wrong passphrase or key file?)");
   keys_ = split_master(*master);
+  master_ = *master;
+  config_doc_ = doc.dump();
   if (!doc.contains("mac") || !doc["mac"].is_string() || doc["mac"].get<std::string>() != config_mac(keys_.mac_key, doc))
     throw Error(Errc::data_corrupt, "repository config at '" + store_.describe() +
                                         "' fails its authentication (modified outside m365vault?)");
@@ -381,6 +392,44 @@ PackCheck Repository::check_pack(const PackId& pack) {
     }
   }
   return r;
+}
+
+// ---- keys and manifests ----
+
+void Repository::set_keys(const KeySource& keys, const crypto::ScryptParams& kdf) {
+  json doc = json::parse(config_doc_);
+  doc["keys"] = make_slots(master_, config_.id, keys, kdf);
+  doc["mac"] = config_mac(keys_.mac_key, doc);
+  // One atomic replace: readers see the old slots or the new ones.
+  store_.put(kConfigKey, doc.dump(2) + "\n");
+  config_doc_ = doc.dump();
+}
+
+namespace {
+void validate_manifest_id(std::string_view id) {
+  bool ok = !id.empty() && id.size() <= 128;
+  for (char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
+  if (!ok) throw Error(Errc::bad_request, "manifest id '" + std::string(id) + "' is invalid (use [A-Za-z0-9_-])");
+}
+std::string manifest_aad(std::string_view id) { return "m365vault manifest v1 " + std::string(id); }
+}  // namespace
+
+void Repository::put_manifest(std::string_view id, std::string_view content) {
+  validate_manifest_id(id);
+  store_.put("manifests/" + std::string(id), seal_object(keys_, content, manifest_aad(id), config_.zstd_level));
+}
+
+std::optional<std::string> Repository::get_manifest(std::string_view id) {
+  validate_manifest_id(id);
+  auto sealed = store_.get("manifests/" + std::string(id));
+  if (!sealed) return std::nullopt;
+  return open_object(keys_, *sealed, manifest_aad(id), "manifest '" + std::string(id) + "'");
+}
+
+std::vector<std::string> Repository::list_manifests() {
+  std::vector<std::string> out;
+  for (auto& o : list_all(store_, "manifests/")) out.push_back(o.key.substr(10));
+  return out;
 }
 
 AdoptReport Repository::adopt_unindexed_packs() {

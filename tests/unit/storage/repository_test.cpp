@@ -422,3 +422,43 @@ TEST_CASE("repository: parallel uploads keep every blob", "[unit]") {
   CHECK(index.pack_count() == repo.stats().packs_written);
   for (int i = 0; i < 60; ++i) CHECK(repo.read_blob(ids[static_cast<std::size_t>(i)]) == noise_data(200'000, 5000 + static_cast<unsigned>(i)));
 }
+
+TEST_CASE("repository: changing the passphrase keeps the data and retires the old one", "[unit]") {
+  test::MemoryStore store;
+  Repository::init(store, fast_init("old passphrase"));
+  MemoryIndex index;
+  BlobId id;
+  {
+    Repository repo(store, KeySource{"old passphrase", std::nullopt}, index);
+    id = repo.add_blob(BlobType::meta, "kept across the change");
+    repo.flush();
+    auto key_file = generate_key_file();
+    repo.set_keys(KeySource{"new passphrase", key_file}, {1024, 8, 1});
+    Repository by_file(store, KeySource{std::nullopt, key_file}, index);
+    CHECK(by_file.read_blob(id) == "kept across the change");
+  }
+  CHECK(code_of([&] { Repository r(store, KeySource{"old passphrase", std::nullopt}, index); }) == Errc::wrong_key);
+  Repository repo(store, KeySource{"new passphrase", std::nullopt}, index);
+  CHECK(repo.read_blob(id) == "kept across the change");
+  CHECK(code_of([&] { repo.set_keys(KeySource{}); }) == Errc::bad_request);
+}
+
+TEST_CASE("repository: manifests are sealed, bound to their id, and listed", "[unit]") {
+  test::MemoryStore store;
+  Repository::init(store, fast_init());
+  MemoryIndex index;
+  Repository repo(store, KeySource{"correct horse", std::nullopt}, index);
+  auto body = text_data(50'000, 77);
+  repo.put_manifest("snap-1", body);
+  repo.put_manifest("snap-2", "second");
+  CHECK(repo.get_manifest("snap-1") == body);
+  CHECK_FALSE(repo.get_manifest("snap-3").has_value());
+  CHECK(repo.list_manifests() == std::vector<std::string>{"snap-1", "snap-2"});
+  CHECK(store.objects().at("manifests/snap-1").find("mailbox") == std::string::npos);  // not in clear
+  // Swapping two manifests is detected: each is bound to its name.
+  std::swap(store.objects().at("manifests/snap-1"), store.objects().at("manifests/snap-2"));
+  std::string what;
+  CHECK(code_of([&] { repo.get_manifest("snap-1"); }, &what) == Errc::data_corrupt);
+  CHECK_THAT(what, Catch::Contains("snap-1"));
+  CHECK(code_of([&] { repo.put_manifest("../x", "y"); }) == Errc::bad_request);
+}

@@ -62,6 +62,12 @@ std::size_t seal_blob(std::string& out, const RepositoryKeys& keys, const BlobId
 // the blob (and `where`, e.g. the pack) when the tag, the codec or the id fails.
 std::string open_blob(const RepositoryKeys& keys, const BlobId& id, std::string_view sealed, std::string_view where);
 
+// The same compression and sealing for a whole object that is not a blob (snapshot
+// manifests): `aad` binds it to its name. open_object throws Error(Errc::data_corrupt)
+// starting with `what` on any failure.
+std::string seal_object(const RepositoryKeys& keys, std::string_view plaintext, std::string_view aad, int zstd_level);
+std::string open_object(const RepositoryKeys& keys, std::string_view sealed, std::string_view aad, std::string_view what);
+
 struct PackedBlob {
   BlobId id;
   BlobType type = BlobType::data;

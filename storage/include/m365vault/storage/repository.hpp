@@ -167,6 +167,19 @@ class Repository {
   // while no writer is flushing into the same index (verify --repair).
   AdoptReport adopt_unindexed_packs();
 
+  // Replaces every key slot with slots for `keys` (passphrase change, key file
+  // rotation). The master key, and so all data, stay the same; the old passphrase
+  // and key file stop working once this returns. Not thread-safe with itself.
+  void set_keys(const KeySource& keys, const crypto::ScryptParams& kdf = {});
+
+  // Snapshot manifests (manifests/<id>): compressed and sealed like blobs, bound to
+  // their id, durable when put_manifest returns. Write a manifest only after the
+  // flush() that made the blobs it names durable. get_manifest returns nullopt when
+  // absent and throws Error(Errc::data_corrupt) when damaged or swapped.
+  void put_manifest(std::string_view id, std::string_view content);
+  std::optional<std::string> get_manifest(std::string_view id);
+  std::vector<std::string> list_manifests();
+
   struct Stats {
     std::uint64_t blobs_added = 0;    // add_blob calls
     std::uint64_t blobs_new = 0;      // not deduplicated
@@ -189,6 +202,8 @@ class Repository {
   BlobIndex& index_;
   RepositoryConfig config_;
   RepositoryKeys keys_;
+  std::string master_;       // to wrap new key slots
+  std::string config_doc_;   // the config as read (compact JSON)
   std::unique_ptr<Chunker> chunker_;
   std::unique_ptr<PackWriter> writer_;
   std::unordered_set<BlobId, IdHash> in_open_pack_;
