@@ -8,7 +8,9 @@
 #include <fstream>
 
 #include "m365vault/core/error.hpp"
+#include "m365vault/core/metrics.hpp"
 #include "m365vault/storage/fs_store.hpp"
+#include "m365vault/storage/metered_store.hpp"
 #include "support/storage/memory_store.hpp"
 #include "support/storage/object_store_contract.hpp"
 #include "support/temp_dir.hpp"
@@ -69,4 +71,32 @@ TEST_CASE("FsStore removes only stale temporary files", "[unit]") {
   CHECK_FALSE(std::filesystem::exists(dir / "packs/ab/.old.tmp-111111"));
   CHECK(std::filesystem::exists(dir / "packs/ab/.new.tmp-222222"));
   CHECK(s.get("packs/ab/one") == "1");
+}
+
+TEST_CASE("object store contract: MeteredStore over FsStore, and what it counts", "[unit]") {
+  TempDir dir("metered");
+  MetricsRegistry metrics;
+  std::vector<std::unique_ptr<storage::FsStore>> inner;
+  int n = 0;
+  test::object_store_contract([&]() -> std::unique_ptr<storage::ObjectStore> {
+    auto root = dir / ("r" + std::to_string(n++));
+    std::filesystem::create_directories(root);
+    inner.push_back(std::make_unique<storage::FsStore>(root));
+    return std::make_unique<storage::MeteredStore>(*inner.back(), metrics, "fs");
+  });
+}
+
+TEST_CASE("MeteredStore counts operations, outcomes and bytes", "[unit]") {
+  TempDir dir("metered");
+  MetricsRegistry metrics;
+  storage::FsStore fs(dir.path());
+  storage::MeteredStore s(fs, metrics, "fs");
+  s.put("a", "12345");
+  CHECK(s.get("a") == "12345");
+  CHECK_THROWS_AS(s.put("../bad", "x"), Error);
+  auto text = metrics.render();
+  CHECK_THAT(text, Catch::Contains("m365vault_store_requests_total{store=\"fs\",op=\"put\",outcome=\"ok\"}"));
+  CHECK_THAT(text, Catch::Contains("outcome=\"bad_request\""));
+  CHECK_THAT(text, Catch::Contains("m365vault_store_bytes_total{store=\"fs\",direction=\"out\"} 5"));
+  CHECK_THAT(text, Catch::Contains("m365vault_store_bytes_total{store=\"fs\",direction=\"in\"} 5"));
 }
