@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <future>
 
 #include "m365vault/core/error.hpp"
 
@@ -194,7 +195,7 @@ Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& ind
     throw Error(Errc::data_corrupt, "repository config at '" + store_.describe() +
                                         "' fails its authentication (modified outside m365vault?)");
   chunker_ = std::make_unique<Chunker>(config_.chunker, keys_.chunker_key);
-  writer_ = std::make_unique<PackWriter>(keys_, config_.zstd_level);
+  batch_target_ = static_cast<std::size_t>(config_.pack_size);
   for (std::size_t i = 0; i < options_.upload_threads; ++i) uploaders_.emplace_back([this] { upload_loop(); });
 }
 
@@ -216,7 +217,11 @@ void Repository::rethrow_upload_error() {
 
 BlobId Repository::add_blob(BlobType type, std::string_view plaintext) {
   rethrow_upload_error();
-  BlobId id = blob_id(keys_, plaintext);
+  return add_blob_with_id(type, blob_id(keys_, plaintext), plaintext);
+}
+
+BlobId Repository::add_blob_with_id(BlobType type, const BlobId& id, std::string_view plaintext) {
+  rethrow_upload_error();
   {
     std::lock_guard lock(mu_);
     stats_.blobs_added++;
@@ -224,20 +229,30 @@ BlobId Repository::add_blob(BlobType type, std::string_view plaintext) {
     if (in_open_pack_.count(id) || in_flight_.count(id)) return id;
   }
   if (index_.find(id)) return id;
-  writer_->add(type, id, plaintext);
+  if (plaintext.size() > (256u << 20)) throw Error(Errc::bad_request, "blob larger than 256 MiB (use add_stream)");
+  if (open_.arena.capacity() == 0) {
+    // One allocation per batch: growing by doubling would briefly hold 3x the batch.
+    std::lock_guard lock(mu_);
+    open_.arena.reserve(batch_target_ + chunker_->params().max_size);
+  }
+  open_.blobs.push_back({type, id, open_.arena.size(), plaintext.size()});
+  open_.arena.append(plaintext);
+  std::size_t target;
   {
     std::lock_guard lock(mu_);
     in_open_pack_.insert(id);
     stats_.blobs_new++;
     stats_.bytes_new += plaintext.size();
+    target = batch_target_;
   }
-  if (writer_->size() >= config_.pack_size) seal_open_pack();
+  if (open_.arena.size() >= target) seal_open_pack();
   return id;
 }
 
 void Repository::seal_open_pack() {
-  if (writer_->count() == 0) return;
-  auto finished = writer_->finish();
+  if (open_.blobs.empty()) return;
+  Batch finished = std::move(open_);
+  open_ = Batch{};
   std::unique_lock lock(mu_);
   // A bounded queue: the writer blocks instead of filling memory.
   cv_.wait(lock, [&] { return queue_.size() < options_.max_queued_packs || upload_error_; });
@@ -253,12 +268,17 @@ void Repository::upload_loop() {
   for (;;) {
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing sealed is left behind
-    auto pack = std::move(queue_.front());
+    Batch batch = std::move(queue_.front());
     queue_.pop_front();
     ++uploading_;
     lock.unlock();
     std::exception_ptr err;
+    PackWriter::Finished pack;
     try {
+      PackWriter writer(keys_, config_.zstd_level);
+      writer.reserve(batch.arena.size() + batch.blobs.size() * (crypto::kSealOverhead + 64) + 4096);
+      for (auto& b : batch.blobs) writer.add(b.type, b.id, std::string_view(batch.arena).substr(b.offset, b.length));
+      pack = writer.finish();
       // Durable first, indexed second: the index never names a pack the store lacks.
       store_.put(pack_key(pack.id), pack.bytes);
       index_.add_pack(pack.id, pack.bytes.size(), pack.blobs);
@@ -269,7 +289,7 @@ void Repository::upload_loop() {
     }
     lock.lock();
     --uploading_;
-    for (auto& b : pack.blobs) in_flight_.erase(b.id);
+    for (auto& b : batch.blobs) in_flight_.erase(b.id);
     if (err) {
       // Sticky: everything after the last successful flush is unacknowledged, and
       // the writer must reopen rather than carry on over a hole.
@@ -280,6 +300,12 @@ void Repository::upload_loop() {
     } else {
       stats_.packs_written++;
       stats_.bytes_written += pack.bytes.size();
+      // Aim batches at pack_size after compression: scale by the ratio seen so
+      // far, at most 1.5x (memory) and at least 1x (incompressible data).
+      plain_sealed_ += batch.arena.size();
+      double ratio = static_cast<double>(stats_.bytes_written) / static_cast<double>(std::max<std::uint64_t>(plain_sealed_, 1));
+      double scale = std::clamp(1.0 / std::max(ratio, 0.01), 1.0, 1.5);
+      batch_target_ = static_cast<std::size_t>(static_cast<double>(config_.pack_size) * scale);
     }
     cv_.notify_all();
   }
@@ -294,31 +320,58 @@ void Repository::flush() {
 }
 
 std::vector<BlobId> Repository::add_stream(const std::function<std::size_t(char*, std::size_t)>& read) {
+  rethrow_upload_error();
   const std::size_t max = chunker_->params().max_size;
-  std::string buf(2 * max, '\0');
+  const std::size_t cap = 2 * max;
+  // Kept between calls and never zero-filled: a fresh buffer per file cost more
+  // than chunking it.
+  if (!stream_buf_) stream_buf_ = std::make_unique_for_overwrite<char[]>(cap);
+  char* buf = stream_buf_.get();
   std::size_t start = 0, end = 0;
   bool eof = false;
   std::vector<BlobId> ids;
+  std::vector<std::pair<std::size_t, std::size_t>> chunks;
+  std::vector<BlobId> chunk_ids;
   for (;;) {
     // Keep at least max bytes ahead of `start` (or everything, at eof). Compacting
     // moves less than max bytes and is followed by reading at least max.
     if (!eof && end - start < max) {
       if (start > 0) {
-        std::memmove(buf.data(), buf.data() + start, end - start);
+        std::memmove(buf, buf + start, end - start);
         end -= start;
         start = 0;
       }
-      while (!eof && end < buf.size()) {
-        std::size_t n = read(buf.data() + end, buf.size() - end);
+      while (!eof && end < cap) {
+        std::size_t n = read(buf + end, cap - end);
         if (n == 0) eof = true;
         end += n;
       }
     }
     if (start == end) break;
-    std::string_view avail(buf.data() + start, end - start);
-    std::size_t cut = chunker_->next_cut(avail, eof);
-    ids.push_back(add_blob(BlobType::data, avail.substr(0, cut)));
-    start += cut;
+    // Cut every chunk that can be decided now, then hash them on two threads (the
+    // HMAC is most of the cost of a stream that is already stored), then add them
+    // in order.
+    chunks.clear();
+    while (start < end && (eof || end - start >= max)) {
+      std::size_t cut = chunker_->next_cut(std::string_view(buf + start, end - start), eof);
+      chunks.emplace_back(start, cut);
+      start += cut;
+    }
+    chunk_ids.assign(chunks.size(), BlobId{});
+    auto hash = [&](std::size_t from, std::size_t to) {
+      for (std::size_t i = from; i < to; ++i)
+        chunk_ids[i] = blob_id(keys_, std::string_view(buf + chunks[i].first, chunks[i].second));
+    };
+    if (chunks.size() > 1) {
+      auto half = chunks.size() / 2;
+      auto other = std::async(std::launch::async, hash, half, chunks.size());
+      hash(0, half);
+      other.get();
+    } else {
+      hash(0, chunks.size());
+    }
+    for (std::size_t i = 0; i < chunks.size(); ++i)
+      ids.push_back(add_blob_with_id(BlobType::data, chunk_ids[i], std::string_view(buf + chunks[i].first, chunks[i].second)));
   }
   return ids;
 }

@@ -84,6 +84,8 @@ std::optional<PackId> pack_id_from_key(std::string_view key);
 class PackWriter {
  public:
   explicit PackWriter(const RepositoryKeys& keys, int zstd_level) : keys_(keys), level_(zstd_level) {}
+  // Reserves room for `bytes` of sealed blobs and table (avoids regrowth copies).
+  void reserve(std::size_t bytes) { data_.reserve(bytes); }
   // Seals and appends a blob whose id the caller computed with blob_id().
   void add(BlobType type, const BlobId& id, std::string_view plaintext);
   std::size_t size() const { return data_.size(); }

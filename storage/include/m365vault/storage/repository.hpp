@@ -111,8 +111,8 @@ struct PackCheck {
 };
 
 struct RepositoryOptions {
-  std::size_t upload_threads = 2;    // packs uploaded in parallel (S3 latency hides behind more)
-  std::size_t max_queued_packs = 2;  // sealed packs waiting: bounds memory to about this + threads packs
+  std::size_t upload_threads = 2;    // packs sealed (zstd, AES-GCM) and uploaded in parallel
+  std::size_t max_queued_packs = 1;  // packs waiting: bounds memory to about this + threads packs
   std::shared_ptr<spdlog::logger> log;
 };
 
@@ -194,6 +194,7 @@ class Repository {
   void on_pack_durable(std::function<void(const PackId&, const std::vector<PackedBlob>&)> fn);
 
  private:
+  BlobId add_blob_with_id(BlobType type, const BlobId& id, std::string_view plaintext);
   void seal_open_pack();
   void upload_loop();
   void rethrow_upload_error();
@@ -205,13 +206,28 @@ class Repository {
   std::string master_;       // to wrap new key slots
   std::string config_doc_;   // the config as read (compact JSON)
   std::unique_ptr<Chunker> chunker_;
-  std::unique_ptr<PackWriter> writer_;
+  // Blobs of the open pack, as plaintext: compression and encryption happen on the
+  // uploader threads, so the writer thread only hashes and copies.
+  struct PendingBlob {
+    BlobType type;
+    BlobId id;
+    std::size_t offset;
+    std::size_t length;
+  };
+  struct Batch {
+    std::string arena;
+    std::vector<PendingBlob> blobs;
+  };
+  Batch open_;
+  std::size_t batch_target_ = 0;
+  std::unique_ptr<char[]> stream_buf_;  // add_stream's read buffer, 2 x chunker max  // plaintext bytes that make about one pack_size pack
   std::unordered_set<BlobId, IdHash> in_open_pack_;
 
   // Uploader: sealed packs wait here (at most 2, bounding memory to a few packs).
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<PackWriter::Finished> queue_;
+  std::deque<Batch> queue_;
+  std::uint64_t plain_sealed_ = 0;  // plaintext bytes of written packs, for batch_target_
   std::unordered_set<BlobId, IdHash> in_flight_;  // blobs in queued or uploading packs
   std::size_t uploading_ = 0;
   bool stopping_ = false;
