@@ -220,6 +220,28 @@ BlobId Repository::add_blob(BlobType type, std::string_view plaintext) {
   return add_blob_with_id(type, blob_id(keys_, plaintext), plaintext);
 }
 
+std::vector<BlobId> Repository::add_blobs(BlobType type, const std::vector<std::string_view>& plaintexts) {
+  rethrow_upload_error();
+  std::vector<BlobId> ids(plaintexts.size());
+  auto hash = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) ids[i] = blob_id(keys_, plaintexts[i]);
+  };
+  std::size_t total = 0;
+  for (auto p : plaintexts) total += p.size();
+  if (plaintexts.size() > 1 && total >= (256u << 10)) {
+    // Split by bytes, not count: one large item should not leave a thread idle.
+    std::size_t half = 0, acc = 0;
+    while (half < plaintexts.size() && acc < total / 2) acc += plaintexts[half++].size();
+    auto other = std::async(std::launch::async, hash, half, plaintexts.size());
+    hash(0, half);
+    other.get();
+  } else {
+    hash(0, plaintexts.size());
+  }
+  for (std::size_t i = 0; i < plaintexts.size(); ++i) add_blob_with_id(type, ids[i], plaintexts[i]);
+  return ids;
+}
+
 BlobId Repository::add_blob_with_id(BlobType type, const BlobId& id, std::string_view plaintext) {
   rethrow_upload_error();
   {

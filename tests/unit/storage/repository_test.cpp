@@ -462,3 +462,21 @@ TEST_CASE("repository: manifests are sealed, bound to their id, and listed", "[u
   CHECK_THAT(what, Catch::Contains("snap-1"));
   CHECK(code_of([&] { repo.put_manifest("../x", "y"); }) == Errc::bad_request);
 }
+
+TEST_CASE("repository: add_blobs equals add_blob one by one", "[unit]") {
+  test::MemoryStore store;
+  Repository::init(store, fast_init());
+  MemoryIndex index;
+  Repository repo(store, KeySource{"correct horse", std::nullopt}, index);
+  std::vector<std::string> items;
+  for (int i = 0; i < 40; ++i) items.push_back(text_data(1000 + 5000 * static_cast<std::size_t>(i % 30 % 7), 300 + static_cast<unsigned>(i % 30)));
+  std::vector<std::string_view> views(items.begin(), items.end());
+  auto ids = repo.add_blobs(BlobType::meta, views);
+  repo.flush();
+  REQUIRE(ids.size() == items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    CHECK(ids[i] == repo.add_blob(BlobType::meta, items[i]));
+    CHECK(repo.read_blob(ids[i]) == items[i]);
+  }
+  CHECK(repo.stats().blobs_new == 30);  // ten repeats deduplicated
+}

@@ -145,6 +145,9 @@ class Repository {
   // durable (flush() returns, or on_pack_durable fires). Errors of a background
   // upload are rethrown by the next add_blob/add_stream/flush.
   BlobId add_blob(BlobType type, std::string_view plaintext);
+  // add_blob for many small items at once (a page of messages): ids are computed on
+  // two threads, then the blobs are added in order. Returns the ids in order.
+  std::vector<BlobId> add_blobs(BlobType type, const std::vector<std::string_view>& plaintexts);
   // Splits a stream with the repository's chunker and adds each chunk; `read` fills
   // the buffer and returns the bytes read (0 at end).
   std::vector<BlobId> add_stream(const std::function<std::size_t(char*, std::size_t)>& read);
