@@ -3,6 +3,7 @@
 // the store alone.
 #include <catch2/catch.hpp>
 
+#include <mutex>
 #include <random>
 #include <set>
 
@@ -196,8 +197,12 @@ TEST_CASE("repository: blobs are stored once, and only reported once durable", "
   Repository::init(store, fast_init());
   MemoryIndex index;
   Repository repo(store, KeySource{"correct horse", std::nullopt}, index);
+  std::mutex durable_mu;  // uploader threads report concurrently
   std::vector<PackId> durable;
-  repo.on_pack_durable([&](const PackId& p, const std::vector<PackedBlob>&) { durable.push_back(p); });
+  repo.on_pack_durable([&](const PackId& p, const std::vector<PackedBlob>&) {
+    std::lock_guard lock(durable_mu);
+    durable.push_back(p);
+  });
 
   auto a = repo.add_blob(BlobType::meta, text_data(5000, 1));
   auto b = repo.add_blob(BlobType::meta, text_data(5000, 2));

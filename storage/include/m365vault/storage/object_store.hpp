@@ -3,7 +3,7 @@
 // places bytes live (a local directory, an S3-compatible service). Retry, fault
 // injection and logging are wrappers around it, never special cases inside it.
 //
-// Contract (every implementation passes tests/storage/object_store_contract.cpp):
+// Contract (every implementation passes tests/support/storage/object_store_contract.cpp):
 //
 // - Keys are validated by validate_key(): 1..1024 bytes of [A-Za-z0-9._-/], '/'
 //   separated segments that are non-empty and do not start with '.'. An invalid key

@@ -41,7 +41,8 @@ struct BlobLocation {
 // The blob index the repository consults and feeds: "have I this blob, where is
 // it" and "these blobs are now durable in pack P". The PostgreSQL index implements
 // it; MemoryIndex below serves tests, benchmarks and index rebuilds. Implementations
-// are thread-safe.
+// are thread-safe: find() is called by the writer thread for every new blob (make
+// it cheap: a cache in front of the database), add_pack() by uploader threads.
 class BlobIndex {
  public:
   virtual ~BlobIndex() = default;
@@ -133,7 +134,8 @@ class Repository {
   // Error(Errc::wrong_key) when no key slot opens with `keys`, Error(Errc::not_found)
   // when the store holds no repository. `index` must outlive the repository.
   Repository(ObjectStore& store, const KeySource& keys, BlobIndex& index, RepositoryOptions options = {});
-  // Flushes nothing: blobs not flushed are lost, as in a crash. Call flush().
+  // Does not flush: blobs of the open pack are dropped, as in a crash (packs already
+  // handed to the uploaders are finished first). Call flush() to keep them.
   ~Repository();
   Repository(const Repository&) = delete;
   Repository& operator=(const Repository&) = delete;
@@ -193,7 +195,8 @@ class Repository {
   };
   Stats stats() const;
 
-  // Test hook and progress: called (on the uploader thread) after each pack is durable and indexed.
+  // Test hook and progress: called after each pack is durable and indexed, on an
+  // uploader thread (several may call it at once).
   void on_pack_durable(std::function<void(const PackId&, const std::vector<PackedBlob>&)> fn);
 
  private:
