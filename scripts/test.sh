@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything and runs every test against real
 # services it starts here and stops afterwards: a throwaway PostgreSQL cluster
-# (run by the unprivileged user m365vault when we are root, unix socket only).
+# (run by the unprivileged user m365vault when we are root, unix socket only) and
+# a real S3 server (OpenStack Swift with s3api, scripts/s3-server.sh).
 #   scripts/test.sh [--sanitize] [ctest arguments, e.g. -L unit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,5 +38,6 @@ export M365VAULT_TEST_PG_URL
 export M365VAULT_TEST_OPENAPI_JSON="$work/openapi.json"
 echo "test PostgreSQL: $M365VAULT_TEST_PG_URL"
 
+root=$(pwd)
 cd "$dir"
-ctest --output-on-failure -j 2 "$@"
+"$root/scripts/with-s3.sh" ctest --output-on-failure -j 2 "$@"

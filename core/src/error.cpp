@@ -19,6 +19,10 @@ const ErrcInfo& info(Errc c) noexcept {
   static const ErrcInfo kDatabase{503, "database_unavailable", "Database unavailable"};
   static const ErrcInfo kTimeout{504, "timeout", "Timed out"};
   static const ErrcInfo kTooMany{429, "too_many_requests", "Too many requests"};
+  static const ErrcInfo kStorage{503, "storage_unavailable", "Object store unavailable"};
+  static const ErrcInfo kStorageDenied{503, "storage_access_denied", "Object store refused access"};
+  static const ErrcInfo kCorrupt{500, "data_corrupt", "Stored data is corrupt"};
+  static const ErrcInfo kWrongKey{401, "wrong_repository_key", "Wrong repository passphrase or key"};
   switch (c) {
     case Errc::internal: return kInternal;
     case Errc::bad_request: return kBadRequest;
@@ -36,6 +40,10 @@ const ErrcInfo& info(Errc c) noexcept {
     case Errc::database: return kDatabase;
     case Errc::timeout: return kTimeout;
     case Errc::too_many_requests: return kTooMany;
+    case Errc::storage: return kStorage;
+    case Errc::storage_denied: return kStorageDenied;
+    case Errc::data_corrupt: return kCorrupt;
+    case Errc::wrong_key: return kWrongKey;
   }
   return kInternal;
 }

@@ -26,6 +26,10 @@ enum class Errc {
   database,            // PostgreSQL failed: 503
   timeout,             // an operation ran past its deadline: 504
   too_many_requests,   // rate limited (repeated authentication failures): 429
+  storage,             // the object store failed (I/O, full disk, S3 5xx after retries): 503
+  storage_denied,      // the object store refused our credentials or permissions: 503
+  data_corrupt,        // stored data failed authentication or its id check: 500
+  wrong_key,           // no key slot of the repository opens with the given passphrase/key: 401
 };
 
 struct ErrcInfo {
