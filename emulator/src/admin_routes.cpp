@@ -264,6 +264,14 @@ void EmulatorImpl::register_admin() {
       std::lock_guard lk(fmu);
       faults = f;
     }
+    {
+      // New limits start a fresh window; requests in flight keep their slots.
+      std::lock_guard lk(tmu);
+      for (auto& [k, th] : throttles) {
+        th.window_start = 0;
+        th.count = 0;
+      }
+    }
     return admin_json(200, f.to_json());
   });
   admin("GET", "/_emulator/stats", [this](net::Request&) {

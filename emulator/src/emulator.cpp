@@ -417,8 +417,8 @@ asio::awaitable<net::Response> EmulatorImpl::handle(net::Request& req) {
                                           : "Resource not found for the segment '" + req.path.substr(slash + 1) + "'.");
     }
     count("unmatched", res.status);
-  } else {
-    count(normalize_route(req.method, req.route), res.status);
+  } else if (req.route.rfind("/_emulator/", 0) != 0) {
+    count(normalize_route(req.method, req.route), res.status);  // Graph and token traffic only
   }
   co_return res;
 }
