@@ -330,6 +330,43 @@ void EmulatorImpl::register_admin() {
                        {"size", mime.size()},
                        {"sha256", to_hex(sha256(mime))}});
     }
+    // Contacts and events: sha256 of the canonical JSON (docs/emulator.md).
+    for (const std::string cat : {"contacts", "calendar"}) {
+      if (!category.empty() && category != cat) continue;
+      struct PimRow {
+        std::uint32_t user, index;
+        PimItem item;
+        std::string owner, path, id;
+      };
+      std::vector<PimRow> prow;
+      {
+        std::lock_guard lk(t->mu);
+        for (std::uint32_t u = 0; u < t->users.size(); ++u) {
+          if (t->users[u].removed != Removed::none) continue;
+          const auto& uid = t->users[u].id;
+          if (!owner.empty() && owner != uid && owner != user_person(*t, u).address) continue;
+          auto& s = cat == "contacts" ? mailbox(*t, u).contacts : mailbox(*t, u).calendars;
+          for (auto& f : s.containers) {
+            if (f.deleted) continue;
+            for (auto i : f.messages)
+              prow.push_back({u, i, s.items[i], uid, container_path(s, f.index),
+                              outlook_id(*t, {cat == "contacts" ? OutlookKey::contact : OutlookKey::event, u, i, 0, 0})});
+          }
+        }
+      }
+      for (auto& r : prow) {
+        json content = cat == "contacts" ? contact_content(*t, r.user, r.index, r.item) : event_content(*t, r.user, r.index, r.item);
+        auto canon = canonical_json(content);
+        items.push_back({{"owner", r.owner},
+                         {"category", cat},
+                         {"id", r.id},
+                         {"immutable_id", r.id},
+                         {"container_path", r.path},
+                         {"name", content.value(cat == "contacts" ? "displayName" : "subject", "")},
+                         {"size", canon.size()},
+                         {"sha256", to_hex(sha256(canon))}});
+      }
+    }
     return admin_json(200, json{{"items", items}});
   });
 }

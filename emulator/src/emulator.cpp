@@ -499,6 +499,7 @@ Emulator::Emulator(EmulatorOptions opts, std::shared_ptr<spdlog::logger> log) : 
   impl_->register_identity();
   impl_->register_admin();
   impl_->register_graph();
+  impl_->register_pim();
   if (!opts.state_dir.empty()) impl_->replay();
 }
 

@@ -107,6 +107,7 @@ struct EmulatorImpl {
   void register_identity();
   void register_admin();
   void register_graph();
+  void register_pim();
   boost::asio::awaitable<net::Response> handle(net::Request& req);
   boost::asio::awaitable<net::Response> run_batch(net::Request& req, std::string version);
   boost::asio::awaitable<net::Response> run_graph(net::Request& req, const std::string& permission, bool outlook,

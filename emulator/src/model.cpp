@@ -326,6 +326,7 @@ Mailbox& mailbox(Tenant& t, std::uint32_t u) {
     m.categories = mr.below(5) == 0 ? (1u << mr.below(kCategories.size())) : 0;
     mb.folders[f].messages.push_back(i);
   }
+  init_pim(t, u, mb);
   return mb;
 }
 
@@ -520,11 +521,17 @@ std::string outlook_id(const Tenant& t, OutlookKey k) {
     case OutlookKey::message: b = std::string("\x00\x03\x24\x00\x44\x4d", 6); break;
     case OutlookKey::immutable: b = std::string("\x00\x09\x00\x2e\x41\x49", 6); break;
     case OutlookKey::attachment: b = std::string("\x00\x03\x24\x00\x41\x54", 6); break;
+    case OutlookKey::contact_folder: b = std::string("\x01\x03\x24\x00\x43\x46", 6); break;
+    case OutlookKey::contact: b = std::string("\x00\x03\x24\x00\x43\x54", 6); break;
+    case OutlookKey::calendar: b = std::string("\x01\x03\x24\x00\x43\x4c", 6); break;
+    case OutlookKey::event: b = std::string("\x00\x03\x24\x00\x45\x56", 6); break;
   }
   put32(b, t.hash);
   put32(b, k.user);
   put32(b, k.index);
-  if (k.kind == OutlookKey::message || k.kind == OutlookKey::attachment) put32(b, k.moves);
+  if (k.kind == OutlookKey::message || k.kind == OutlookKey::attachment || k.kind == OutlookKey::contact ||
+      k.kind == OutlookKey::event)
+    put32(b, k.moves);
   if (k.kind == OutlookKey::attachment) put32(b, k.sub);
   b += std::string(3, '\0');
   return base64(b, true, true);
@@ -540,6 +547,10 @@ std::optional<OutlookKey> parse_outlook_id(const Tenant& t, std::string_view id)
   else if (tag == std::string("\x00\x03\x24\x00\x44\x4d", 6)) k.kind = OutlookKey::message, want = 25;
   else if (tag == std::string("\x00\x09\x00\x2e\x41\x49", 6)) k.kind = OutlookKey::immutable, want = 21;
   else if (tag == std::string("\x00\x03\x24\x00\x41\x54", 6)) k.kind = OutlookKey::attachment, want = 29;
+  else if (tag == std::string("\x01\x03\x24\x00\x43\x46", 6)) k.kind = OutlookKey::contact_folder, want = 21;
+  else if (tag == std::string("\x00\x03\x24\x00\x43\x54", 6)) k.kind = OutlookKey::contact, want = 25;
+  else if (tag == std::string("\x01\x03\x24\x00\x43\x4c", 6)) k.kind = OutlookKey::calendar, want = 21;
+  else if (tag == std::string("\x00\x03\x24\x00\x45\x56", 6)) k.kind = OutlookKey::event, want = 25;
   else return std::nullopt;
   if (raw->size() != want || get32(*raw, 6) != t.hash) return std::nullopt;
   k.user = get32(*raw, 10);
@@ -673,8 +684,10 @@ json apply_activity(Tenant& t, const json& req) {
         out["deleted"].push_back({{"category", "directory"}, {"id", u.id},
                                   {"reason", u.removed == Removed::soft ? "changed" : "deleted"}});
       }
+    } else if (cat == "contacts" || cat == "calendar") {
+      apply_pim_activity(t, cat, r, creates, updates, deletes, out);
     } else {
-      bad("unknown category '" + cat + "' (use mail or directory)");
+      bad("unknown category '" + cat + "' (use mail, contacts, calendar or directory)");
     }
   }
   return out;

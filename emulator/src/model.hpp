@@ -137,11 +137,30 @@ struct Msg {
   std::shared_ptr<const std::string> custom_mime;  // MIME-created content
 };
 
+// Contacts and events: a container tree (contact folders, calendars) of items whose
+// content is generated from (seed, user, index, version) or supplied by a write.
+struct PimItem {
+  std::uint32_t container = 0;
+  std::uint32_t version = 0;
+  std::uint64_t seq = 1;
+  bool alive = true;
+  std::shared_ptr<const json> custom;  // API-created content (properties as posted)
+};
+
+struct PimStore {
+  std::vector<Folder> containers;  // Folder.messages holds item indices
+  std::vector<PimItem> items;
+  std::uint64_t seq = 1;
+};
+
 struct Mailbox {
   std::vector<Folder> folders;
   std::vector<Msg> msgs;
   std::uint64_t seq = 1;
   std::uint64_t created_messages = 0;
+  PimStore contacts;
+  PimStore calendars;
+  std::uint64_t invitations_sent = 0;  // attendee invitations created events would have sent
 };
 
 struct Tenant {
@@ -210,12 +229,34 @@ json apply_activity(Tenant& t, const json& req);
 
 // Outlook ids: url-safe base64 of a tagged binary key.
 struct OutlookKey {
-  enum Kind { folder, message, immutable, attachment } kind;
+  enum Kind { folder, message, immutable, attachment, contact_folder, contact, calendar, event } kind;
   std::uint32_t user = 0, index = 0, moves = 0, sub = 0;
 };
 std::string outlook_id(const Tenant& t, OutlookKey k);
 std::optional<OutlookKey> parse_outlook_id(const Tenant& t, std::string_view id);
 
 std::string folder_path(const Mailbox& mb, std::uint32_t f);
+std::string container_path(const PimStore& s, std::uint32_t c);
+
+// Contacts and events (model_pim.cpp). The JSON is the full v1.0 rendering without
+// id, parentFolderId/calendar, changeKey and the @odata annotations, which the
+// routes add.
+json contact_content(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
+json event_content(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
+// The properties a manifest hash covers: content with server-assigned fields removed,
+// serialized with sorted keys and no whitespace (docs/emulator.md).
+std::string canonical_json(const json& content);
+
+struct Occurrence {
+  std::uint32_t number;  // 1-based within the series
+  std::int64_t start, end;
+  bool exception;  // moved and renamed
+};
+// The instances of a series master (cancelled ones left out); empty for single events.
+std::vector<Occurrence> occurrences(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
+std::string graph_datetime(std::int64_t epoch_s);
+void init_pim(const Tenant& t, std::uint32_t user, Mailbox& mb);
+// Creates, updates and deletes contacts or events ("contacts" / "calendar"); appends to out.
+void apply_pim_activity(Tenant& t, const std::string& category, Rng& r, int creates, int updates, int deletes, json& out);  // "2016-12-09T20:30:00.0000000"
 
 }  // namespace m365vault::emulator
