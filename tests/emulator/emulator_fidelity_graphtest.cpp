@@ -107,3 +107,43 @@ TEST_CASE("fidelity: users, groups, folders, messages and attachments match sche
   auto shape = load_fixture("errors/error-shape-example.json");
   for (auto& [k, v] : shape["error"].items()) REQUIRE(e["error"].contains(k));
 }
+
+TEST_CASE("fidelity: contacts, contact folders, calendars and events match schemas and fixtures", "[graph]") {
+  EmulatorProcess emu;
+  auto t = make_tenant(emu, 52, 2, 1, {{"contacts_per_user", 12}, {"events_per_user", 25}});
+  auto tok = emu.token(t.tenant, t.client, t.secret);
+  const std::string u = emu.graph_json("/v1.0/users", tok)["value"][0]["id"];
+  auto contact_fixture = load_fixture("contacts/contact-full.json");
+  auto folders = emu.graph_json("/v1.0/users/" + u + "/contactFolders", tok);
+  for (auto& f : folders["value"]) check_against_schema(f, "contactFolder");
+  auto folder_fixture = load_fixture("contacts/contactfolders-list.json")["value"][0];
+  for (auto& [k, v] : folder_fixture.items()) REQUIRE(folders["value"][0].contains(k));
+  auto contacts = walk_delta(emu, "/v1.0/users/" + u + "/contactFolders/contacts/contacts/delta", tok);
+  REQUIRE(!contacts.items.empty());
+  for (auto& c : contacts.items) {
+    check_against_schema(c, "contact");
+    REQUIRE(c["@odata.etag"].is_string());
+    for (auto& [k, v] : contact_fixture.items()) {
+      if (k == "@odata.context") continue;
+      INFO(k);
+      REQUIRE(c.contains(k));
+    }
+  }
+  auto cals = emu.graph_json("/v1.0/users/" + u + "/calendars", tok)["value"];
+  auto cal_fixture = load_fixture("calendar/calendars-list.json")["value"][0];
+  for (auto& c : cals) {
+    check_against_schema(c, "calendar");
+    for (auto& [k, v] : cal_fixture.items())
+      if (k != "@odata.id") REQUIRE(c.contains(k));
+  }
+  auto view = walk_delta(emu, "/v1.0/users/" + u + "/calendarView/delta?startDateTime=2025-06-01T00:00:00Z&endDateTime=2026-06-01T00:00:00Z", tok);
+  auto ev_fixture = load_fixture("calendar/calendarview-delta-page1.json")["value"][0];
+  REQUIRE(!view.items.empty());
+  for (auto& e : view.items) {
+    check_against_schema(e, "event");
+    for (auto& [k, v] : ev_fixture.items()) REQUIRE(e.contains(k));
+    REQUIRE(e["@odata.type"] == "#microsoft.graph.event");
+  }
+  auto r = emu.graph("/v1.0/users/" + u + "/calendarView/delta?startDateTime=2025-06-01T00:00:00Z&endDateTime=2026-06-01T00:00:00Z", tok);
+  REQUIRE(r.header("preference-applied").find("odata.track-changes") != std::string::npos);
+}
