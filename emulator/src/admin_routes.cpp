@@ -275,8 +275,20 @@ void EmulatorImpl::register_admin() {
     return admin_json(200, f.to_json());
   });
   admin("GET", "/_emulator/stats", [this](net::Request&) {
+    // Invitations that created events would have sent (attendees), so a restore can
+    // be shown to send none.
+    std::uint64_t invitations = 0;
+    std::vector<std::shared_ptr<Tenant>> all;
+    {
+      std::lock_guard lk(mu);
+      for (auto& [id, t] : tenants) all.push_back(t);
+    }
+    for (auto& t : all) {
+      std::lock_guard lk(t->mu);
+      for (auto& [u, mb] : t->mailboxes) invitations += mb->invitations_sent;
+    }
     std::lock_guard lk(smu);
-    return admin_json(200, json{{"requests", stat_requests}, {"status", stat_status}});
+    return admin_json(200, json{{"requests", stat_requests}, {"status", stat_status}, {"invitations_sent", invitations}});
   });
   admin("DELETE", "/_emulator/stats", [this](net::Request&) {
     std::lock_guard lk(smu);

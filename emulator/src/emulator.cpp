@@ -435,6 +435,12 @@ json EmulatorImpl::apply_op(const json& op) {
     tenants[spec.tenant_id] = t;
     return spec.to_json();
   }
+  if (kind == "write") {
+    auto t = find_tenant(op.value("tenant", ""));
+    if (!t) throw Error(Errc::not_found, "no tenant '" + op.value("tenant", "") + "'");
+    std::lock_guard lk(t->mu);
+    return apply_write(*t, op["write"]);
+  }
   if (kind == "activity") {
     auto t = find_tenant(op.value("tenant", ""));
     if (!t) throw Error(Errc::not_found, "no tenant '" + op.value("tenant", "") + "'");
@@ -500,6 +506,7 @@ Emulator::Emulator(EmulatorOptions opts, std::shared_ptr<spdlog::logger> log) : 
   impl_->register_admin();
   impl_->register_graph();
   impl_->register_pim();
+  impl_->register_writes();
   if (!opts.state_dir.empty()) impl_->replay();
 }
 

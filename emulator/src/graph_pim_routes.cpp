@@ -117,6 +117,12 @@ void EmulatorImpl::register_pim() {
                 {"isRemovable", f.index != 0},
                 {"owner", {{"name", owner.name}, {"address", owner.address}}}};
   };
+  pim_json_fn = [render](Tenant& t, std::uint32_t u, bool contacts, std::uint32_t i, const PimItem& it) {
+    return render(t, u, contacts ? kContacts : kEvents, i, it);
+  };
+  container_json_fn = [container_json](Tenant& t, std::uint32_t u, bool contacts, const PimStore& s, const Folder& f) {
+    return container_json(t, u, contacts ? kContacts : kEvents, s, f);
+  };
   auto ctx_url = [this](GraphCtx& c, const std::string& rest) {
     return base_url + "/" + c.version + "/$metadata#users('" + c.tenant->users[*c.user].id + "')/" + rest;
   };

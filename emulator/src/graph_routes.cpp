@@ -484,6 +484,9 @@ void EmulatorImpl::register_graph() {
               return graph_json(c, 200, j);
             });
 
+  message_json_fn = message_json;
+  folder_json_fn = folder_json;
+
   // Per-folder message delta.
   add_graph("GET", "/users/{user}/mailFolders/{folder}/messages/delta", "Mail.ReadWrite", true,
             [this, resolve_folder, folder_error, message_json](GraphCtx& c) {

@@ -108,6 +108,24 @@ struct EmulatorImpl {
   void register_admin();
   void register_graph();
   void register_pim();
+  void register_writes();
+
+  // Renderers shared by the read and write routes (set by register_graph/register_pim).
+  std::function<json(GraphCtx&, const Tenant&, std::uint32_t, std::uint32_t, const Msg&, const MessageContent&)> message_json_fn;
+  std::function<json(Tenant&, std::uint32_t, const Mailbox&, const Folder&)> folder_json_fn;
+  std::function<json(Tenant&, std::uint32_t, bool, std::uint32_t, const PimItem&)> pim_json_fn;
+  std::function<json(Tenant&, std::uint32_t, bool, const PimStore&, const Folder&)> container_json_fn;
+
+  struct UploadSession {
+    std::string tenant;
+    std::uint32_t user, message;
+    std::string name, content_type;
+    std::uint64_t size;
+    std::string data;
+    double expires;
+  };
+  std::mutex umu;
+  std::map<std::string, UploadSession> uploads;
   boost::asio::awaitable<net::Response> handle(net::Request& req);
   boost::asio::awaitable<net::Response> run_batch(net::Request& req, std::string version);
   boost::asio::awaitable<net::Response> run_graph(net::Request& req, const std::string& permission, bool outlook,

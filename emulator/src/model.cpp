@@ -394,9 +394,7 @@ std::uint64_t attachment_size(Rng& r, std::uint64_t cap) {
 MessageContent message_content(const Tenant& t, std::uint32_t user, std::uint32_t index, const Msg& m) {
   if (m.custom) {
     MessageContent c = *m.custom;
-    c.categories.clear();
-    for (std::size_t k = 0; k < kCategories.size(); ++k)
-      if (m.categories & (1u << k)) c.categories.push_back(kCategories[k]);
+    c.is_draft = m.draft;
     return c;
   }
   MessageContent c;

@@ -256,6 +256,13 @@ struct Occurrence {
 std::vector<Occurrence> occurrences(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
 std::string graph_datetime(std::int64_t epoch_s);
 void init_pim(const Tenant& t, std::uint32_t user, Mailbox& mb);
+
+// Restore-side writes (model_write.cpp). Each is a journal-able operation
+// {"kind": ..., "user": n, ...}; applying the same operations to the same state
+// gives the same ids, so the journal replays them after a restart. Caller holds
+// t.mu. Returns {"index": n, ...}; throws Error(bad_request) / Error(conflict) /
+// Error(not_found) with Graph's code in the message prefix "Code: text".
+json apply_write(Tenant& t, const json& op);
 // Creates, updates and deletes contacts or events ("contacts" / "calendar"); appends to out.
 void apply_pim_activity(Tenant& t, const std::string& category, Rng& r, int creates, int updates, int deletes, json& out);  // "2016-12-09T20:30:00.0000000"
 
