@@ -86,7 +86,14 @@ json Faults::to_json() const {
           {"error_rate", error_rate},
           {"token_lifetime_s", token_lifetime_s},
           {"generations_kept", generations_kept},
-          {"clock_offset_s", clock_offset_s}};
+          {"clock_offset_s", clock_offset_s},
+          {"delta_empty_page_rate", delta_empty_page_rate},
+          {"delta_repeat_rate", delta_repeat_rate}};
+}
+
+double chance() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0, 1)(rng);
 }
 
 Faults Faults::from_json(const json& j) {
@@ -94,7 +101,8 @@ Faults Faults::from_json(const json& j) {
   Faults f;
   static const std::set<std::string> known = {"latency_ms",       "mailbox_concurrency", "mailbox_requests_per_window",
                                               "window_seconds",   "retry_after",         "error_rate",
-                                              "token_lifetime_s", "generations_kept",    "clock_offset_s"};
+                                              "token_lifetime_s", "generations_kept",    "clock_offset_s",
+                                              "delta_empty_page_rate", "delta_repeat_rate"};
   for (auto& [k, v] : j.items())
     if (!known.count(k)) throw Error(Errc::bad_request, "unknown fault key '" + k + "'");
   try {
@@ -107,18 +115,24 @@ Faults Faults::from_json(const json& j) {
     f.token_lifetime_s = j.value("token_lifetime_s", f.token_lifetime_s);
     f.generations_kept = j.value("generations_kept", f.generations_kept);
     f.clock_offset_s = j.value("clock_offset_s", f.clock_offset_s);
+    f.delta_empty_page_rate = j.value("delta_empty_page_rate", f.delta_empty_page_rate);
+    f.delta_repeat_rate = j.value("delta_repeat_rate", f.delta_repeat_rate);
   } catch (const json::exception& e) {
     throw Error(Errc::bad_request, std::string("faults: ") + e.what());
   }
-  static const std::set<std::string> kinds = {"500", "503", "503_empty", "504", "429", "reset", "truncated"};
+  static const std::set<std::string> kinds = {"500",   "503",       "503_empty",         "504",
+                                              "429",   "429_bare",  "reset",             "truncated",
+                                              "attachment_cannot_open", "attachment_corrupt"};
   for (auto& [k, v] : f.error_rate)
     if (!kinds.count(k) || v < 0 || v > 1)
       throw Error(Errc::bad_request, "error_rate key '" + k + "' unknown or rate outside [0,1] (keys: 500, 503, "
-                                     "503_empty, 504, 429, reset, truncated)");
+                                     "503_empty, 504, 429, 429_bare, reset, truncated, attachment_cannot_open, "
+                                     "attachment_corrupt)");
   if (f.retry_after != "integer" && f.retry_after != "fractional" && f.retry_after != "http-date")
     throw Error(Errc::bad_request, "retry_after must be 'integer', 'fractional' or 'http-date'");
   if (f.mailbox_concurrency < 1 || f.mailbox_requests_per_window < 1 || f.window_seconds <= 0 ||
-      f.generations_kept < 1 || f.token_lifetime_s < 1 || f.latency_ms < 0)
+      f.generations_kept < 1 || f.token_lifetime_s < 1 || f.latency_ms < 0 || f.delta_empty_page_rate < 0 ||
+      f.delta_empty_page_rate > 1 || f.delta_repeat_rate < 0 || f.delta_repeat_rate > 1)
     throw Error(Errc::bad_request, "faults: limits must be positive");
   return f;
 }
@@ -357,9 +371,10 @@ asio::awaitable<net::Response> EmulatorImpl::run_graph(net::Request& req, const 
   }
   std::string injected;
   if (!faults_now.error_rate.empty()) {
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    double x = std::uniform_real_distribution<double>(0, 1)(rng);
+    double x = chance();
+    const bool attachment_route = req.route.find("/attachments") != std::string::npos;
     for (auto& [k, p] : faults_now.error_rate) {
+      if (k.rfind("attachment_", 0) == 0 && !attachment_route) continue;
       if (x < p) {
         injected = k;
         break;
@@ -384,6 +399,11 @@ asio::awaitable<net::Response> EmulatorImpl::run_graph(net::Request& req, const 
     r.headers.set("Retry-After", retry_after_value(2));
     co_return r;
   }
+  if (injected == "429_bare") co_return graph_error(req, 429, "TooManyRequests", "Please retry again later.");
+  if (injected == "attachment_cannot_open")
+    co_return graph_error(req, 500, "ErrorCannotOpenFileAttachment", "OLE conversion failed.");
+  if (injected == "attachment_corrupt")
+    co_return graph_error(req, 500, "ErrorCorruptData", "Data is corrupt.");
   net::Response res;
   try {
     res = fn(ctx);

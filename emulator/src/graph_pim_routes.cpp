@@ -280,7 +280,9 @@ void EmulatorImpl::register_pim() {
         }
         if (snap == 0) snap = s.seq;
         const int page = std::clamp(c.prefer.maxpagesize.value_or(10), 1, 1000);
-        int budget = std::max(page * 4, 200);
+        const auto dfaults = current_faults();
+      // An empty page with a nextLink, as Exchange sends now and then.
+      int budget = chance() < dfaults.delta_empty_page_rate ? 0 : std::max(page * 4, 200);
         if (phase == 0) {
           for (; pos < f.tombs.size() && budget > 0 && static_cast<int>(picked.size()) < page; ++pos, --budget) {
             auto& tb = f.tombs[pos];

@@ -550,7 +550,9 @@ void EmulatorImpl::register_graph() {
       }
       if (snap == 0) snap = mb.seq;
       const int page = std::clamp(c.prefer.maxpagesize.value_or(10), 1, 1000);
-      int budget = std::max(page * 4, 200);
+      const auto dfaults = current_faults();
+      // An empty page with a nextLink, as Exchange sends now and then.
+      int budget = chance() < dfaults.delta_empty_page_rate ? 0 : std::max(page * 4, 200);
       if (phase == 0) {
         for (; pos < f.tombs.size() && budget > 0 && static_cast<int>(picked.size()) < page; ++pos, --budget) {
           auto& tb = f.tombs[pos];
@@ -572,6 +574,9 @@ void EmulatorImpl::register_graph() {
         }
         if (it == f.messages.end()) finished = true;
         else pos = *it;
+        // An item may come again on the next page of the same round.
+        if (!finished && !picked.empty() && !picked.back().removed && chance() < dfaults.delta_repeat_rate)
+          pos = picked.back().index;
       }
       if (finished) {
         new_gen = f.next_generation++;

@@ -29,6 +29,8 @@ struct Faults {
   int token_lifetime_s = 3599;
   int generations_kept = 3;
   std::int64_t clock_offset_s = 0;
+  double delta_empty_page_rate = 0;  // an Outlook delta page comes back empty with a nextLink
+  double delta_repeat_rate = 0;      // the last item of a page is sent again on the next page
   json to_json() const;
   static Faults from_json(const json& j);  // throws Error(bad_request)
 };
@@ -142,5 +144,7 @@ struct EmulatorImpl {
 
 std::string normalize_route(const std::string& method, const std::string& tmpl);
 std::string new_guid();
+// A uniform draw in [0, 1) (thread-local generator).
+double chance();
 
 }  // namespace m365vault::emulator

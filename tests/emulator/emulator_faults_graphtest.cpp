@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <future>
+#include <set>
 
 #include "emulator_support.hpp"
 
@@ -145,4 +146,39 @@ TEST_CASE("$batch: mixed statuses, dependsOn with 424, limits", "[graph]") {
       REQUIRE(x["headers"].contains("Retry-After"));
     }
   REQUIRE(n429 == 2);
+}
+
+TEST_CASE("delta faults: empty pages and repeated items still converge, 429 without Retry-After, attachment errors", "[graph]") {
+  EmulatorProcess emu;
+  auto t = make_tenant(emu, 45, 1, 80);
+  auto tok = emu.token(t.tenant, t.client, t.secret);
+  const std::string u = emu.graph_json("/v1.0/users", tok)["value"][0]["id"];
+  const std::string url = "/v1.0/users/" + u + "/mailFolders/inbox/messages/delta?$select=subject";
+  const std::vector<std::pair<std::string, std::string>> small = {{"Prefer", "odata.maxpagesize=3"}};
+  auto clean = walk_delta(emu, url, tok, small);
+  REQUIRE(clean.empty_pages == 0);
+  emu.admin("PUT", "/_emulator/faults", {{"delta_empty_page_rate", 0.3}, {"delta_repeat_rate", 0.3}});
+  auto noisy = walk_delta(emu, url, tok, small);
+  REQUIRE(noisy.empty_pages > 0);
+  REQUIRE(noisy.items.size() > clean.items.size());  // repeats
+  std::set<std::string> a, b;
+  for (auto& m : clean.items) a.insert(m["id"].get<std::string>());
+  for (auto& m : noisy.items) b.insert(m["id"].get<std::string>());
+  REQUIRE(a == b);  // the last occurrence wins: same set of messages
+
+  emu.admin("PUT", "/_emulator/faults", {{"error_rate", {{"429_bare", 1.0}}}});
+  auto bare = emu.graph("/v1.0/users", tok);
+  REQUIRE(bare.status == 429);
+  REQUIRE(bare.header("retry-after").empty());
+  emu.admin("PUT", "/_emulator/faults", {{"error_rate", {{"attachment_corrupt", 1.0}}}});
+  REQUIRE(emu.graph("/v1.0/users", tok).status == 200);  // only attachment routes fail
+  const std::string mid = clean.items[0]["id"];
+  auto corrupt = emu.graph("/v1.0/users/" + u + "/messages/" + mid + "/attachments", tok);
+  REQUIRE(corrupt.status == 500);
+  REQUIRE(json::parse(corrupt.body)["error"]["code"] == "ErrorCorruptData");
+  emu.admin("PUT", "/_emulator/faults", {{"error_rate", {{"attachment_cannot_open", 1.0}}}});
+  REQUIRE(json::parse(emu.graph("/v1.0/users/" + u + "/messages/" + mid + "/attachments", tok).body)["error"]["code"] ==
+          "ErrorCannotOpenFileAttachment");
+  emu.admin("PUT", "/_emulator/faults", {{"error_rate", {{"504", 1.0}}}});
+  REQUIRE(emu.graph("/v1.0/users", tok).status == 504);
 }
