@@ -718,8 +718,11 @@ void EmulatorImpl::register_graph() {
       auto render = [&](std::uint32_t n) {
         const auto& a = mc.attachments[n];
         json j;
-        j["@odata.type"] = a.kind == Attachment::item ? "#microsoft.graph.itemAttachment" : "#microsoft.graph.fileAttachment";
-        j["@odata.mediaContentType"] = a.kind == Attachment::item ? "message/rfc822" : a.content_type;
+        j["@odata.type"] = a.kind == Attachment::item        ? "#microsoft.graph.itemAttachment"
+                           : a.kind == Attachment::reference ? "#microsoft.graph.referenceAttachment"
+                                                             : "#microsoft.graph.fileAttachment";
+        if (a.kind != Attachment::reference)
+          j["@odata.mediaContentType"] = a.kind == Attachment::item ? "message/rfc822" : a.content_type;
         j["id"] = outlook_id(t, {OutlookKey::attachment, u, idx, m.moves, n});
         j["lastModifiedDateTime"] = iso_time(mc.sent);
         j["name"] = a.name;
@@ -730,7 +733,7 @@ void EmulatorImpl::register_graph() {
           j["contentId"] = a.content_id.empty() ? json(nullptr) : json(a.content_id);
           j["contentLocation"] = nullptr;
           j["contentBytes"] = base64(a.bytes());
-        } else if (expand) {
+        } else if (expand && a.kind == Attachment::item) {
           j["item@odata.context"] = base_url + "/" + c.version + "/$metadata#users('" + t.users[u].id +
                                     "')/messages('" + c.req.params["msg"] + "')/attachments('" + j["id"].get<std::string>() +
                                     "')/microsoft.graph.itemAttachment/item/$entity";
@@ -740,6 +743,8 @@ void EmulatorImpl::register_graph() {
       };
       if (mode == 2) {
         const auto& a = mc.attachments[*want];
+        if (a.kind == Attachment::reference)  // inferred: a link has no content to stream
+          return graph_error(c.req, 400, "ErrorInvalidRequest", "Reference attachments have no content.");
         net::Response res;
         res.status = 200;
         res.body = a.bytes();

@@ -153,6 +153,7 @@ void fill_random(std::string& s, std::size_t from, Rng& r) {
 std::string Attachment::bytes() const {
   if (data) return *data;
   Rng r(seed);
+  if (kind == reference) return {};
   if (kind == item) {
     MessageContent c;
     static const std::vector<std::string> subjects = {"Minutes", "Travel booking", "Original request"};
@@ -185,7 +186,10 @@ std::string Attachment::bytes() const {
   return s;
 }
 
-std::string build_mime(const MessageContent& c, const std::string& owner_address) {
+std::string build_mime(const MessageContent& content, const std::string& owner_address) {
+  // Reference attachments are links in the body, not MIME parts.
+  MessageContent c = content;
+  std::erase_if(c.attachments, [](const Attachment& a) { return a.kind == Attachment::reference; });
   std::string h;
   const std::string key = to_hex(sha1(c.internet_message_id));
   const std::string host = owner_address.substr(owner_address.find('@') + 1);

@@ -383,9 +383,10 @@ std::string html_escape(const std::string& s) {
 std::uint64_t attachment_size(Rng& r, std::uint64_t cap) {
   double x = r.unit();
   std::uint64_t n;
-  if (x < 0.70) n = 2000 + r.below(60000);
-  else if (x < 0.95) n = 60000 + r.below(1500000);
-  else if (x < 0.99) n = 1500000 + r.below(6000000);
+  // Mostly small, a long tail to tens of MB (mean about 200 KB per attachment).
+  if (x < 0.80) n = 2000 + r.below(60000);
+  else if (x < 0.97) n = 60000 + r.below(540000);
+  else if (x < 0.997) n = 600000 + r.below(4400000);
   else n = 8000000 + r.below(30000000);
   return std::min(n, cap);
 }
@@ -478,6 +479,20 @@ MessageContent message_content(const Tenant& t, std::uint32_t user, std::uint32_
       a.size = attachment_size(r, t.spec.max_attachment_bytes);
     }
     c.attachments.push_back(std::move(a));
+  }
+  if (r.below(25) == 0) {
+    // A cloud file shared as a link: listed as a referenceAttachment, not a MIME part.
+    Attachment ref;
+    ref.kind = Attachment::reference;
+    ref.name = "Sales Invoice Template.docx";
+    ref.content_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+    ref.size = 1060;
+    ref.is_inline = true;
+    ref.url = "https://" + t.spec.domain.substr(0, t.spec.domain.find('.')) + ".sharepoint.com/personal/shared/" +
+              to_hex(sha1(std::to_string(r.next()))).substr(0, 12) + ".docx";
+    c.html_body += "<p><a href=\"" + ref.url + "\">" + ref.name + "</a></p>";
+    c.text_body += ref.url + "\r\n";
+    c.attachments.push_back(std::move(ref));
   }
   if (c.html && r.below(8) == 0) {
     Attachment img;

@@ -180,12 +180,13 @@ struct Tenant {
 extern const std::vector<std::string> kCategories;
 
 struct Attachment {
-  enum Kind { file, item } kind = file;
+  enum Kind { file, item, reference } kind = file;
   std::string name;
   std::string content_type;
   std::uint64_t size = 0;  // bytes of content (for item: the attached MIME)
   bool is_inline = false;
   std::string content_id;
+  std::string url;  // reference attachments: the link
   std::uint64_t seed = 0;
   std::shared_ptr<const std::string> data;  // API-supplied bytes
   std::string bytes() const;                // the content (generated or supplied)

@@ -71,6 +71,8 @@ TEST_CASE("fidelity: users, groups, folders, messages and attachments match sche
   auto fixture_msg = load_fixture("mail/message-get.json");
   auto delta_fixture = load_fixture("mail/messages-delta-page1.json");
   auto fixture_file_att = load_fixture("mail/attachment-file.json");
+  auto fixture_ref_att = load_fixture("mail/attachment-reference.json");
+  int references = 0;
   REQUIRE(emu.graph_json("/v1.0/users/" + u + "/mailFolders/inbox/messages/delta", tok)["@odata.context"]
               .get<std::string>()
               .find("$metadata#Collection(message)") != std::string::npos);
@@ -86,15 +88,23 @@ TEST_CASE("fidelity: users, groups, folders, messages and attachments match sche
     auto atts = emu.graph_json("/v1.0/users/" + u + "/messages/" + m["id"].get<std::string>() + "/attachments", tok);
     for (auto& a : atts["value"]) {
       auto type = a["@odata.type"].get<std::string>();
-      check_against_schema(a, type == "#microsoft.graph.fileAttachment" ? "fileAttachment" : "itemAttachment");
+      check_against_schema(a, type == "#microsoft.graph.fileAttachment"        ? "fileAttachment"
+                              : type == "#microsoft.graph.referenceAttachment" ? "referenceAttachment"
+                                                                               : "itemAttachment");
+      if (type == "#microsoft.graph.referenceAttachment") {
+        ++references;
+        for (auto& [k, v] : fixture_ref_att.items())
+          if (k != "@odata.context") REQUIRE(a.contains(k));
+      }
       if (type == "#microsoft.graph.fileAttachment") {
         for (auto& [k, v] : fixture_file_att.items())
           if (k != "@odata.context") REQUIRE(a.contains(k));  // the context sits on the collection
       } else {
-        REQUIRE(a["contentType"].is_null());
+        if (type == "#microsoft.graph.itemAttachment") REQUIRE(a["contentType"].is_null());
       }
     }
   }
+  REQUIRE(references > 0);  // seed 51 has links shared as reference attachments in the inbox
   // Text bodies on request, acknowledged with Preference-Applied.
   auto r = emu.graph("/v1.0/users/" + u + "/messages/" + msgs.items[0]["id"].get<std::string>(), tok,
                      {{"Prefer", "outlook.body-content-type=\"text\""}});
