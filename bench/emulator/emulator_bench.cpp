@@ -11,7 +11,10 @@
 #include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -64,6 +67,32 @@ struct Client {
   }
 };
 
+// CPU seconds (user + system) the emulator process has used, or -1 without a pid.
+// Dividing work by it gives a per-core figure that other load on the machine does
+// not distort.
+double cpu_seconds(int pid) {
+  if (pid <= 0) return -1;
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return -1;
+  char buf[4096];
+  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');
+  if (!p) return -1;
+  unsigned long utime = 0, stime = 0;
+  // Fields after the command: state(3) ... utime(14) stime(15).
+  int field = 2;
+  for (const char* q = p + 1; *q && field < 15; ++q) {
+    if (*q == ' ') {
+      ++field;
+      if (field == 14) utime = std::strtoul(q + 1, nullptr, 10);
+      if (field == 15) stime = std::strtoul(q + 1, nullptr, 10);
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 std::string after(const std::string& url, const std::string& base) {
   return url.rfind(base, 0) == 0 ? url.substr(base.size()) : url;
 }
@@ -78,6 +107,7 @@ int main(int argc, char** argv) {
   const std::string base = argv[1], ca = argv[2];
   const int clients = argc > 3 ? std::atoi(argv[3]) : 4;
   const double seconds = argc > 4 ? std::atof(argv[4]) : 5;
+  const int pid = argc > 5 ? std::atoi(argv[5]) : 0;
   auto hp = base.substr(base.find("://") + 3);
   auto host = hp.substr(0, hp.rfind(':')), port = hp.substr(hp.rfind(':') + 1);
 
@@ -106,6 +136,7 @@ int main(int argc, char** argv) {
   // 1. Delta items per second: each client walks its own user's folders with full items.
   std::atomic<long> items{0}, bytes{0};
   auto t0 = std::chrono::steady_clock::now();
+  double cpu0 = cpu_seconds(pid);
   std::vector<std::thread> ts;
   for (int c = 0; c < clients; ++c) {
     ts.emplace_back([&, c] {
@@ -133,8 +164,10 @@ int main(int argc, char** argv) {
   }
   for (auto& t : ts) t.join();
   double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double cpu = cpu_seconds(pid) - cpu0;
   std::printf("delta: %ld items in %.2f s = %.0f items/s (%.1f MB of JSON) with %d clients\n", items.load(), dt,
               items / dt, bytes / 1e6, clients);
+  if (pid > 0) std::printf("       emulator CPU %.2f s = %.0f items per CPU-second\n", cpu, items / cpu);
 
   // 2. MIME megabytes per second: each client reads $value of its user's messages.
   admin.call("GET", "/_emulator/tenants/bench/manifest?category=mail", "", "", out);
@@ -149,6 +182,7 @@ int main(int argc, char** argv) {
   std::atomic<long> mime_bytes{0}, messages{0};
   ts.clear();
   t0 = std::chrono::steady_clock::now();
+  cpu0 = cpu_seconds(pid);
   for (int c = 0; c < clients; ++c) {
     ts.emplace_back([&, c] {
       Client cl(host, port, ca);
@@ -166,7 +200,9 @@ int main(int argc, char** argv) {
   }
   for (auto& t : ts) t.join();
   dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  cpu = cpu_seconds(pid) - cpu0;
   std::printf("mime:  %ld messages, %.1f MB in %.2f s = %.0f MB/s, %.0f messages/s with %d clients\n", messages.load(),
               mime_bytes / 1e6, dt, mime_bytes / 1e6 / dt, messages / dt, clients);
+  if (pid > 0) std::printf("       emulator CPU %.2f s = %.0f MB per CPU-second\n", cpu, mime_bytes / 1e6 / cpu);
   return 0;
 }

@@ -13,4 +13,5 @@ for _ in $(seq 100); do grep -q '^listening on ' "$work/out" && break; sleep 0.0
 url=$(sed -n 's/^listening on //p' "$work/out")
 [ -n "$url" ] || { cat "$work/out"; exit 1; }
 echo "graph-emulator at $url (1 I/O thread), 4 clients"
-"$build/bench/emulator/emulator-bench" "$url" "$work/tls/ca.pem" 4 8
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (wall-clock figures suffer from other load; CPU-second figures do not)"
+"$build/bench/emulator/emulator-bench" "$url" "$work/tls/ca.pem" 4 8 "$pid"

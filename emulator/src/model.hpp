@@ -190,6 +190,7 @@ struct Attachment {
   std::uint64_t seed = 0;
   std::shared_ptr<const std::string> data;  // API-supplied bytes
   std::string bytes() const;                // the content (generated or supplied)
+  void append_base64(std::string& out) const;  // base64 of bytes() in 76-character lines
 };
 
 struct MessageContent {

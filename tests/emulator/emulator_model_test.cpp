@@ -55,3 +55,23 @@ TEST_CASE("generated MIME is deterministic, CRLF-only and encodes non-ASCII head
   }
   REQUIRE(saw_encoded);
 }
+
+TEST_CASE("streamed base64 of a generated attachment equals its bytes", "[unit]") {
+  for (std::string type : {"application/pdf", "image/png", "application/zip", "text/plain"}) {
+    for (std::uint64_t size : {100ull, 4096ull, 65663ull, 65664ull, 65665ull, 200003ull, 1048576ull}) {
+      Attachment a;
+      a.content_type = type;
+      a.size = size;
+      a.seed = size * 31 + type.size();
+      std::string encoded;
+      a.append_base64(encoded);
+      for (std::size_t p = encoded.find('\n'); p != std::string::npos; p = encoded.find('\n', p + 1)) {
+        REQUIRE(encoded[p - 1] == '\r');
+      }
+      auto decoded = unbase64(encoded);
+      INFO(type << " " << size);
+      REQUIRE(decoded);
+      REQUIRE(*decoded == a.bytes());
+    }
+  }
+}
