@@ -314,7 +314,7 @@ void EmulatorImpl::register_admin() {
     if (category.empty() || category == "mail") {
       std::lock_guard lk(t->mu);
       for (std::uint32_t u = 0; u < t->users.size(); ++u) {
-        if (t->users[u].removed != Removed::none) continue;
+        if (t->users[u].removed != Removed::none || !has_mailbox(t->spec, u)) continue;
         const auto& uid = t->users[u].id;
         if (!owner.empty() && owner != uid && owner != user_person(*t, u).address) continue;
         auto& mb = mailbox(*t, u);
@@ -354,7 +354,7 @@ void EmulatorImpl::register_admin() {
       {
         std::lock_guard lk(t->mu);
         for (std::uint32_t u = 0; u < t->users.size(); ++u) {
-          if (t->users[u].removed != Removed::none) continue;
+          if (t->users[u].removed != Removed::none || !has_mailbox(t->spec, u)) continue;
           const auto& uid = t->users[u].id;
           if (!owner.empty() && owner != uid && owner != user_person(*t, u).address) continue;
           auto& s = cat == "contacts" ? mailbox(*t, u).contacts : mailbox(*t, u).calendars;

@@ -336,6 +336,8 @@ asio::awaitable<net::Response> EmulatorImpl::run_graph(net::Request& req, const 
                             "are not present.");
     }
   }
+  if (outlook && ctx.user && !has_mailbox(ctx.tenant->spec, *ctx.user))
+    co_return graph_error(req, 404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.");
   auto faults_now = current_faults();
   SlotGuard guard;
   if (outlook && ctx.user) {

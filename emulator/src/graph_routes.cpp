@@ -63,6 +63,30 @@ const std::set<std::string> kUnsupportedUserProps = {"skills", "aboutMe", "birth
                                                      "schools"};
 
 constexpr std::int64_t kDirectoryTokenLifetime = 7 * 24 * 3600;
+// A group object carries at most this many members@delta entries; a larger group is
+// repeated on the following pages with the next slices (contract 5).
+constexpr std::size_t kMembersPerObject = 20;
+
+// "$filter=id eq 'a' or id eq 'b'" (at most 50 ids); nullopt when it is anything else.
+std::optional<std::vector<std::string>> parse_id_filter(const std::string& f) {
+  std::vector<std::string> ids;
+  std::size_t p = 0;
+  while (p < f.size()) {
+    while (p < f.size() && f[p] == ' ') ++p;
+    if (f.compare(p, 8, "id eq '") != 0 && f.compare(p, 7, "id eq '") != 0) return std::nullopt;
+    p += 7;
+    auto q = f.find('\'', p);
+    if (q == std::string::npos) return std::nullopt;
+    ids.push_back(f.substr(p, q - p));
+    p = q + 1;
+    while (p < f.size() && f[p] == ' ') ++p;
+    if (p >= f.size()) break;
+    if (f.compare(p, 3, "or ") != 0) return std::nullopt;
+    p += 3;
+  }
+  if (ids.empty() || ids.size() > 50) return std::nullopt;
+  return ids;
+}
 
 }  // namespace
 
@@ -142,9 +166,10 @@ void EmulatorImpl::register_graph() {
       const std::int64_t t_now = now();
       std::vector<std::string> sel;
       std::uint64_t base = 0, snap = 0;
-      std::size_t cursor = 0;
+      std::size_t cursor = 0, member_offset = 0;
       std::int64_t issued = t_now;
       bool latest = false;
+      std::vector<std::string> only_ids;
       auto bad_token = [&] {
         return graph_error(c.req, 400, "badRequest", "The delta token is malformed or is not valid for this resource.");
       };
@@ -160,6 +185,8 @@ void EmulatorImpl::register_graph() {
         base = tok->value("base", std::uint64_t{0});
         snap = tok->value("snap", std::uint64_t{0});
         cursor = tok->value("cur", std::size_t{0});
+        member_offset = tok->value("mo", std::size_t{0});
+        only_ids = tok->value("ids", only_ids);
         issued = tok->value("iat", t_now);
         if (t_now - issued > kDirectoryTokenLifetime)
           return graph_error(c.req, 400, "syncStateNotFound",
@@ -168,6 +195,15 @@ void EmulatorImpl::register_graph() {
         if (dt) snap = 0;  // a new round starts from the deltaLink's point
       } else {
         sel = split_csv(c.req.query_param("$select").value_or(""));
+        if (auto f = c.req.query_param("$filter")) {
+          auto ids = parse_id_filter(*f);
+          if (!ids)
+            return graph_error(c.req, 400, "Request_UnsupportedQuery",
+                               "Unsupported query: delta accepts only $filter=id eq '...' [or id eq '...'], at most 50 ids.");
+          only_ids = *ids;
+        }
+        if (c.req.query_param("$expand") || c.req.query_param("$top") || c.req.query_param("$orderby"))
+          return graph_error(c.req, 400, "Request_UnsupportedQuery", "$expand, $top and $orderby are not supported with delta.");
       }
       const int page = std::clamp(c.prefer.maxpagesize.value_or(100), 1, 999);
       json value = json::array();
@@ -194,8 +230,14 @@ void EmulatorImpl::register_graph() {
         const bool minimal = c.prefer.return_minimal && base > 0;
         if (minimal) c.applied.push_back("return=minimal");
         std::size_t i = cursor;
+        std::size_t next_member_offset = 0;
+        bool split_group = false;
         for (; i < n && static_cast<int>(value.size()) < page; ++i) {
           const auto idx = static_cast<std::uint32_t>(i);
+          if (!only_ids.empty()) {
+            const std::string& cid = kind == "users" ? t.users[i].id : t.groups[i].id;
+            if (std::find(only_ids.begin(), only_ids.end(), cid) == only_ids.end()) continue;
+          }
           std::uint64_t seq = kind == "users" ? t.users[i].seq : t.groups[i].seq;
           Removed removed = kind == "users" ? t.users[i].removed : t.groups[i].removed;
           const std::string& id = kind == "users" ? t.users[i].id : t.groups[i].id;
@@ -225,12 +267,24 @@ void EmulatorImpl::register_graph() {
                 md.push_back(e);
               }
             }
+            if (md.size() > kMembersPerObject) {
+              const std::size_t from = i == cursor ? member_offset : 0;
+              json slice = json::array();
+              for (std::size_t k = from; k < md.size() && k < from + kMembersPerObject; ++k) slice.push_back(md[k]);
+              if (from + kMembersPerObject < md.size()) {
+                split_group = true;
+                next_member_offset = from + kMembersPerObject;
+              }
+              md = slice;
+            }
             if (!md.empty()) item["members@delta"] = md;
           }
           value.push_back(item);
+          if (split_group) break;  // the same group comes again on the next page
         }
         more = i < n;
         cursor = i;
+        member_offset = split_group ? next_member_offset : 0;
       }
       std::string ctx_sel;
       for (auto& s : sel) ctx_sel += (ctx_sel.empty() ? "" : ",") + s;
@@ -240,10 +294,12 @@ void EmulatorImpl::register_graph() {
       if (more) {
         body["@odata.nextLink"] = link + "$skiptoken=" + seal({{"k", "dir"}, {"r", kind}, {"tid", t.spec.tenant_id},
                                                                {"sel", sel}, {"base", base}, {"snap", snap},
-                                                               {"cur", cursor}, {"iat", issued}});
+                                                               {"cur", cursor}, {"mo", member_offset},
+                                                               {"ids", only_ids}, {"iat", issued}});
       } else {
         body["@odata.deltaLink"] = link + "$deltatoken=" + seal({{"k", "dir"}, {"r", kind}, {"tid", t.spec.tenant_id},
-                                                                 {"sel", sel}, {"base", snap}, {"iat", t_now}});
+                                                                 {"sel", sel}, {"ids", only_ids}, {"base", snap},
+                                                                 {"iat", t_now}});
       }
       body["value"] = value;
       return graph_json(c, 200, body);

@@ -81,6 +81,7 @@ json TenantSpec::to_json() const {
           {"messages_per_user", messages_per_user},
           {"contacts_per_user", contacts_per_user},
           {"events_per_user", events_per_user},
+          {"unlicensed_users", unlicensed_users},
           {"max_attachment_bytes", max_attachment_bytes},
           {"permissions", permissions},
           {"certificates", certificates}};
@@ -124,6 +125,7 @@ TenantSpec TenantSpec::from_json(const json& j) {
   opt_int(j, "messages_per_user", s.messages_per_user, 0, 10000000);
   opt_int(j, "contacts_per_user", s.contacts_per_user, 0, 1000000);
   opt_int(j, "events_per_user", s.events_per_user, 0, 1000000);
+  opt_int(j, "unlicensed_users", s.unlicensed_users, 0, s.users);
   opt_int(j, "max_attachment_bytes", s.max_attachment_bytes, 1024, 150ll << 20);
   s.domain = j.value("domain", std::string());
   if (s.domain.empty()) {
@@ -240,7 +242,8 @@ std::unique_ptr<Tenant> make_tenant(const TenantSpec& spec) {
     g.id = guid_from(mix(spec.seed, 0x67726f7570), static_cast<std::uint64_t>(i));
     Rng r(mix(mix(spec.seed, 0x6d656d), i));
     std::set<std::uint32_t> m;
-    int n = 1 + static_cast<int>(r.below(std::min(spec.users, 12)));
+    // Most groups are small; every seventh is large enough to page its members.
+    int n = 1 + static_cast<int>(r.below(std::min(spec.users, i % 7 == 0 ? 60 : 12)));
     for (int k = 0; k < n; ++k) m.insert(static_cast<std::uint32_t>(r.below(spec.users)));
     g.members.assign(m.begin(), m.end());
     t->groups.push_back(std::move(g));
@@ -595,7 +598,13 @@ json apply_activity(Tenant& t, const json& req) {
         }
         return std::nullopt;
       };
-      auto user = [&] { return static_cast<std::uint32_t>(r.below(t.users.size())); };
+      auto user = [&] {
+        for (int tries = 0; tries < 64; ++tries) {
+          auto u = static_cast<std::uint32_t>(r.below(t.users.size()));
+          if (has_mailbox(t.spec, u)) return u;
+        }
+        return 0u;
+      };
       auto owner_id = [&](std::uint32_t u) { return t.users[u].id; };
       for (int i = 0; i < creates; ++i) {
         auto u = user();

@@ -60,6 +60,7 @@ struct TenantSpec {
   int messages_per_user = 20;
   int contacts_per_user = 0;
   int events_per_user = 0;
+  int unlicensed_users = 0;  // the last N generated users have no Exchange mailbox
   std::uint64_t max_attachment_bytes = 40ull << 20;
   std::vector<std::string> permissions;   // application roles granted
   std::vector<std::string> certificates;  // PEM certificates registered for the app
@@ -210,6 +211,11 @@ struct MessageContent {
   std::vector<Attachment> attachments;
   bool is_draft = false;
 };
+
+// False for the generated users the spec leaves without a mailbox.
+inline bool has_mailbox(const TenantSpec& s, std::uint32_t u) {
+  return static_cast<int>(u) >= s.users || static_cast<int>(u) < s.users - s.unlicensed_users;
+}
 
 // The user's directory content for a version.
 json user_json(const Tenant& t, std::uint32_t index);

@@ -259,7 +259,13 @@ std::string canonical_json(const json& content) {
 void apply_pim_activity(Tenant& t, const std::string& category, Rng& r, int creates, int updates, int deletes, json& out) {
   const bool contacts = category == "contacts";
   auto kind = contacts ? OutlookKey::contact : OutlookKey::event;
-  auto user = [&] { return static_cast<std::uint32_t>(r.below(t.users.size())); };
+  auto user = [&] {
+    for (int tries = 0; tries < 64; ++tries) {
+      auto u = static_cast<std::uint32_t>(r.below(t.users.size()));
+      if (has_mailbox(t.spec, u)) return u;
+    }
+    return 0u;
+  };
   auto id_of = [&](std::uint32_t u, std::uint32_t i) { return outlook_id(t, {kind, u, i, 0, 0}); };
   for (int n = 0; n < creates; ++n) {
     auto u = user();

@@ -111,6 +111,10 @@ TEST_CASE("fidelity: users, groups, folders, messages and attachments match sche
   REQUIRE(json::parse(r.body)["body"]["contentType"] == "text");
   REQUIRE(r.header("preference-applied") == "outlook.body-content-type=\"text\"");
   REQUIRE(r.header("odata-version") == "4.0");
+  auto echoed = emu.graph("/v1.0/users", tok, {{"client-request-id", "0b0c0d0e-1111-2222-3333-444455556666"}});
+  REQUIRE(echoed.header("client-request-id") == "0b0c0d0e-1111-2222-3333-444455556666");
+  REQUIRE(!echoed.header("request-id").empty());
+  REQUIRE(echoed.header("content-type").rfind("application/json;odata.metadata=minimal", 0) == 0);
   REQUIRE(!r.header("request-id").empty());
   // Error envelope shape.
   auto e = json::parse(emu.graph("/v1.0/users/" + u + "/messages/AAMkAAAA", tok).body);

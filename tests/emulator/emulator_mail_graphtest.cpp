@@ -211,3 +211,23 @@ TEST_CASE("a state directory keeps tenants and activity across a restart", "[gra
   // Tokens are signed with a persisted key, so the old access token still works.
   REQUIRE(emu.graph("/v1.0/users", tok).status == 200);
 }
+
+TEST_CASE("users without a mailbox answer MailboxNotEnabledForRESTAPI and stay out of the manifest", "[graph]") {
+  EmulatorProcess emu;
+  auto t = make_tenant(emu, 37, 3, 5, {{"unlicensed_users", 1}});
+  auto tok = emu.token(t.tenant, t.client, t.secret);
+  auto users = emu.graph_json("/v1.0/users", tok)["value"];
+  REQUIRE(users.size() == 3);
+  int refused = 0;
+  for (auto& u : users) {
+    auto r = emu.graph("/v1.0/users/" + u["id"].get<std::string>() + "/mailFolders", tok);
+    if (r.status == 404) {
+      ++refused;
+      REQUIRE(json::parse(r.body)["error"]["code"] == "MailboxNotEnabledForRESTAPI");
+    } else {
+      REQUIRE(r.status == 200);
+    }
+  }
+  REQUIRE(refused == 1);
+  REQUIRE(emu.admin("GET", "/_emulator/tenants/" + t.tenant + "/manifest?category=mail")["items"].size() == 10);
+}
