@@ -52,6 +52,14 @@ TEST_CASE("client secret tokens: form field and HTTP Basic, and the contract's e
   REQUIRE(ok["ext_expires_in"] == 3599);
   REQUIRE(ok["access_token"].get<std::string>().rfind("eyJ", 0) == 0);
   REQUIRE(!ok.contains("refresh_token"));
+  // The tenant's domain names it as well as its id.
+  token_call(emu, t.spec["domain"].get<std::string>(),
+             "grant_type=client_credentials&client_id=" + t.client + "&client_secret=" + t.secret + "&" + kScope, 200);
+  auto resp = emu.call("POST", "/" + t.tenant + "/oauth2/v2.0/token", {{"Content-Type", kForm}},
+                       "grant_type=client_credentials&client_id=" + t.client + "&client_secret=" + t.secret + "&" + kScope);
+  REQUIRE(resp.header("cache-control") == "no-cache, no-store");
+  REQUIRE(resp.header("pragma") == "no-cache");
+  REQUIRE(resp.header("expires") == "-1");
   // Basic auth (RFC 6749 2.3.1) instead of the form fields.
   std::string basic = t.client + ":" + t.secret;
   static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
