@@ -88,7 +88,8 @@ json Faults::to_json() const {
           {"generations_kept", generations_kept},
           {"clock_offset_s", clock_offset_s},
           {"delta_empty_page_rate", delta_empty_page_rate},
-          {"delta_repeat_rate", delta_repeat_rate}};
+          {"delta_repeat_rate", delta_repeat_rate},
+          {"delta_reset_rate", delta_reset_rate}};
 }
 
 double chance() {
@@ -102,7 +103,7 @@ Faults Faults::from_json(const json& j) {
   static const std::set<std::string> known = {"latency_ms",       "mailbox_concurrency", "mailbox_requests_per_window",
                                               "window_seconds",   "retry_after",         "error_rate",
                                               "token_lifetime_s", "generations_kept",    "clock_offset_s",
-                                              "delta_empty_page_rate", "delta_repeat_rate"};
+                                              "delta_empty_page_rate", "delta_repeat_rate", "delta_reset_rate"};
   for (auto& [k, v] : j.items())
     if (!known.count(k)) throw Error(Errc::bad_request, "unknown fault key '" + k + "'");
   try {
@@ -117,6 +118,7 @@ Faults Faults::from_json(const json& j) {
     f.clock_offset_s = j.value("clock_offset_s", f.clock_offset_s);
     f.delta_empty_page_rate = j.value("delta_empty_page_rate", f.delta_empty_page_rate);
     f.delta_repeat_rate = j.value("delta_repeat_rate", f.delta_repeat_rate);
+    f.delta_reset_rate = j.value("delta_reset_rate", f.delta_reset_rate);
   } catch (const json::exception& e) {
     throw Error(Errc::bad_request, std::string("faults: ") + e.what());
   }
@@ -132,7 +134,8 @@ Faults Faults::from_json(const json& j) {
     throw Error(Errc::bad_request, "retry_after must be 'integer', 'fractional' or 'http-date'");
   if (f.mailbox_concurrency < 1 || f.mailbox_requests_per_window < 1 || f.window_seconds <= 0 ||
       f.generations_kept < 1 || f.token_lifetime_s < 1 || f.latency_ms < 0 || f.delta_empty_page_rate < 0 ||
-      f.delta_empty_page_rate > 1 || f.delta_repeat_rate < 0 || f.delta_repeat_rate > 1)
+      f.delta_empty_page_rate > 1 || f.delta_repeat_rate < 0 || f.delta_repeat_rate > 1 || f.delta_reset_rate < 0 ||
+      f.delta_reset_rate > 1)
     throw Error(Errc::bad_request, "faults: limits must be positive");
   return f;
 }
@@ -204,6 +207,13 @@ std::string EmulatorImpl::retry_after_value(double seconds) const {
     return b;
   }
   return std::to_string(std::max<long>(1, static_cast<long>(std::ceil(seconds))));
+}
+
+std::optional<net::Response> EmulatorImpl::maybe_reset(const GraphCtx& c, bool has_token) {
+  if (!has_token || chance() >= current_faults().delta_reset_rate) return std::nullopt;
+  auto r = graph_error(c.req, 410, "resyncRequired", "The sync state is no longer valid; start a new synchronization.");
+  r.headers.set("Location", base_url + c.req.path);
+  return r;
 }
 
 std::string EmulatorImpl::seal(const json& payload) const {

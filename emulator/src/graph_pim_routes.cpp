@@ -278,6 +278,7 @@ void EmulatorImpl::register_pim() {
                              "The sync state generation is not found; generation=" + std::to_string(gen) + ";[highest=" +
                                  std::to_string(f.next_generation - 1) + "]" + kept + ".");
         }
+        if (auto reset = maybe_reset(c, dt || st)) return *reset;
         if (snap == 0) snap = s.seq;
         const int page = std::clamp(c.prefer.maxpagesize.value_or(10), 1, 1000);
         const auto dfaults = current_faults();

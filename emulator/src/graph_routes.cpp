@@ -205,6 +205,7 @@ void EmulatorImpl::register_graph() {
         if (c.req.query_param("$expand") || c.req.query_param("$top") || c.req.query_param("$orderby"))
           return graph_error(c.req, 400, "Request_UnsupportedQuery", "$expand, $top and $orderby are not supported with delta.");
       }
+      if (auto reset = maybe_reset(c, (dt && *dt != "latest") || st)) return *reset;
       const int page = std::clamp(c.prefer.maxpagesize.value_or(100), 1, 999);
       json value = json::array();
       bool more = false;
@@ -604,6 +605,7 @@ void EmulatorImpl::register_graph() {
                            "The sync state generation is not found; generation=" + std::to_string(gen) + ";[highest=" +
                                std::to_string(f.next_generation - 1) + "]" + kept + ".");
       }
+      if (auto reset = maybe_reset(c, dt || st)) return *reset;
       if (snap == 0) snap = mb.seq;
       const int page = std::clamp(c.prefer.maxpagesize.value_or(10), 1, 1000);
       const auto dfaults = current_faults();

@@ -31,6 +31,7 @@ struct Faults {
   std::int64_t clock_offset_s = 0;
   double delta_empty_page_rate = 0;  // an Outlook delta page comes back empty with a nextLink
   double delta_repeat_rate = 0;      // the last item of a page is sent again on the next page
+  double delta_reset_rate = 0;       // a tokened delta call gets 410 + Location (start over)
   json to_json() const;
   static Faults from_json(const json& j);  // throws Error(bad_request)
 };
@@ -98,6 +99,9 @@ struct EmulatorImpl {
                             bool inner = true);
   net::Response graph_json(const GraphCtx& c, int status, const json& body);
   std::string retry_after_value(double seconds) const;
+  // With probability delta_reset_rate, a delta call that carries a token is answered
+  // 410 Gone with a Location holding the token-less delta URL (contract 3, reset).
+  std::optional<net::Response> maybe_reset(const GraphCtx& c, bool has_token);
 
   // Delta and skip tokens: HMAC-protected, opaque to clients.
   std::string seal(const json& payload) const;

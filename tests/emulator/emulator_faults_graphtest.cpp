@@ -168,6 +168,17 @@ TEST_CASE("delta faults: empty pages and repeated items still converge, 429 with
   for (auto& m : noisy.items) b.insert(m["id"].get<std::string>());
   REQUIRE(a == b);  // the last occurrence wins: same set of messages
 
+  // Reset: a tokened call gets 410 and a Location to start over from.
+  emu.admin("PUT", "/_emulator/faults", {{"delta_reset_rate", 1.0}});
+  auto reset = emu.graph(clean.delta_link, tok);
+  REQUIRE(reset.status == 410);
+  auto location = reset.header("location");
+  REQUIRE(location.rfind(emu.base() + "/v1.0/users/", 0) == 0);
+  REQUIRE(location.find("token") == std::string::npos);
+  REQUIRE(emu.graph(location, tok).status == 200);  // a fresh initial round
+  auto users_round = walk_delta(emu, "/v1.0/users/delta", tok);
+  REQUIRE(emu.graph(users_round.delta_link, tok).status == 410);
+
   emu.admin("PUT", "/_emulator/faults", {{"error_rate", {{"429_bare", 1.0}}}});
   auto bare = emu.graph("/v1.0/users", tok);
   REQUIRE(bare.status == 429);
