@@ -934,6 +934,12 @@ boost::asio::awaitable<net::Response> EmulatorImpl::run_batch(net::Request& req,
         continue;
       }
       if (url.empty() || url[0] != '/') url = "/" + url;
+      if (url.rfind("/$batch", 0) == 0) {  // batches do not nest
+        status_of[id] = 400;
+        responses.push_back({{"id", id}, {"status", 400}, {"headers", {{"Content-Type", "application/json"}}},
+                             {"body", {{"error", {{"code", "BadRequest"}, {"message", "Nested batch requests are not supported."}}}}}});
+        continue;
+      }
       sub.method = r["method"].get<std::string>();
       for (auto& ch : sub.method) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
       sub.target = "/" + version + url;

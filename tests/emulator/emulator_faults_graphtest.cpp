@@ -129,6 +129,11 @@ TEST_CASE("$batch: mixed statuses, dependsOn with 424, limits", "[graph]") {
   REQUIRE(st["4"] == 200);
   json dup = {{"requests", {{{"id", "a"}, {"method", "GET"}, {"url", "/users"}}, {{"id", "A"}, {"method", "GET"}, {"url", "/users"}}}}};
   REQUIRE(emu.call("POST", "/v1.0/$batch", {{"Authorization", "Bearer " + tok}, {"Content-Type", "application/json"}}, dup.dump()).status == 400);
+  json nested = {{"requests", {{{"id", "n"}, {"method", "POST"}, {"url", "/$batch"}, {"headers", {{"Content-Type", "application/json"}}},
+                                {"body", {{"requests", json::array()}}}}}}};
+  auto nr = emu.call("POST", "/v1.0/$batch", {{"Authorization", "Bearer " + tok}, {"Content-Type", "application/json"}}, nested.dump());
+  REQUIRE(nr.status == 200);
+  REQUIRE(json::parse(nr.body)["responses"][0]["status"] == 400);
   json many = {{"requests", json::array()}};
   for (int i = 0; i < 21; ++i) many["requests"].push_back({{"id", std::to_string(i)}, {"method", "GET"}, {"url", "/users"}});
   REQUIRE(emu.call("POST", "/v1.0/$batch", {{"Authorization", "Bearer " + tok}, {"Content-Type", "application/json"}}, many.dump()).status == 400);
