@@ -1,0 +1,154 @@
+#pragma once
+// Shared by the emulator's translation units: the emulator state, the Graph request
+// pipeline (auth, throttling, faults, statistics) and response helpers.
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <strings.h>
+
+#include "m365vault/emulator/emulator.hpp"
+#include "m365vault/net/router.hpp"
+#include "model.hpp"
+
+namespace m365vault::emulator {
+
+struct Faults {
+  int latency_ms = 0;
+  int mailbox_concurrency = 4;
+  long mailbox_requests_per_window = 10000;
+  double window_seconds = 600;
+  std::string retry_after = "integer";  // integer | fractional | http-date
+  std::map<std::string, double> error_rate;  // "503", "503_empty", "504", "500", "429", "reset", "truncated"
+  int token_lifetime_s = 3599;
+  int generations_kept = 3;
+  std::int64_t clock_offset_s = 0;
+  double delta_empty_page_rate = 0;  // an Outlook delta page comes back empty with a nextLink
+  double delta_repeat_rate = 0;      // the last item of a page is sent again on the next page
+  double delta_reset_rate = 0;       // a tokened delta call gets 410 + Location (start over)
+  json to_json() const;
+  static Faults from_json(const json& j);  // throws Error(bad_request)
+};
+
+struct Prefer {
+  std::optional<int> maxpagesize;
+  bool immutable_ids = false;
+  bool text_body = false;
+  bool return_minimal = false;
+  bool track_changes = false;
+};
+Prefer parse_prefer(const net::Request& req);
+
+// What a Graph handler sees.
+struct GraphCtx {
+  net::Request& req;
+  std::shared_ptr<Tenant> tenant;
+  std::string app;
+  std::string version;  // "v1.0" or "beta"
+  Prefer prefer;
+  std::vector<std::string> applied;  // Preference-Applied values
+  std::optional<std::uint32_t> user;  // resolved {user}
+};
+
+using GraphFn = std::function<net::Response(GraphCtx&)>;
+
+struct EmulatorImpl {
+  std::shared_ptr<spdlog::logger> log;
+  std::string base_url = "http://127.0.0.1";
+  std::filesystem::path state_dir;
+  std::string key;  // signs access tokens and delta tokens
+
+  std::mutex mu;  // tenants map
+  std::map<std::string, std::shared_ptr<Tenant>> tenants;  // by tenant id
+  std::vector<json> journal_ops;
+
+  mutable std::mutex fmu;
+  Faults faults;
+
+  std::mutex smu;
+  std::map<std::string, std::uint64_t> stat_requests, stat_status;
+
+  struct Throttle {
+    int active = 0;
+    double window_start = 0;
+    long count = 0;
+  };
+  std::mutex tmu;
+  std::map<std::string, Throttle> throttles;
+
+  net::Router router;
+
+  Faults current_faults() const {
+    std::lock_guard lk(fmu);
+    return faults;
+  }
+  // The emulated clock (wall clock plus clock_offset_s).
+  std::int64_t now() const;
+  double now_precise() const;
+
+  std::shared_ptr<Tenant> find_tenant(const std::string& id_or_domain);
+
+  // Graph error envelope with innerError (date, request-id, client-request-id).
+  net::Response graph_error(const net::Request& req, int status, const std::string& code, const std::string& message,
+                            bool inner = true);
+  net::Response graph_json(const GraphCtx& c, int status, const json& body);
+  std::string retry_after_value(double seconds) const;
+  // With probability delta_reset_rate, a delta call that carries a token is answered
+  // 410 Gone with a Location holding the token-less delta URL (contract 3, reset).
+  std::optional<net::Response> maybe_reset(const GraphCtx& c, bool has_token);
+
+  // Delta and skip tokens: HMAC-protected, opaque to clients.
+  std::string seal(const json& payload) const;
+  std::optional<json> unseal(std::string_view token) const;
+
+  // Routes.
+  void add_graph(const std::string& method, const std::string& tmpl, const std::string& permission, bool outlook,
+                 GraphFn fn);
+  void register_identity();
+  void register_admin();
+  void register_graph();
+  void register_pim();
+  void register_writes();
+
+  // Renderers shared by the read and write routes (set by register_graph/register_pim).
+  std::function<json(GraphCtx&, const Tenant&, std::uint32_t, std::uint32_t, const Msg&, const MessageContent&)> message_json_fn;
+  std::function<json(Tenant&, std::uint32_t, const Mailbox&, const Folder&)> folder_json_fn;
+  std::function<json(Tenant&, std::uint32_t, bool, std::uint32_t, const PimItem&)> pim_json_fn;
+  std::function<json(Tenant&, std::uint32_t, bool, const PimStore&, const Folder&)> container_json_fn;
+
+  struct UploadSession {
+    std::string tenant;
+    std::uint32_t user, message;
+    std::string name, content_type;
+    std::uint64_t size;
+    std::string data;
+    double expires;
+  };
+  std::mutex umu;
+  std::map<std::string, UploadSession> uploads;
+  boost::asio::awaitable<net::Response> handle(net::Request& req);
+  boost::asio::awaitable<net::Response> run_batch(net::Request& req, std::string version);
+  boost::asio::awaitable<net::Response> run_graph(net::Request& req, const std::string& permission, bool outlook,
+                                                  const GraphFn& fn);
+
+  // Persistence: every state-changing admin call and Graph write is journaled and
+  // replayed on start.
+  void journal(const json& op);
+  void replay();
+  json apply_op(const json& op);  // create_tenant, activity
+
+  void count(const std::string& route_key, int status);
+};
+
+std::string normalize_route(const std::string& method, const std::string& tmpl);
+std::string new_guid();
+// A uniform draw in [0, 1) (thread-local generator).
+double chance();
+
+}  // namespace m365vault::emulator

@@ -1,0 +1,277 @@
+#pragma once
+// The emulated tenant: a directory and mailboxes generated deterministically from a
+// seed. Only compact per-item state (folder, version, flags, change sequence) lives in
+// memory; subjects, bodies, attachments and MIME bytes are regenerated from
+// (seed, user, item index, version) whenever they are asked for.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "crypto.hpp"
+
+namespace m365vault::emulator {
+
+using json = nlohmann::json;
+
+// splitmix64: fast, deterministic, good enough for content generation.
+struct Rng {
+  std::uint64_t s;
+  explicit Rng(std::uint64_t seed) : s(seed) {}
+  std::uint64_t next() {
+    std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  std::uint64_t below(std::uint64_t n) { return n ? next() % n : 0; }
+  double unit() { return static_cast<double>(next() >> 11) / 9007199254740992.0; }
+  template <class T>
+  const T& pick(const std::vector<T>& v) { return v[below(v.size())]; }
+};
+std::uint64_t mix(std::uint64_t a, std::uint64_t b);
+std::uint64_t hash_str(std::string_view s);
+// A GUID string derived from a key.
+std::string guid_from(std::uint64_t a, std::uint64_t b);
+// ISO 8601 UTC with a Z suffix, seconds precision.
+std::string iso_time(std::int64_t epoch_s);
+// RFC 5322 date ("Mon, 4 Sep 2017 10:00:00 +0000").
+std::string rfc5322_time(std::int64_t epoch_s);
+// An epoch from ISO 8601 ("2023-05-01T09:59:58Z", fractional seconds ignored); nullopt when malformed.
+std::optional<std::int64_t> parse_iso_time(std::string_view s);
+
+constexpr std::int64_t kBaseEpoch = 1767225600;  // 2026-01-01T00:00:00Z: generated mail ends here
+
+struct TenantSpec {
+  std::string tenant_id;
+  std::string client_id;
+  std::string client_secret;
+  std::string domain;  // "<name>.onmicrosoft.com"
+  std::uint64_t seed = 1;
+  int users = 5;
+  int mail_folders_per_user = 3;
+  int messages_per_user = 20;
+  int contacts_per_user = 0;
+  int events_per_user = 0;
+  int unlicensed_users = 0;  // the last N generated users have no Exchange mailbox
+  std::uint64_t max_attachment_bytes = 40ull << 20;
+  std::vector<std::string> permissions;   // application roles granted
+  std::vector<std::string> certificates;  // PEM certificates registered for the app
+  json to_json() const;
+  // Throws Error(bad_request) naming the bad field.
+  static TenantSpec from_json(const json& j);
+};
+
+enum class Removed : std::uint8_t { none, soft, hard };
+
+struct Person {
+  std::string name;
+  std::string address;
+};
+
+struct DirUser {
+  std::string id;
+  std::uint32_t version = 0;
+  std::uint64_t seq = 1;
+  Removed removed = Removed::none;
+  std::vector<std::string> changed;  // properties changed by the last update (return=minimal)
+};
+
+struct MemberChange {
+  std::uint32_t user;
+  bool removed;
+  std::uint64_t seq;
+};
+
+struct DirGroup {
+  std::string id;
+  std::uint32_t version = 0;
+  std::uint64_t seq = 1;
+  Removed removed = Removed::none;
+  std::vector<std::uint32_t> members;
+  std::vector<MemberChange> member_log;  // after creation
+};
+
+struct Tomb {
+  std::uint32_t msg;
+  std::uint32_t moves;  // the rest id that vanished
+  std::uint64_t seq;
+};
+
+struct Folder {
+  std::uint32_t index = 0;
+  std::int32_t parent = -1;  // -1: the mailbox root above msgfolderroot
+  std::string name;
+  std::string well_known;  // "inbox", ... or empty
+  bool hidden = false;
+  bool search = false;
+  bool deleted = false;
+  std::uint64_t seq = 1;
+  std::vector<std::uint32_t> messages;  // sorted message indices
+  std::vector<Tomb> tombs;
+  std::deque<std::uint64_t> generations;  // sync generations still known (newest last)
+  std::uint64_t next_generation = 1;
+};
+
+// Content supplied through Graph writes (restore), kept whole: these are few.
+struct Attachment;
+struct MessageContent;
+
+struct Msg {
+  std::uint32_t folder = 0;
+  std::uint32_t moves = 0;
+  std::uint32_t version = 0;  // content version (categories are part of the MIME)
+  std::uint64_t seq = 1;
+  bool alive = true;
+  bool read = false;
+  bool flagged = false;
+  bool draft = false;
+  std::uint32_t categories = 0;  // bit mask over kCategories
+  std::shared_ptr<const MessageContent> custom;  // API-created content
+  std::shared_ptr<const std::string> custom_mime;  // MIME-created content
+};
+
+// Contacts and events: a container tree (contact folders, calendars) of items whose
+// content is generated from (seed, user, index, version) or supplied by a write.
+struct PimItem {
+  std::uint32_t container = 0;
+  std::uint32_t version = 0;
+  std::uint64_t seq = 1;
+  bool alive = true;
+  std::shared_ptr<const json> custom;  // API-created content (properties as posted)
+};
+
+struct PimStore {
+  std::vector<Folder> containers;  // Folder.messages holds item indices
+  std::vector<PimItem> items;
+  std::uint64_t seq = 1;
+};
+
+struct Mailbox {
+  std::vector<Folder> folders;
+  std::vector<Msg> msgs;
+  std::uint64_t seq = 1;
+  std::uint64_t created_messages = 0;
+  PimStore contacts;
+  PimStore calendars;
+  std::uint64_t invitations_sent = 0;  // attendee invitations created events would have sent
+};
+
+struct Tenant {
+  TenantSpec spec;
+  std::uint32_t hash = 0;  // the tenant's tag inside Outlook ids
+  std::vector<CertInfo> certs;
+  std::vector<DirUser> users;
+  std::vector<DirGroup> groups;
+  std::uint64_t dir_seq = 1;
+  std::map<std::uint32_t, std::unique_ptr<Mailbox>> mailboxes;  // created on first use
+  std::set<std::string> used_jti;
+  std::mutex mu;  // guards everything above but spec/hash/certs
+};
+
+// --- content ---------------------------------------------------------------
+
+extern const std::vector<std::string> kCategories;
+
+struct Attachment {
+  enum Kind { file, item, reference } kind = file;
+  std::string name;
+  std::string content_type;
+  std::uint64_t size = 0;  // bytes of content (for item: the attached MIME)
+  bool is_inline = false;
+  std::string content_id;
+  std::string url;  // reference attachments: the link
+  std::uint64_t seed = 0;
+  std::shared_ptr<const std::string> data;  // API-supplied bytes
+  std::string bytes() const;                // the content (generated or supplied)
+  void append_base64(std::string& out) const;  // base64 of bytes() in 76-character lines
+};
+
+struct MessageContent {
+  std::string subject;
+  Person from;
+  std::vector<Person> to, cc;
+  std::string text_body;
+  std::string html_body;
+  bool html = true;  // the original body type
+  std::int64_t sent = 0, received = 0, created = 0, modified = 0;
+  std::string internet_message_id;
+  std::string in_reply_to;
+  std::string references;
+  std::string conversation_key;
+  std::string importance = "normal";
+  std::vector<std::string> categories;
+  std::vector<Attachment> attachments;
+  bool is_draft = false;
+};
+
+// False for the generated users the spec leaves without a mailbox.
+inline bool has_mailbox(const TenantSpec& s, std::uint32_t u) {
+  return static_cast<int>(u) >= s.users || static_cast<int>(u) < s.users - s.unlicensed_users;
+}
+
+// The user's directory content for a version.
+json user_json(const Tenant& t, std::uint32_t index);
+json group_json(const Tenant& t, std::uint32_t index);
+Person user_person(const Tenant& t, std::uint32_t index);
+
+// Builds the tenant's directory (not the mailboxes).
+std::unique_ptr<Tenant> make_tenant(const TenantSpec& spec);
+// The mailbox of user `u`, generated on first use. Caller holds t.mu.
+Mailbox& mailbox(Tenant& t, std::uint32_t u);
+
+MessageContent message_content(const Tenant& t, std::uint32_t user, std::uint32_t index, const Msg& m);
+std::string build_mime(const MessageContent& c, const std::string& owner_address);
+// The MIME bytes of a stored message (custom MIME verbatim).
+std::string message_mime(const Tenant& t, std::uint32_t user, std::uint32_t index, const Msg& m);
+
+// Applies user activity; returns what changed. Throws Error(bad_request).
+json apply_activity(Tenant& t, const json& req);
+
+// Outlook ids: url-safe base64 of a tagged binary key.
+struct OutlookKey {
+  enum Kind { folder, message, immutable, attachment, contact_folder, contact, calendar, event } kind;
+  std::uint32_t user = 0, index = 0, moves = 0, sub = 0;
+};
+std::string outlook_id(const Tenant& t, OutlookKey k);
+std::optional<OutlookKey> parse_outlook_id(const Tenant& t, std::string_view id);
+
+std::string folder_path(const Mailbox& mb, std::uint32_t f);
+std::string container_path(const PimStore& s, std::uint32_t c);
+
+// Contacts and events (model_pim.cpp). The JSON is the full v1.0 rendering without
+// id, parentFolderId/calendar, changeKey and the @odata annotations, which the
+// routes add.
+json contact_content(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
+json event_content(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
+// The properties a manifest hash covers: content with server-assigned fields removed,
+// serialized with sorted keys and no whitespace (docs/emulator.md).
+std::string canonical_json(const json& content);
+
+struct Occurrence {
+  std::uint32_t number;  // 1-based within the series
+  std::int64_t start, end;
+  bool exception;  // moved and renamed
+};
+// The instances of a series master (cancelled ones left out); empty for single events.
+std::vector<Occurrence> occurrences(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
+std::string graph_datetime(std::int64_t epoch_s);
+void init_pim(const Tenant& t, std::uint32_t user, Mailbox& mb);
+
+// Restore-side writes (model_write.cpp). Each is a journal-able operation
+// {"kind": ..., "user": n, ...}; applying the same operations to the same state
+// gives the same ids, so the journal replays them after a restart. Caller holds
+// t.mu. Returns {"index": n, ...}; throws Error(bad_request) / Error(conflict) /
+// Error(not_found) with Graph's code in the message prefix "Code: text".
+json apply_write(Tenant& t, const json& op);
+// Creates, updates and deletes contacts or events ("contacts" / "calendar"); appends to out.
+void apply_pim_activity(Tenant& t, const std::string& category, Rng& r, int creates, int updates, int deletes, json& out);  // "2016-12-09T20:30:00.0000000"
+
+}  // namespace m365vault::emulator
