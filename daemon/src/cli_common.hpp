@@ -1,0 +1,82 @@
+#pragma once
+// Pieces shared by the administrator commands (`token`, `job`, `repo`, `tenant`,
+// `backup`...): argument parsing, a database session, the audit line. Private to daemon/.
+#include <unistd.h>
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "m365vault/api/auth.hpp"
+#include "m365vault/core/error.hpp"
+#include "m365vault/scheduler/cron.hpp"
+#include "wiring.hpp"
+
+namespace m365vault::daemon {
+
+// `VERB [POSITIONAL...] [--key value | --flag]...`, checked against the options
+// the verb takes. Throws Error(Errc::invalid_config) (exit status 2) naming the
+// offending argument.
+struct Args {
+  std::string verb;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> opts;
+  std::set<std::string> flags;
+
+  static Args parse(const std::vector<std::string>& in, const std::set<std::string>& valued,
+                    const std::set<std::string>& flag_names) {
+    Args a;
+    if (in.empty()) throw Error(Errc::invalid_config, "missing a verb");
+    a.verb = in[0];
+    for (size_t i = 1; i < in.size(); ++i) {
+      const auto& s = in[i];
+      if (s.rfind("--", 0) != 0) {
+        a.positional.push_back(s);
+        continue;
+      }
+      auto name = s.substr(2);
+      if (flag_names.count(name)) {
+        a.flags.insert(name);
+      } else if (valued.count(name)) {
+        if (i + 1 >= in.size()) throw Error(Errc::invalid_config, "option '" + s + "' needs a value");
+        a.opts[name] = in[++i];
+      } else {
+        throw Error(Errc::invalid_config, "unknown option '" + s + "'");
+      }
+    }
+    return a;
+  }
+  std::optional<std::string> opt(const std::string& k) const {
+    auto it = opts.find(k);
+    return it == opts.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+};
+
+struct Session {
+  Logging logging;
+  DatabaseHandle dbh;
+  storage::PgConnection conn;
+  explicit Session(const Config& cfg)
+      : logging(cfg.log.format, spdlog::level::warn), dbh(open_database(cfg, logging, true)),
+        conn((migrate_with_retry(cfg, dbh.conninfo, *logging.get("db")),
+              storage::PgConnection::connect(dbh.conninfo, timeouts_of(cfg)))) {}
+};
+
+inline void audit_cli(storage::PgConnection& c, const std::string& action, const std::optional<std::string>& tenant,
+               const std::string& target, int outcome, nlohmann::json detail = nlohmann::json::object()) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  api::AuditLog::record(c, {std::nullopt, "cli", std::nullopt, std::string("local:") + host, "", action, tenant, target,
+                            outcome, std::move(detail)});
+}
+
+inline scheduler::sys_seconds now_s() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
+
+inline std::string or_dash(const std::optional<scheduler::sys_seconds>& t) {
+  return t ? scheduler::format_rfc3339(*t) : std::string("-");
+}
+
+
+}  // namespace m365vault::daemon
