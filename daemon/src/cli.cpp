@@ -178,18 +178,8 @@ int run_job(const Config& cfg, const std::vector<std::string>& raw) {
     audit_cli(s.conn, "job run", job->spec.tenant_id, "run:" + run_id, 202);
     std::cout << "run " << run_id << " queued\n";
     if (!a.flags.count("wait")) return 0;
-    // Plain progress lines; the run is executed by a daemon's worker.
-    std::string last;
-    for (;;) {
-      auto r = q.get_run(s.conn, run_id);
-      if (!r) return 1;
-      auto line = std::string(scheduler::to_string(r->state)) + " " + r->progress.dump();
-      if (line != last) std::cout << line << std::endl;
-      last = line;
-      if (r->state != scheduler::RunState::queued && r->state != scheduler::RunState::running)
-        return r->state == scheduler::RunState::succeeded ? 0 : 1;
-      std::this_thread::sleep_for(std::chrono::seconds(1));
-    }
+    // The run is executed by a daemon's worker; follow it until it ends.
+    return follow_run(s.conn, q, run_id);
   }
   std::cerr << usage;
   return 2;

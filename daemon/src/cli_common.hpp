@@ -1,7 +1,11 @@
 #pragma once
 // Pieces shared by the administrator commands (`token`, `job`, `repo`, `tenant`,
 // `backup`...): argument parsing, a database session, the audit line. Private to daemon/.
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <iostream>
+#include <thread>
 
 #include <map>
 #include <optional>
@@ -12,6 +16,8 @@
 #include "m365vault/api/auth.hpp"
 #include "m365vault/core/error.hpp"
 #include "m365vault/scheduler/cron.hpp"
+#include "m365vault/scheduler/progress.hpp"
+#include "m365vault/scheduler/queue.hpp"
 #include "wiring.hpp"
 
 namespace m365vault::daemon {
@@ -78,5 +84,36 @@ inline std::string or_dash(const std::optional<scheduler::sys_seconds>& t) {
   return t ? scheduler::format_rfc3339(*t) : std::string("-");
 }
 
+
+// Follows a run until it ends: a progress bar redrawn in place on a terminal,
+// a plain line per change otherwise (logs, pipes). Returns the exit status:
+// 0 succeeded, 1 anything else (partial, failed, cancelled, gone).
+inline int follow_run(storage::PgConnection& conn, const scheduler::Queue& q, const std::string& run_id) {
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  std::string last;
+  for (;;) {
+    auto r = q.get_run(conn, run_id);
+    if (!r) {
+      std::cerr << "m365vaultd: run '" << run_id << "' is gone (its job was removed?)\n";
+      return 1;
+    }
+    const bool ended = r->state != scheduler::RunState::queued && r->state != scheduler::RunState::running;
+    int width = 100;
+    winsize ws{};
+    if (tty && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) width = ws.ws_col - 1;
+    auto line = scheduler::render_progress(scheduler::to_string(r->state), r->progress, tty, width);
+    if (tty) {
+      std::cout << "\r\x1b[K" << line << (ended ? "\n" : "") << std::flush;
+    } else if (line != last) {
+      std::cout << line << std::endl;
+    }
+    last = line;
+    if (ended) {
+      if (r->error) std::cerr << "m365vaultd: " << *r->error << "\n";
+      return r->state == scheduler::RunState::succeeded ? 0 : 1;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
 
 }  // namespace m365vault::daemon
