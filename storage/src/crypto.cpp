@@ -46,6 +46,24 @@ Digest sha256(std::string_view data) {
   return d;
 }
 
+struct Sha256::Ctx {
+  std::unique_ptr<EVP_MD_CTX, CtxFree> md{EVP_MD_CTX_new()};
+};
+
+Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
+  if (!ctx_->md || !EVP_DigestInit_ex(ctx_->md.get(), EVP_sha256(), nullptr)) ossl_fail("sha256 init");
+}
+Sha256::~Sha256() = default;
+void Sha256::update(std::string_view data) {
+  if (!EVP_DigestUpdate(ctx_->md.get(), data.data(), data.size())) ossl_fail("sha256 update");
+}
+Digest Sha256::finish() {
+  Digest d{};
+  unsigned int len = 0;
+  if (!EVP_DigestFinal_ex(ctx_->md.get(), d.data(), &len)) ossl_fail("sha256 final");
+  return d;
+}
+
 Digest hmac_sha256(std::string_view key, std::string_view data) {
   // A context per call; the fetched algorithm is shared (fetching is the slow part).
   std::unique_ptr<EVP_MAC_CTX, CtxFree> ctx(EVP_MAC_CTX_new(hmac_alg()));

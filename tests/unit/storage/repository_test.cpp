@@ -90,6 +90,15 @@ TEST_CASE("crypto: scrypt matches RFC 7914, AES-GCM detects tampering", "[unit]"
   CHECK(crypto::base64_decode(crypto::base64_encode("ab")) == "ab");
 }
 
+TEST_CASE("crypto: SHA-256 fed piece by piece equals the one-shot digest", "[unit]") {
+  auto data = noise_data(100'000, 7);
+  crypto::Sha256 h;
+  for (std::size_t i = 0; i < data.size(); i += 4093) h.update(std::string_view(data).substr(i, 4093));
+  CHECK(crypto::to_hex(h.finish()) == crypto::to_hex(crypto::sha256(data)));
+  crypto::Sha256 empty;
+  CHECK(crypto::to_hex(empty.finish()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 TEST_CASE("chunker: bounded, deterministic, independent of how bytes arrive", "[unit]") {
   Chunker c(ChunkerParams{}, std::string(32, 's'));
   auto data = noise_data(40u << 20, 1);

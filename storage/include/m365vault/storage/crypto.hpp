@@ -5,6 +5,7 @@
 // can name what failed.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,20 @@ namespace m365vault::storage::crypto {
 using Digest = std::array<std::uint8_t, 32>;
 
 Digest sha256(std::string_view data);
+// SHA-256 of a stream fed piece by piece (content checked as it arrives).
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(std::string_view data);
+  Digest finish();  // once
+
+ private:
+  struct Ctx;
+  std::unique_ptr<Ctx> ctx_;
+};
 Digest hmac_sha256(std::string_view key, std::string_view data);
 std::string to_hex(const std::uint8_t* p, std::size_t n);
 inline std::string to_hex(const Digest& d) { return to_hex(d.data(), d.size()); }
