@@ -274,7 +274,8 @@ std::vector<std::string> Queue::fire_due(PgConnection& c, sys_seconds now) const
 }
 
 std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worker_id,
-                                       const std::vector<std::string>& kinds) const {
+                                       const std::vector<std::string>& kinds,
+                                       const std::optional<std::string>& only_run) const {
   // A text[] literal of the kinds; each is quoted and escaped.
   PgParam kinds_param;
   if (!kinds.empty()) {
@@ -298,6 +299,7 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
           "  WHERE ((r.state = 'queued' AND r.not_before <= now() AND NOT r.cancel_requested)"
           "         OR (r.state = 'running' AND r.lease_expires_at < now()))"
           "    AND ($3::text[] IS NULL OR r.kind = ANY($3::text[]))"
+          "    AND ($4::uuid IS NULL OR r.id = $4::uuid)"
           "    AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.job_id = r.job_id AND o.state = 'running' AND o.id <> r.id)"
           "  ORDER BY r.not_before, r.queued_at"
           "  LIMIT 1 FOR UPDATE OF r SKIP LOCKED)"
@@ -307,12 +309,14 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
           "   takeovers = r.takeovers + CASE WHEN pick.old_state = 'running' THEN 1 ELSE 0 END"
           " FROM pick WHERE r.id = pick.id"
           " RETURNING r.id, r.job_id, r.kind, (SELECT params::text FROM jobs WHERE id = r.job_id), r.attempt,"
-          "   pick.old_state",
-          {worker_id, std::to_string(lease_.count()), kinds_param});
+          "   pick.old_state, (SELECT tenant_id::text FROM jobs WHERE id = r.job_id)",
+          {worker_id, std::to_string(lease_.count()), kinds_param,
+           only_run ? PgParam(*only_run) : PgParam()});
       if (r.rows() == 0) return std::nullopt;
       ClaimedRun run{std::string(r.get(0, 0)), std::string(r.get(0, 1)), std::string(r.get(0, 2)),
                      nlohmann::json::parse(r.is_null(0, 3) ? std::string_view("{}") : r.get(0, 3)),
-                     static_cast<int>(r.get_int(0, 4)), r.get(0, 5) == "running"};
+                     static_cast<int>(r.get_int(0, 4)), r.get(0, 5) == "running",
+                     r.is_null(0, 6) ? std::nullopt : std::optional<std::string>(r.get(0, 6))};
       if (run.taken_over)
         add_event(c, run.id, "warn", "taken over by worker " + worker_id + " after the previous lease expired");
       return run;

@@ -77,7 +77,7 @@ struct WorkerState : std::enable_shared_from_this<WorkerState> {
       }
       std::optional<ClaimedRun> got;
       try {
-        auto claim = [this](storage::PgConnection& c) { return queue.claim(c, id, kind_names); };
+        auto claim = [this](storage::PgConnection& c) { return queue.claim(c, id, kind_names, opts.only_run); };
         got = co_await db.run(claim);
       } catch (const std::exception& e) {
         log->warn("worker={} claim: {}", id, e.what());
@@ -188,7 +188,7 @@ Worker::~Worker() = default;
 void Worker::start() {
   auto s = s_;
   asio::post(s->strand, [s] {
-    s->loops = 2;
+    s->loops = s->opts.fire_schedules ? 2 : 1;
     auto end = [s](std::exception_ptr e) {
       if (e) {
         try {
@@ -202,7 +202,7 @@ void Worker::start() {
         s->maybe_done();
       });
     };
-    asio::co_spawn(s->strand, s->tick_loop(), end);
+    if (s->opts.fire_schedules) asio::co_spawn(s->strand, s->tick_loop(), end);
     asio::co_spawn(s->strand, s->claim_loop(), end);
   });
 }

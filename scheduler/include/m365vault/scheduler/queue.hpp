@@ -52,6 +52,7 @@ struct ClaimedRun {
   nlohmann::json params;
   int attempt;
   bool taken_over;  // a previous worker's lease expired
+  std::optional<std::string> tenant_id;  // the job's tenant
 };
 
 struct RunInfo {
@@ -127,9 +128,11 @@ class Queue {
 
   // Claims the oldest runnable run (queued and due, or running with an expired
   // lease) of a job with no other run in progress, among the kinds this worker
-  // can execute (empty: any). nullopt: nothing to do.
+  // can execute (empty: any). With `only_run`, that run or nothing (an
+  // administrator command executing the run it queued). nullopt: nothing to do.
   std::optional<ClaimedRun> claim(storage::PgConnection& c, const std::string& worker_id,
-                                  const std::vector<std::string>& kinds = {}) const;
+                                  const std::vector<std::string>& kinds = {},
+                                  const std::optional<std::string>& only_run = std::nullopt) const;
 
   // Renews the lease and saves progress.
   HeartbeatResult heartbeat(storage::PgConnection& c, const std::string& run_id, const std::string& worker_id,

@@ -69,6 +69,8 @@ struct WorkerOptions {
   std::chrono::milliseconds heartbeat_interval{10000};
   std::chrono::milliseconds tick_interval{15000};   // fire due schedules this often
   std::chrono::seconds retry_base{30};              // backoff: base * 2^(attempt-1), at most an hour
+  bool fire_schedules = true;                       // false: leave schedules to the daemons
+  std::optional<std::string> only_run;              // claim this run and nothing else (CLI commands)
 };
 
 class Worker {
