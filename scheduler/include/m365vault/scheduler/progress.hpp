@@ -34,6 +34,13 @@ class ProgressTracker {
   void item_new(std::uint64_t bytes_stored) { ++items_new_; bytes_new_ += bytes_stored; }
   void item_changed(std::uint64_t bytes_stored) { ++items_changed_; bytes_new_ += bytes_stored; }
   void item_deleted() { ++items_deleted_; }
+  // Many at once (a committed page).
+  void count(std::uint64_t added, std::uint64_t changed, std::uint64_t deleted, std::uint64_t bytes_stored) {
+    items_new_ += added;
+    items_changed_ += changed;
+    items_deleted_ += deleted;
+    bytes_new_ += bytes_stored;
+  }
   void item_faulted() { ++items_faulted_; }
   // Bytes received from the source (before deduplication).
   void bytes_read(std::uint64_t n) { bytes_read_ += n; }

@@ -141,6 +141,8 @@ class Repository {
   Repository& operator=(const Repository&) = delete;
 
   const RepositoryConfig& config() const { return config_; }
+  // The repository's keyed chunker, for writers that cut streams themselves.
+  const Chunker& chunker() const { return *chunker_; }
 
   // Writer side: one thread at a time (use several Repository objects to write in
   // parallel). add_blob returns the blob's id; the blob is stored once its pack is

@@ -1,0 +1,842 @@
+#include "m365vault/backup/backup.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "content.hpp"
+#include "items.hpp"
+#include "m365vault/core/error.hpp"
+#include "m365vault/graph/errors.hpp"
+#include "m365vault/graph/pager.hpp"
+#include "m365vault/scheduler/queue.hpp"
+
+namespace m365vault::backup {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using nlohmann::json;
+using storage::Category;
+using storage::PgConnection;
+
+// ------------------------------------------------------------------ params
+
+BackupParams BackupParams::from_json(const json& j) {
+  if (!j.is_object()) throw Error(Errc::bad_request, "backup params: expected a JSON object");
+  BackupParams p;
+  for (auto& [k, v] : j.items()) {
+    if (k == "tenant") {
+      if (!v.is_string()) throw Error(Errc::bad_request, "backup params 'tenant': expected a string");
+      p.tenant = v.get<std::string>();
+    } else if (k == "owners") {
+      if (!v.is_array()) throw Error(Errc::bad_request, "backup params 'owners': expected an array of strings");
+      for (auto& o : v) {
+        if (!o.is_string() || o.get_ref<const std::string&>().empty())
+          throw Error(Errc::bad_request, "backup params 'owners': expected non-empty strings (user ids or UPNs)");
+        p.owners.push_back(o.get<std::string>());
+      }
+    } else if (k == "categories") {
+      if (!v.is_array() || v.empty())
+        throw Error(Errc::bad_request, "backup params 'categories': expected a non-empty array");
+      p.categories.clear();
+      for (auto& c : v) {
+        auto cat = c.is_string() ? storage::parse_category(c.get<std::string>()) : std::nullopt;
+        if (!cat || (*cat != Category::mail && *cat != Category::contacts && *cat != Category::calendar))
+          throw Error(Errc::bad_request, "backup params 'categories': unknown category " + c.dump() +
+                                             " (mail, contacts or calendar)");
+        if (std::find(p.categories.begin(), p.categories.end(), *cat) == p.categories.end()) p.categories.push_back(*cat);
+      }
+    } else {
+      throw Error(Errc::bad_request, "backup params: unknown key '" + k + "' (tenant, owners, categories)");
+    }
+  }
+  return p;
+}
+
+json BackupParams::to_json() const {
+  json cats = json::array();
+  for (auto c : categories) cats.push_back(std::string(storage::to_string(c)));
+  json j{{"categories", cats}};
+  if (!tenant.empty()) j["tenant"] = tenant;
+  if (!owners.empty()) j["owners"] = owners;
+  return j;
+}
+
+graph::TenantEndpoint tenant_endpoint(const storage::Tenant& t, const storage::SealedSecret& secret,
+                                      storage::SecretSealer& sealer) {
+  graph::TenantEndpoint ep;
+  ep.tenant_id = t.spec.directory_id;
+  ep.client_id = t.spec.client_id;
+  if (t.spec.graph_url) ep.graph_url = *t.spec.graph_url;
+  if (t.spec.login_url) ep.login_url = *t.spec.login_url;
+  if (t.spec.ca_file) ep.ca_file = *t.spec.ca_file;
+  auto plain = sealer.open(secret.context, secret.sealed);
+  if (t.spec.auth == storage::AuthKind::secret) {
+    ep.client_secret = std::move(plain);
+  } else {
+    ep.certificate_pem = t.spec.certificate_pem;
+    ep.private_key_pem = std::move(plain);
+  }
+  return ep;
+}
+
+namespace {
+
+// Runs fn(0..count-1) with at most n at once on the caller's executor (a strand:
+// the bodies interleave, never run in parallel). The first exception is rethrown
+// once every started body has ended.
+awaitable<void> for_each_concurrent(std::size_t n, std::size_t count, std::function<awaitable<void>(std::size_t)> fn) {
+  if (count == 0) co_return;
+  auto ex = co_await asio::this_coro::executor;
+  struct Shared {
+    std::size_t next = 0, running = 0;
+    std::exception_ptr error;
+    asio::steady_timer done;
+    explicit Shared(asio::any_io_executor e) : done(e, asio::steady_timer::time_point::max()) {}
+  };
+  auto s = std::make_shared<Shared>(ex);
+  const std::size_t workers = std::min(n, count);
+  s->running = workers;
+  for (std::size_t w = 0; w < workers; ++w) {
+    asio::co_spawn(
+        ex,
+        [s, count, fn]() -> awaitable<void> {
+          for (;;) {
+            if (s->error) co_return;
+            std::size_t k = s->next++;
+            if (k >= count) co_return;
+            co_await fn(k);
+          }
+        },
+        [s](std::exception_ptr e) {
+          if (e && !s->error) s->error = e;
+          if (--s->running == 0) s->done.expires_at(asio::steady_timer::time_point::min());
+        });
+  }
+  while (s->running > 0) {
+    boost::system::error_code ec;
+    co_await s->done.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+  if (s->error) std::rethrow_exception(s->error);
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// One run of one tenant.
+class TenantRun {
+ public:
+  TenantRun(BackupServices& svc, const BackupParams& params, scheduler::RunContext& ctx, storage::Tenant tenant,
+            graph::GraphClient& client, RepoWriter& writer, scheduler::ProgressTracker& progress)
+      : svc_(svc), params_(params), ctx_(ctx), tenant_(std::move(tenant)), client_(client), writer_(writer),
+        progress_(progress) {}
+
+  awaitable<scheduler::RunOutcome> run();
+  BackupSummary summary;
+
+ private:
+  // What one (owner, category) pass works with.
+  struct Pass {
+    storage::Owner owner;
+    Category cat;
+    std::string snapshot_id;
+    std::string uid;  // the user's Graph id
+    long long faults = 0;
+  };
+
+  template <class F>
+  auto db(F f) -> awaitable<std::invoke_result_t<F, PgConnection&>> {
+    co_return co_await svc_.db.run(std::move(f));
+  }
+
+  awaitable<void> event(std::string level, std::string message) {
+    try {
+      co_await db([&](PgConnection& c) { scheduler::Queue{}.add_event(c, ctx_.run().id, level, message); });
+    } catch (const std::exception& e) {
+      svc_.log->warn("run={} event not recorded: {}", ctx_.run().id, e.what());
+    }
+  }
+
+  awaitable<std::vector<storage::Owner>> discover();
+  awaitable<void> backup_owner(storage::Owner owner);
+  awaitable<void> backup_category(Pass& pass);
+  awaitable<std::vector<storage::ContainerChange>> walk_hierarchy(Pass& pass, const std::string& start_url,
+                                                                  const char* parent_field);
+  awaitable<void> sync_calendars(Pass& pass);
+  awaitable<void> sync_container(Pass& pass, const std::string& container_id);
+  awaitable<void> retry_faults(Pass& pass);
+  awaitable<std::optional<storage::ItemChange>> fetch_item(Pass& pass, const json& item, const std::string& container,
+                                                           std::vector<std::pair<std::string, std::string>>& faults);
+  awaitable<void> commit(Pass& pass, std::vector<storage::PageCommit>& pending,
+                         std::vector<std::tuple<std::string, std::string, std::string>>& faults);
+
+  std::string item_delta_url(const Pass& p, const std::string& container) const {
+    switch (p.cat) {
+      case Category::mail:
+        return "/v1.0/users/" + p.uid + "/mailFolders/" + container + "/messages/delta?$select=" + kMessageSelect;
+      case Category::contacts:
+        return "/v1.0/users/" + p.uid + "/contactFolders/" + container + "/contacts/delta";
+      default:
+        // v1.0 only has a date-windowed calendarView delta; the whole calendar,
+        // series masters included, needs beta (CONTRACT.md 7.2).
+        return "/beta/users/" + p.uid + "/calendars/" + container + "/events/delta";
+    }
+  }
+  std::string item_url(const Pass& p, const std::string& id) const {
+    switch (p.cat) {
+      case Category::mail:
+        return "/v1.0/users/" + p.uid + "/messages/" + id;
+      case Category::contacts:
+        return "/v1.0/users/" + p.uid + "/contacts/" + id;
+      default:
+        return "/beta/users/" + p.uid + "/events/" + id;
+    }
+  }
+  graph::RequestOptions outlook_opts(const Pass& p) const {
+    graph::RequestOptions o;
+    o.mailbox = lower(p.uid);
+    o.outlook = true;
+    o.max_page_size = svc_.opts.page_size;
+    return o;
+  }
+
+  BackupServices& svc_;
+  const BackupParams& params_;
+  scheduler::RunContext& ctx_;
+  storage::Tenant tenant_;
+  graph::GraphClient& client_;
+  RepoWriter& writer_;
+  scheduler::ProgressTracker& progress_;
+  storage::Catalog cat_;
+  long long faults_ = 0;
+};
+
+// ------------------------------------------------------------------ discovery
+
+awaitable<std::vector<storage::Owner>> TenantRun::discover() {
+  progress_.set_phase("discovery");
+  const std::string scope = "users";
+  auto saved = co_await db([&](PgConnection& c) { return cat_.tenant_cursor(c, tenant_.id, scope); });
+  std::string start = "/v1.0/users/delta?$select=id,displayName,userPrincipalName,mail,accountEnabled";
+  std::string expected = saved.value_or("");
+  std::optional<graph::DeltaPager> pager;
+  pager.emplace(client_, saved.value_or(start));
+  for (;;) {
+    std::optional<graph::Page> page;
+    try {
+      page = co_await pager->next();
+    } catch (const graph::GraphError& e) {
+      if (!graph::is_invalid_delta(e) || expected.empty()) throw;
+      // An expired directory token: enumerate again; owners are upserted, so a
+      // full round only refreshes them.
+      co_await event("warn", "users delta token expired; enumerating the directory again");
+      pager.emplace(client_, start);
+      continue;
+    }
+    if (!page) break;
+    std::vector<storage::OwnerSpec> specs;
+    std::vector<std::string> removed;  // graph ids
+    for (auto& u : page->items) {
+      if (!u.contains("id") || !u["id"].is_string()) continue;
+      if (graph::is_removed(u)) {
+        removed.push_back(u["id"].get<std::string>());
+        continue;
+      }
+      storage::OwnerSpec s;
+      s.kind = storage::OwnerKind::user;
+      s.graph_id = u["id"].get<std::string>();
+      auto get = [&](const char* k) -> std::optional<std::string> {
+        auto it = u.find(k);
+        return it != u.end() && it->is_string() ? std::optional<std::string>(it->get<std::string>()) : std::nullopt;
+      };
+      s.display_name = get("displayName");
+      s.upn = get("userPrincipalName");
+      s.mail = get("mail");
+      specs.push_back(std::move(s));
+    }
+    std::string cursor = page->delta_link ? *page->delta_link : page->next_link.value_or("");
+    co_await db([&](PgConnection& c) {
+      cat_.commit_directory_page(c, tenant_.id, scope, storage::OwnerKind::user, specs, removed, cursor);
+    });
+    expected = cursor;
+  }
+
+  // Every user not deleted; the selection narrows it.
+  std::vector<storage::Owner> all;
+  storage::OwnerFilter f;
+  f.kind = storage::OwnerKind::user;
+  f.limit = 500;
+  for (;;) {
+    auto page = co_await db([&](PgConnection& c) { return cat_.list_owners(c, tenant_.id, f); });
+    for (auto& o : page.owners)
+      if (o.state != storage::OwnerState::deleted) all.push_back(std::move(o));
+    if (!page.next_cursor) break;
+    f.cursor = page.next_cursor;
+  }
+  if (params_.owners.empty()) co_return all;
+  std::vector<storage::Owner> chosen;
+  for (auto& want : params_.owners) {
+    auto w = lower(want);
+    auto it = std::find_if(all.begin(), all.end(), [&](const storage::Owner& o) {
+      return lower(o.spec.graph_id) == w || (o.spec.upn && lower(*o.spec.upn) == w) ||
+             (o.spec.mail && lower(*o.spec.mail) == w);
+    });
+    if (it == all.end()) {
+      summary.problems.push_back("no user '" + want + "' in tenant '" + tenant_.spec.name + "'");
+      ++summary.owners_failed;
+      co_await event("error", summary.problems.back());
+      continue;
+    }
+    chosen.push_back(*it);
+  }
+  co_return chosen;
+}
+
+// ------------------------------------------------------------------ per owner
+
+awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
+  const std::string who = owner.spec.upn.value_or(owner.spec.graph_id);
+  for (auto cat : params_.categories) {
+    if (ctx_.cancelled()) co_return;
+    Pass pass{owner, cat, {}, owner.spec.graph_id};
+    try {
+      co_await backup_category(pass);
+    } catch (const graph::GraphError& e) {
+      if (graph::is_mailbox_not_enabled(e)) {
+        // Unlicensed, on-premises or REST-disabled: not a failure of the backup.
+        std::string reason = "mailbox not enabled for the Graph API (" + e.code() + ")";
+        co_await db([&](PgConnection& c) {
+          cat_.set_owner_state(c, owner.id, storage::OwnerState::skipped, reason);
+        });
+        co_await event("info", "owner '" + who + "' skipped: " + reason);
+        ++summary.owners_skipped;
+        progress_.owner_skipped();
+        co_return;
+      }
+      if (graph::is_auth_failure(e)) throw;
+      summary.problems.push_back("owner '" + who + "' " + std::string(storage::to_string(cat)) + ": " + e.what());
+      ++summary.owners_failed;
+      co_await event("error", summary.problems.back());
+      progress_.owner_done();
+      co_return;
+    } catch (const graph::TokenError&) {
+      throw;
+    } catch (const std::exception& e) {
+      if (ctx_.cancelled()) co_return;
+      summary.problems.push_back("owner '" + who + "' " + std::string(storage::to_string(cat)) + ": " + e.what());
+      ++summary.owners_failed;
+      co_await event("error", summary.problems.back());
+      progress_.owner_done();
+      co_return;
+    }
+  }
+  if (owner.state == storage::OwnerState::skipped)
+    co_await db([&](PgConnection& c) { cat_.set_owner_state(c, owner.id, storage::OwnerState::active, std::nullopt); });
+  ++summary.owners;
+  progress_.owner_done();
+}
+
+awaitable<void> TenantRun::backup_category(Pass& pass) {
+  progress_.set_phase(std::string(storage::to_string(pass.cat)));
+  auto snap = co_await db(
+      [&](PgConnection& c) { return cat_.begin_snapshot(c, pass.owner.id, pass.cat, ctx_.run().id); });
+  pass.snapshot_id = snap.id;
+
+  // The container tree first, then every live container's items.
+  if (pass.cat == Category::mail)
+    co_await walk_hierarchy(pass, "/v1.0/users/" + pass.uid + "/mailFolders/delta", "parentFolderId");
+  else if (pass.cat == Category::contacts)
+    co_await walk_hierarchy(pass, "/v1.0/users/" + pass.uid + "/contactFolders/delta", "parentFolderId");
+  else
+    co_await sync_calendars(pass);
+
+  auto containers = co_await db([&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); });
+  for (auto& ct : containers) {
+    if (ctx_.cancelled()) co_return;
+    co_await sync_container(pass, ct.graph_id);
+  }
+  if (ctx_.cancelled()) co_return;
+  co_await retry_faults(pass);
+  if (ctx_.cancelled()) co_return;
+  auto state = pass.faults > 0 ? storage::SnapshotState::partial : storage::SnapshotState::complete;
+  co_await db([&](PgConnection& c) { cat_.complete_snapshot(c, pass.snapshot_id, state); });
+}
+
+// The folder tree through its delta: one commit per round (trees are small), with
+// parents before children. An invalid token starts a resync round that closes
+// the folders the completed round no longer reports.
+awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass& pass, const std::string& start_url,
+                                                                            const char* parent_field) {
+  auto state = co_await db([&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, std::nullopt); });
+  std::string expected = state.cursor.value_or("");
+  auto opts = outlook_opts(pass);
+  std::optional<graph::DeltaPager> pager;
+  pager.emplace(client_, state.cursor.value_or(start_url), opts);
+  std::vector<json> folders;
+  std::string delta_link;
+  for (;;) {
+    std::optional<graph::Page> page;
+    try {
+      page = co_await pager->next();
+    } catch (const graph::GraphError& e) {
+      if (!graph::is_invalid_delta(e) || expected.empty()) throw;
+      co_await event("warn", "folder delta of '" + pass.owner.spec.upn.value_or(pass.uid) + "' " +
+                                 std::string(storage::to_string(pass.cat)) + " expired: enumerating again");
+      co_await db([&](PgConnection& c) {
+        return cat_.start_round(c, pass.owner.id, pass.cat, std::nullopt, storage::RoundCovers::containers);
+      });
+      expected.clear();
+      folders.clear();
+      pager.emplace(client_, start_url, opts);
+      continue;
+    }
+    if (!page) break;
+    for (auto& f : page->items) folders.push_back(std::move(f));
+    if (page->delta_link) delta_link = *page->delta_link;
+  }
+
+  // The last report of a folder wins; parents before children.
+  std::map<std::string, json> by_id;
+  std::vector<std::string> order;
+  for (auto& f : folders) {
+    if (!f.contains("id") || !f["id"].is_string()) continue;
+    // Search folders are views over other folders: their messages are backed up
+    // where they live (CONTRACT.md 6.1), never twice.
+    if (f.value("@odata.type", "") == "#microsoft.graph.mailSearchFolder") continue;
+    auto id = f["id"].get<std::string>();
+    if (!by_id.count(id)) order.push_back(id);
+    by_id[id] = f;
+  }
+  auto known = co_await db([&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); });
+  std::set<std::string> known_ids;
+  for (auto& k : known) known_ids.insert(k.graph_id);
+  std::vector<storage::ContainerChange> changes;
+  std::set<std::string> placed;
+  std::function<void(const std::string&, int)> place = [&](const std::string& id, int depth) {
+    if (placed.count(id) || depth > 64) return;
+    auto& f = by_id[id];
+    storage::ContainerChange ch;
+    ch.graph_id = id;
+    if (graph::is_removed(f)) {
+      ch.removed = true;
+    } else {
+      if (auto p = f.find(parent_field); p != f.end() && p->is_string()) {
+        auto pid = p->get<std::string>();
+        if (by_id.count(pid) && !graph::is_removed(by_id[pid])) place(pid, depth + 1);
+        if (by_id.count(pid) || known_ids.count(pid)) ch.parent_graph_id = pid;  // else: under the root
+      }
+      ch.display_name = f.value("displayName", std::string());
+    }
+    placed.insert(id);
+    changes.push_back(std::move(ch));
+  };
+  for (auto& id : order) place(id, 0);
+
+  storage::PageCommit pc;
+  pc.owner_id = pass.owner.id;
+  pc.category = pass.cat;
+  pc.containers = changes;
+  pc.cursor = delta_link;
+  pc.delta_link = true;
+  pc.expected_cursor = expected;
+  pc.snapshot_id = pass.snapshot_id;
+  auto r = co_await db([&](PgConnection& c) { return cat_.commit_page(c, pc); });
+  progress_.count(0, 0, static_cast<std::uint64_t>(r.items_closed), 0);
+  co_return changes;
+}
+
+// Calendars have no delta of their own: list them and compare with what is stored.
+awaitable<void> TenantRun::sync_calendars(Pass& pass) {
+  auto opts = outlook_opts(pass);
+  opts.max_page_size.reset();
+  graph::DeltaPager pager(client_, "/v1.0/users/" + pass.uid + "/calendars", opts);
+  std::vector<storage::ContainerChange> changes;
+  std::set<std::string> seen;
+  while (auto page = co_await pager.next()) {
+    for (auto& cal : page->items) {
+      if (!cal.contains("id") || !cal["id"].is_string()) continue;
+      storage::ContainerChange ch;
+      ch.graph_id = cal["id"].get<std::string>();
+      ch.display_name = cal.value("name", std::string());
+      if (cal.value("isDefaultCalendar", false)) ch.well_known = "calendar";
+      seen.insert(ch.graph_id);
+      changes.push_back(std::move(ch));
+    }
+  }
+  auto known = co_await db([&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); });
+  for (auto& k : known)
+    if (!seen.count(k.graph_id)) {
+      storage::ContainerChange gone;
+      gone.graph_id = k.graph_id;
+      gone.removed = true;
+      changes.push_back(std::move(gone));
+    }
+  auto state = co_await db([&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, std::nullopt); });
+  storage::PageCommit pc;
+  pc.owner_id = pass.owner.id;
+  pc.category = pass.cat;
+  pc.containers = std::move(changes);
+  pc.cursor = "listed";  // a listing has no token; the scope's cursor only records that it ran
+  pc.expected_cursor = state.cursor.value_or("");
+  pc.snapshot_id = pass.snapshot_id;
+  auto r = co_await db([&](PgConnection& c) { return cat_.commit_page(c, pc); });
+  progress_.count(0, 0, static_cast<std::uint64_t>(r.items_closed), 0);
+}
+
+// Downloads one item's content (MIME for mail; the JSON itself otherwise) into
+// the repository. nullopt: the item could not be read; the reason is in `faults`.
+awaitable<std::optional<storage::ItemChange>> TenantRun::fetch_item(
+    Pass& pass, const json& item, const std::string& container,
+    std::vector<std::pair<std::string, std::string>>& faults) {
+  storage::ItemChange ch = pass.cat == Category::mail       ? message_change(item, container)
+                           : pass.cat == Category::contacts ? contact_change(item, container)
+                                                            : event_change(item, container);
+  ContentSink sink(writer_);
+  if (pass.cat == Category::mail) {
+    try {
+      auto opts = outlook_opts(pass);
+      opts.max_page_size.reset();
+      co_await client_.get_stream(
+          item_url(pass, ch.graph_id) + "/$value",
+          [&](std::string_view data) -> awaitable<void> {
+            progress_.bytes_read(data.size());
+            co_await sink.write(data);
+          },
+          opts, [&] { sink.reset(); });
+    } catch (const graph::GraphError& e) {
+      if (graph::is_not_found(e) || graph::is_corrupt_item(e) || graph::is_malware(e) ||
+          graph::is_access_denied(e)) {
+        faults.emplace_back(ch.graph_id, e.what());
+        co_return std::nullopt;
+      }
+      throw;
+    }
+  } else {
+    // Lossless: the item exactly as Graph sent it.
+    auto text = item.dump();
+    progress_.bytes_read(text.size());
+    co_await sink.write(text);
+  }
+  auto stored = co_await sink.finish();
+  ch.content_blobs = std::move(stored.blobs);
+  ch.content_sha256 = std::move(stored.sha256);
+  ch.content_size = stored.size;
+  ch.size = stored.size;
+  co_return ch;
+}
+
+// Flushes the repository (the pages' content becomes durable), then records the
+// pages' faults and commits the pages in order, each with its cursor.
+awaitable<void> TenantRun::commit(Pass& pass, std::vector<storage::PageCommit>& pending,
+                                  std::vector<std::tuple<std::string, std::string, std::string>>& faults) {
+  if (pending.empty()) co_return;
+  bool content = false;
+  for (auto& p : pending)
+    for (auto& i : p.items) content = content || !i.content_blobs.empty();
+  if (content) co_await writer_.flush();
+  // Faults before the pages that skip their items: a crash in between replays the
+  // page and records the fault again, never loses it.
+  if (!faults.empty()) {
+    co_await db([&](PgConnection& c) {
+      for (auto& [container, gid, reason] : faults)
+        cat_.record_fault(c, ctx_.run().id, pass.owner.id, pass.cat, gid, reason, std::nullopt, pass.snapshot_id);
+    });
+    pass.faults += static_cast<long long>(faults.size());
+    summary.items_faulted += static_cast<long long>(faults.size());
+    for (std::size_t i = 0; i < faults.size(); ++i) progress_.item_faulted();
+  }
+  for (auto& pc : pending) {
+    auto r = co_await db([&](PgConnection& c) { return cat_.commit_page(c, pc); });
+    progress_.count(static_cast<std::uint64_t>(r.items_added), static_cast<std::uint64_t>(r.items_changed),
+                    static_cast<std::uint64_t>(r.items_closed), static_cast<std::uint64_t>(r.bytes_added));
+    summary.items_new += r.items_added;
+    summary.items_changed += r.items_changed;
+    summary.items_deleted += r.items_closed;
+  }
+  pending.clear();
+  faults.clear();
+}
+
+awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& container) {
+  auto state = co_await db([&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, container); });
+  const std::string start = item_delta_url(pass, container);
+  std::string expected = state.cursor.value_or("");
+  auto opts = outlook_opts(pass);
+  std::optional<graph::DeltaPager> pager;
+  pager.emplace(client_, state.cursor.value_or(start), opts);
+
+  std::vector<storage::PageCommit> pending;
+  std::vector<std::tuple<std::string, std::string, std::string>> faults;
+  std::size_t pending_bytes = 0;
+  auto last_commit = std::chrono::steady_clock::now();
+
+  for (;;) {
+    if (ctx_.cancelled()) break;
+    std::optional<graph::Page> page;
+    try {
+      page = co_await pager->next();
+    } catch (const graph::GraphError& e) {
+      if (!graph::is_invalid_delta(e)) throw;
+      if (graph::is_not_found(e)) throw;
+      // The sync state is gone: keep what was fetched, then enumerate the folder
+      // again in a round that fetches only what differs and closes only what the
+      // completed round no longer reports.
+      co_await commit(pass, pending, faults);
+      pending_bytes = 0;
+      co_await event("warn", "delta of a " + std::string(storage::to_string(pass.cat)) + " folder of '" +
+                                 pass.owner.spec.upn.value_or(pass.uid) + "' is no longer valid (" + e.code() +
+                                 "): resynchronising it");
+      co_await db([&](PgConnection& c) {
+        return cat_.start_round(c, pass.owner.id, pass.cat, container, storage::RoundCovers::items);
+      });
+      expected.clear();
+      pager.emplace(client_, start, opts);
+      continue;
+    }
+    if (!page) break;
+
+    // The last report of an item in a page wins (Graph may repeat items).
+    std::vector<std::string> removed;
+    std::vector<const json*> live;
+    std::unordered_map<std::string, std::size_t> at;
+    for (auto& it : page->items) {
+      auto idp = it.find("id");
+      if (idp == it.end() || !idp->is_string()) continue;
+      const auto& id = idp->get_ref<const std::string&>();
+      if (graph::is_removed(it)) {
+        removed.push_back(id);
+        if (auto a = at.find(id); a != at.end()) live[a->second] = nullptr;
+        at.erase(id);
+        continue;
+      }
+      if (auto a = at.find(id); a != at.end()) {
+        live[a->second] = &it;
+      } else {
+        at[id] = live.size();
+        live.push_back(&it);
+      }
+    }
+    std::vector<std::string> ids;
+    for (auto* p : live)
+      if (p) ids.push_back((*p)["id"].get<std::string>());
+    auto known = ids.empty() ? std::unordered_map<std::string, storage::KnownItem>{}
+                             : co_await db([&](PgConnection& c) {
+                                 return cat_.known_items(c, pass.owner.id, pass.cat, ids);
+                               });
+
+    storage::PageCommit pc;
+    pc.owner_id = pass.owner.id;
+    pc.category = pass.cat;
+    pc.container_graph_id = container;
+    pc.removed_items = std::move(removed);
+    std::vector<const json*> fetch;
+    for (auto* p : live) {
+      if (!p) continue;
+      auto id = (*p)["id"].get<std::string>();
+      auto k = known.find(id);
+      if (k != known.end() && k->second.change_key == change_key_of(*p) && k->second.container_graph_id == container) {
+        pc.unchanged_items.push_back(id);  // a replay, or a resync round meeting what is stored
+        continue;
+      }
+      fetch.push_back(p);
+    }
+    std::vector<std::optional<storage::ItemChange>> got(fetch.size());
+    std::vector<std::pair<std::string, std::string>> page_faults;
+    co_await for_each_concurrent(static_cast<std::size_t>(std::max(1, svc_.opts.fetches_per_owner)), fetch.size(),
+                                 [&](std::size_t i) -> awaitable<void> {
+                                   got[i] = co_await fetch_item(pass, *fetch[i], container, page_faults);
+                                 });
+    for (auto& g : got)
+      if (g) {
+        pending_bytes += static_cast<std::size_t>(g->content_size.value_or(0));
+        pc.items.push_back(std::move(*g));
+      }
+    for (auto& [gid, reason] : page_faults) {
+      faults.emplace_back(container, gid, reason);
+      pc.unchanged_items.push_back(gid);  // keeps a stored version open through a resync round
+    }
+    pc.cursor = page->delta_link ? *page->delta_link : page->next_link.value_or("");
+    pc.delta_link = page->delta_link.has_value();
+    pc.expected_cursor = expected;
+    pc.snapshot_id = pass.snapshot_id;
+    expected = pc.cursor;
+    pending.push_back(std::move(pc));
+
+    if (pending.back().delta_link || pending_bytes >= svc_.opts.commit_bytes ||
+        std::chrono::steady_clock::now() - last_commit >= svc_.opts.commit_interval) {
+      co_await commit(pass, pending, faults);
+      pending_bytes = 0;
+      last_commit = std::chrono::steady_clock::now();
+    }
+  }
+  co_await commit(pass, pending, faults);
+}
+
+// Items that faulted in earlier runs: the delta will not report them again until
+// they change, so read each by id.
+awaitable<void> TenantRun::retry_faults(Pass& pass) {
+  auto open = co_await db([&](PgConnection& c) { return cat_.open_faults(c, pass.owner.id, pass.cat); });
+  for (auto& f : open) {
+    if (ctx_.cancelled()) co_return;
+    if (f.run_id == ctx_.run().id) continue;  // failed in this very run: next time
+    auto opts = outlook_opts(pass);
+    opts.max_page_size.reset();
+    json item;
+    try {
+      auto url = item_url(pass, f.item_graph_id);
+      if (pass.cat == Category::mail) url += std::string("?$select=") + kMessageSelect;
+      auto r = co_await client_.get(url, opts);
+      item = r.parse();
+    } catch (const graph::GraphError& e) {
+      if (graph::is_not_found(e)) {
+        // Gone since: nothing left to back up.
+        co_await db([&](PgConnection& c) {
+          return cat_.resolve_faults(c, pass.owner.id, pass.cat, {f.item_graph_id});
+        });
+        continue;
+      }
+      throw;
+    }
+    std::string container = pass.cat == Category::calendar ? item.value("calendarId", std::string())
+                                                           : item.value("parentFolderId", std::string());
+    if (container.empty()) continue;  // cannot place it; it stays open
+    std::vector<std::pair<std::string, std::string>> page_faults;
+    auto ch = co_await fetch_item(pass, item, container, page_faults);
+    std::vector<std::tuple<std::string, std::string, std::string>> faults;
+    for (auto& [gid, reason] : page_faults) faults.emplace_back(container, gid, reason);
+    auto state = co_await db([&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, container); });
+    if (!state.cursor) continue;  // the folder has not been walked: its round will meet it
+    storage::PageCommit pc;
+    pc.owner_id = pass.owner.id;
+    pc.category = pass.cat;
+    pc.container_graph_id = container;
+    if (ch) pc.items.push_back(std::move(*ch));
+    pc.cursor = *state.cursor;  // unchanged: this page is outside the delta
+    pc.expected_cursor = *state.cursor;
+    pc.snapshot_id = pass.snapshot_id;
+    std::vector<storage::PageCommit> pending{std::move(pc)};
+    co_await commit(pass, pending, faults);
+  }
+}
+
+// ------------------------------------------------------------------ the run
+
+awaitable<scheduler::RunOutcome> TenantRun::run() {
+  std::vector<storage::Owner> owners;
+  owners = co_await discover();
+  progress_.set_owners_total(owners.size());
+  co_await event("info", "backing up " + std::to_string(owners.size()) + " user(s) of tenant '" + tenant_.spec.name +
+                             "'");
+  std::exception_ptr fatal;
+  co_await for_each_concurrent(static_cast<std::size_t>(std::max(1, svc_.opts.parallel_owners)), owners.size(),
+                               [&](std::size_t i) -> awaitable<void> {
+                                 if (ctx_.cancelled() || fatal) co_return;
+                                 try {
+                                   co_await backup_owner(owners[i]);
+                                 } catch (...) {
+                                   fatal = std::current_exception();
+                                 }
+                               });
+  if (fatal) std::rethrow_exception(fatal);
+  progress_.set_phase("done");
+  if (ctx_.cancelled()) co_return scheduler::RunOutcome{scheduler::RunState::cancelled, std::string("cancelled")};
+  if (summary.owners_failed > 0) {
+    std::string msg = std::to_string(summary.owners_failed) + " owner(s) failed: " + summary.problems.front();
+    // Nothing at all done: a failure to retry. Some owners done: partial.
+    co_return scheduler::RunOutcome{summary.owners == 0 && summary.owners_skipped == 0 ? scheduler::RunState::failed
+                                                                                        : scheduler::RunState::partial,
+                                    msg};
+  }
+  if (summary.items_faulted > 0)
+    co_return scheduler::RunOutcome{scheduler::RunState::partial,
+                                    std::to_string(summary.items_faulted) + " item(s) could not be read (see faults)"};
+  co_return scheduler::RunOutcome{scheduler::RunState::succeeded, std::nullopt};
+}
+
+}  // namespace
+
+awaitable<scheduler::RunOutcome> run_backup(BackupServices& svc, const BackupParams& params,
+                                            scheduler::RunContext& ctx, BackupSummary* summary) {
+  storage::Catalog cat;
+  std::string tenant_ref = !params.tenant.empty() ? params.tenant : ctx.run().tenant_id.value_or("");
+  if (tenant_ref.empty())
+    co_return scheduler::RunOutcome{scheduler::RunState::failed,
+                                    std::string("the backup names no tenant (job tenant or params 'tenant')")};
+  auto found = co_await svc.db.run([&](PgConnection& c) {
+    auto t = cat.get_tenant(c, tenant_ref);
+    std::optional<storage::SealedSecret> s;
+    if (t) s = cat.tenant_secret(c, t->id);
+    return std::make_pair(t, s);
+  });
+  if (!found.first || !found.second)
+    co_return scheduler::RunOutcome{scheduler::RunState::failed, "no tenant '" + tenant_ref + "'"};
+  auto tenant = *found.first;
+  if (tenant.spec.disabled)
+    co_return scheduler::RunOutcome{scheduler::RunState::failed, "tenant '" + tenant.spec.name + "' is disabled"};
+
+  auto ex = co_await asio::this_coro::executor;
+  graph::GraphClient client(ex, tenant_endpoint(tenant, *found.second, svc.sealer), svc.opts.graph, svc.log);
+  RepoWriter writer(svc.repo);
+  scheduler::ProgressTracker progress;
+  TenantRun run(svc, params, ctx, tenant, client, writer, progress);
+
+  // Progress for the heartbeat (and so the API and the CLI) every two seconds.
+  auto ticking = std::make_shared<bool>(true);
+  asio::co_spawn(
+      ex,
+      [&ctx, &progress, ticking]() -> awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        while (*ticking) {
+          ctx.set_progress(progress.snapshot());
+          t.expires_after(std::chrono::seconds(2));
+          co_await t.async_wait(use_awaitable);
+        }
+      },
+      [](std::exception_ptr) {});
+
+  scheduler::RunOutcome out{scheduler::RunState::failed, std::nullopt};
+  try {
+    out = co_await run.run();
+  } catch (const graph::TokenError& e) {
+    out = {scheduler::RunState::failed, "tenant '" + tenant.spec.name + "': credentials refused: " + e.what()};
+  } catch (const graph::GraphError& e) {
+    out = {scheduler::RunState::failed,
+           graph::is_auth_failure(e) || graph::is_access_denied(e)
+               ? "tenant '" + tenant.spec.name + "': access refused: " + std::string(e.what())
+               : std::string(e.what())};
+  } catch (const std::exception& e) {
+    out = {scheduler::RunState::failed, std::string(e.what())};
+  }
+  *ticking = false;
+  // Whatever happened, nothing queued in the repository is left unflushed: blobs
+  // of pages that were not committed become garbage for prune, never a lie.
+  ctx.set_progress(progress.snapshot());
+  if (summary) {
+    *summary = run.summary;
+    summary->bytes_read = progress.snapshot().value("bytes_read", 0LL);
+  }
+  co_return out;
+}
+
+awaitable<scheduler::RunOutcome> BackupKind::execute(scheduler::RunContext& ctx) {
+  BackupParams params;
+  try {
+    params = BackupParams::from_json(ctx.run().params);
+  } catch (const Error& e) {
+    co_return scheduler::RunOutcome{scheduler::RunState::failed, std::string(e.what())};
+  }
+  co_return co_await run_backup(services_, params, ctx);
+}
+
+}  // namespace m365vault::backup
