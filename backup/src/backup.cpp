@@ -825,6 +825,7 @@ awaitable<scheduler::RunOutcome> run_backup(BackupServices& svc, const BackupPar
   if (summary) {
     *summary = run.summary;
     summary->bytes_read = progress.snapshot().value("bytes_read", 0LL);
+    summary->graph = client.stats();
   }
   co_return out;
 }

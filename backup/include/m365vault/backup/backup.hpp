@@ -68,6 +68,7 @@ struct BackupSummary {
   long long items_new = 0, items_changed = 0, items_deleted = 0, items_faulted = 0;
   long long bytes_read = 0;
   std::vector<std::string> problems;  // one line per failed owner / category
+  graph::GraphStats graph;            // requests, retries, 429s, in-flight peaks
 };
 
 // Runs one backup as run `ctx`. Returns succeeded, partial (item faults, or some

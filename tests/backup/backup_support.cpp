@@ -1,0 +1,138 @@
+#include "backup_support.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "m365vault/scheduler/queue.hpp"
+#include "m365vault/storage/catalog.hpp"
+#include "m365vault/storage/crypto.hpp"
+#include "m365vault/storage/migrate.hpp"
+#include "m365vault/storage/sealer.hpp"
+
+namespace m365vault::test {
+
+namespace {
+std::shared_ptr<spdlog::logger> quiet(const std::string& name) {
+  auto l = std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::null_sink_mt>());
+  return l;
+}
+}  // namespace
+
+BackupStack::BackupStack(json spec, std::uint64_t seed) {
+  tenant_ = make_tenant(emu_, seed, spec.value("users", 3), spec.value("messages_per_user", 30), spec);
+  {
+    auto c = storage::PgConnection::connect(sdb_.conninfo(), {});
+    storage::migrate(c, storage::builtin_migrations(), *quiet("migrate"));
+  }
+  db_ = std::make_unique<storage::Database>(sdb_.conninfo(), 4, storage::PgTimeouts{}, quiet("db"));
+  store_ = std::make_unique<storage::FsStore>(dir_ / "repo");
+  storage::InitOptions init;
+  init.keys.passphrase = "correct horse battery staple";
+  init.kdf.n = 1u << 10;  // a test: the KDF cost is not what is tested here
+  init.pack_size = 4u << 20;
+  storage::Repository::init(*store_, init);
+  index_ = std::make_unique<storage::PgBlobIndex>(sdb_.conninfo());
+  repo_ = std::make_unique<storage::Repository>(*store_, init.keys, *index_);
+  sealer_ = std::make_unique<storage::RepositorySealer>(*repo_);
+
+  storage::Catalog cat;
+  auto c = storage::PgConnection::connect(sdb_.conninfo(), {});
+  storage::TenantSpec ts;
+  ts.name = "contoso";
+  ts.directory_id = tenant_.tenant;
+  ts.client_id = tenant_.client;
+  ts.graph_url = emu_.base();
+  ts.login_url = emu_.base();
+  ts.ca_file = emu_.ca();
+  catalog_tenant_ = storage::Catalog::new_tenant_id();
+  auto ctx = storage::Catalog::secret_context(catalog_tenant_);
+  cat.create_tenant(c, catalog_tenant_, ts, {ctx, sealer_->seal(ctx, tenant_.secret)});
+  scheduler::JobSpec js;
+  js.name = "backup contoso";
+  js.kind = "backup";
+  js.tenant_id = catalog_tenant_;
+  js.max_attempts = 1;
+  job_id_ = scheduler::Queue{}.create_job(c, js, std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now())).id;
+}
+
+BackupStack::~BackupStack() = default;
+
+BackupStack::Result BackupStack::run(backup::BackupParams params, backup::BackupOptions opts) {
+  scheduler::Queue q;
+  auto c = storage::PgConnection::connect(sdb_.conninfo(), {});
+  auto run_id = q.enqueue(c, job_id_);
+  const std::string worker = "00000000-0000-4000-8000-000000000001";
+  auto claimed = q.claim(c, worker, {"backup"}, run_id);
+  REQUIRE(claimed);
+  scheduler::RunContext ctx(*claimed, quiet("run"));
+  boost::asio::io_context ioc;
+  backup::BackupServices svc{ioc.get_executor(), *db_, *repo_, *sealer_, quiet("backup"), opts};
+  Result out;
+  auto fut = boost::asio::co_spawn(ioc, backup::run_backup(svc, params, ctx, &out.summary), boost::asio::use_future);
+  ioc.run();
+  auto outcome = fut.get();
+  q.finish(c, run_id, worker, outcome.state, outcome.error, std::chrono::seconds(1));
+  out.state = outcome.state;
+  out.error = outcome.error;
+  out.progress = ctx.progress();
+  return out;
+}
+
+std::map<std::pair<std::string, std::string>, std::string> BackupStack::manifest(const std::string& category) {
+  auto m = emu_.admin("GET", "/_emulator/tenants/" + tenant_.tenant + "/manifest?category=" + category);
+  std::map<std::pair<std::string, std::string>, std::string> out;
+  for (auto& it : m["items"]) {
+    auto id = it.contains("immutable_id") && it["immutable_id"].is_string() ? it["immutable_id"].get<std::string>()
+                                                                             : it["id"].get<std::string>();
+    out[{it["owner"].get<std::string>(), id}] = it["sha256"].get<std::string>();
+  }
+  return out;
+}
+
+std::vector<std::vector<std::string>> BackupStack::query(const std::string& sql, const std::vector<std::string>& params) {
+  auto c = storage::PgConnection::connect(sdb_.conninfo(), {});
+  std::vector<storage::PgParam> ps(params.begin(), params.end());
+  auto r = c.exec(sql, ps);
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 0; i < r.rows(); ++i) {
+    std::vector<std::string> row;
+    for (int j = 0; j < r.cols(); ++j) row.emplace_back(r.is_null(i, j) ? std::string_view("") : r.get(i, j));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::map<std::pair<std::string, std::string>, std::string> BackupStack::indexed(const std::string& category) {
+  std::map<std::pair<std::string, std::string>, std::string> out;
+  for (auto& row : query("SELECT o.graph_id, i.graph_id, encode(v.content_sha256, 'hex')"
+                         " FROM item_versions v JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
+                         " WHERE v.to_at IS NULL AND v.category = $1",
+                         {category}))
+    out[{row[0], row[1]}] = row[2];
+  return out;
+}
+
+std::string BackupStack::content(const std::string& owner_graph_id, const std::string& item_graph_id) {
+  auto rows = query("SELECT encode(b, 'hex') FROM item_versions v JOIN items i ON i.id = v.item_id"
+                    " JOIN owners o ON o.id = i.owner_id, unnest(v.content_blobs) WITH ORDINALITY AS u(b, n)"
+                    " WHERE v.to_at IS NULL AND o.graph_id = $1 AND i.graph_id = $2 ORDER BY n",
+                    {owner_graph_id, item_graph_id});
+  std::string out;
+  for (auto& r : rows) out += repo_->read_blob(*storage::BlobId::from_hex(r[0]));
+  return out;
+}
+
+std::string canonical_item_json(const json& item) {
+  static const std::set<std::string> server = {"id",           "changeKey", "createdDateTime", "lastModifiedDateTime",
+                                               "parentFolderId", "calendar", "webLink",         "iCalUId",
+                                               "seriesMasterId", "transactionId"};
+  json out = json::object();  // std::map: keys sorted by their bytes
+  for (auto& [k, v] : item.items())
+    if (k.find('@') == std::string::npos && !server.count(k)) out[k] = v;
+  return out.dump();
+}
+
+}  // namespace m365vault::test

@@ -1,0 +1,72 @@
+#pragma once
+// A whole backup stack for tests: the real graph-emulator over HTTPS with a
+// generated tenant, a scratch PostgreSQL database migrated to the current
+// schema, a filesystem repository indexed in PostgreSQL, the tenant registered
+// in the catalog with its secret sealed, and a run executed by the same worker
+// code the daemon uses.
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "emulator/emulator_support.hpp"
+#include "m365vault/backup/backup.hpp"
+#include "m365vault/storage/fs_store.hpp"
+#include "m365vault/storage/pg_index.hpp"
+#include "support/pg.hpp"
+#include "support/temp_dir.hpp"
+
+namespace m365vault::test {
+
+class BackupStack {
+ public:
+  // `spec` completes the emulator tenant (users, messages_per_user, ...).
+  explicit BackupStack(json spec, std::uint64_t seed = 42);
+  ~BackupStack();
+
+  EmulatorProcess& emulator() { return emu_; }
+  const TestTenant& tenant() const { return tenant_; }
+  const std::string& catalog_tenant_id() const { return catalog_tenant_; }
+  storage::Database& db() { return *db_; }
+  storage::Repository& repo() { return *repo_; }
+
+  // Queues a run of the stack's backup job and executes it to its end.
+  struct Result {
+    scheduler::RunState state;
+    std::optional<std::string> error;
+    backup::BackupSummary summary;
+    nlohmann::json progress;
+  };
+  Result run(backup::BackupParams params = {}, backup::BackupOptions opts = {});
+
+  // The emulator's ground truth for a category: (owner, immutable id) -> sha256 hex.
+  std::map<std::pair<std::string, std::string>, std::string> manifest(const std::string& category);
+  // What the index holds now (open versions): (owner graph id, item graph id) -> sha256 hex.
+  std::map<std::pair<std::string, std::string>, std::string> indexed(const std::string& category);
+  // Rows of a query with text results (for assertions on the catalog).
+  std::vector<std::vector<std::string>> query(const std::string& sql, const std::vector<std::string>& params = {});
+  // The content of an open version, read back from the repository.
+  std::string content(const std::string& owner_graph_id, const std::string& item_graph_id);
+
+ private:
+  EmulatorProcess emu_;
+  TestTenant tenant_;
+  ScratchDatabase sdb_;
+  TempDir dir_{"backup-stack"};
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<storage::FsStore> store_;
+  std::unique_ptr<storage::PgBlobIndex> index_;
+  std::unique_ptr<storage::Repository> repo_;
+  std::unique_ptr<storage::SecretSealer> sealer_;
+  std::string catalog_tenant_;
+  std::string job_id_;
+};
+
+// The emulator's canonical JSON of a contact or event (docs/emulator.md,
+// "Manifest"): '@' properties and server-assigned ones dropped, keys sorted.
+std::string canonical_item_json(const nlohmann::json& item);
+
+}  // namespace m365vault::test
