@@ -4,6 +4,7 @@
 // nextLink), MIME streamed byte for byte, resync on 410, skipped mailboxes.
 #include <catch2/catch.hpp>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include <set>

@@ -119,13 +119,15 @@ TEST_CASE("faults: injected 503, 504, resets and truncated bodies; delta and MIM
       for (auto& item : page->items) {
         const std::string id = item["id"];
         std::string mime;
-        co_await c.get_stream(
-            "/users/" + u + "/messages/" + id + "/$value",
-            [&](std::string_view piece) -> asio::awaitable<void> {
-              mime += piece;
-              co_return;
-            },
-            {}, [&] { mime.clear(); });  // a restart starts the content over
+        // Named, not temporaries: GCC 12 double-destroys temporaries in a co_await expression.
+        const std::string path = "/users/" + u + "/messages/" + id + "/$value";
+        ChunkFn sink = [&](std::string_view piece) -> asio::awaitable<void> {
+          mime += piece;
+          co_return;
+        };
+        std::function<void()> restart = [&] { mime.clear(); };  // a restart starts the content over
+        RequestOptions none;
+        co_await c.get_stream(path, sink, none, restart);
         got[id] = storage::crypto::to_hex(storage::crypto::sha256(mime));
       }
     }

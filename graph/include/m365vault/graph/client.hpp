@@ -6,6 +6,8 @@
 //
 // Thread-safety: every member function may be called concurrently from any
 // thread of the executor's io_context. The client must outlive the calls.
+// GCC 12 note: pass named RequestOptions / callbacks rather than braced or lambda
+// temporaries inside a co_await expression (GCC destroys such temporaries twice).
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
