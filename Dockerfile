@@ -11,7 +11,7 @@ FROM debian:12 AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config git \
       libboost1.81-all-dev libboost-url1.81-dev nlohmann-json3-dev libpq-dev libssl-dev \
-      libspdlog-dev libzstd-dev libsystemd-dev libtomlplusplus-dev libhowardhinnant-date-dev \
+      libspdlog-dev libzstd-dev libsystemd-dev libtomlplusplus-dev libhowardhinnant-date-dev zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -153,7 +153,8 @@ struct ClientImpl {
   // closed, so that the caller may retry.
   template <class Stream>
   asio::awaitable<std::optional<bool>> exchange(Stream& s, Conn& c, const Target& t, const ClientRequest& req, ClientResponse& out,
-                                 const BodyChunkFn* on_chunk, const std::string& what, bool reused) {
+                                 const BodyChunkFn* on_chunk, const HeadFn* on_head, const std::string& what,
+                                 bool reused) {
     auto verb = http::string_to_verb(req.method);
     if (verb == http::verb::unknown) throw Error(Errc::bad_request, what + ": unknown method");
     http::request<http::string_body> r{verb, t.target, 11};
@@ -185,6 +186,7 @@ struct ClientImpl {
     }
     out.status = static_cast<int>(p.get().result_int());
     for (auto& f : p.get()) out.headers.add(std::string(f.name_string()), std::string(f.value()));
+    if (on_head && *on_head) (*on_head)(out.status, out.headers);
     static constexpr std::size_t kChunk = 64 * 1024;
     std::unique_ptr<char[]> buf(new char[kChunk]);
     while (!p.is_done()) {
@@ -208,7 +210,7 @@ struct ClientImpl {
     co_return p.get().keep_alive();
   }
 
-  asio::awaitable<ClientResponse> run(ClientRequest req, const BodyChunkFn* on_chunk) {
+  asio::awaitable<ClientResponse> run(ClientRequest req, const BodyChunkFn* on_chunk, const HeadFn* on_head) {
     auto t = parse_target(req.url, opts);
     const std::string what = req.method + " " + t.redacted;
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -216,8 +218,8 @@ struct ClientImpl {
       const bool reused = conn != nullptr;
       if (!conn) conn = co_await connect(t, what);
       ClientResponse out;
-      auto keep = conn->tls ? co_await exchange(*conn->tls, *conn, t, req, out, on_chunk, what, reused)
-                            : co_await exchange(*conn->plain, *conn, t, req, out, on_chunk, what, reused);
+      auto keep = conn->tls ? co_await exchange(*conn->tls, *conn, t, req, out, on_chunk, on_head, what, reused)
+                            : co_await exchange(*conn->plain, *conn, t, req, out, on_chunk, on_head, what, reused);
       if (!keep) continue;  // a pooled connection the server had closed: once more on a new one
       if (*keep) give_back(t.origin, std::move(conn));
       co_return out;
@@ -233,12 +235,12 @@ HttpClient::~HttpClient() = default;
 
 asio::awaitable<ClientResponse> HttpClient::request(ClientRequest req) {
   auto impl = impl_;
-  co_return co_await impl->run(std::move(req), nullptr);
+  co_return co_await impl->run(std::move(req), nullptr, nullptr);
 }
 
-asio::awaitable<ClientResponse> HttpClient::request_streamed(ClientRequest req, BodyChunkFn on_chunk) {
+asio::awaitable<ClientResponse> HttpClient::request_streamed(ClientRequest req, BodyChunkFn on_chunk, HeadFn on_head) {
   auto impl = impl_;
-  co_return co_await impl->run(std::move(req), &on_chunk);
+  co_return co_await impl->run(std::move(req), &on_chunk, &on_head);
 }
 
 std::size_t HttpClient::idle_connections() const {

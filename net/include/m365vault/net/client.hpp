@@ -46,6 +46,9 @@ struct ClientResponse {
 
 // Called with each piece of a streamed body, in order.
 using BodyChunkFn = std::function<boost::asio::awaitable<void>(std::string_view)>;
+// Called once with the status and headers of a streamed response, before the
+// first piece of its body (so that an error body can be told from content).
+using HeadFn = std::function<void(int status, const Headers& headers)>;
 
 class HttpClient {
  public:
@@ -63,8 +66,10 @@ class HttpClient {
   boost::asio::awaitable<ClientResponse> request(ClientRequest req);
 
   // The same, but hands the body to `on_chunk` as it arrives (bounded memory,
-  // any size); the returned response has an empty body.
-  boost::asio::awaitable<ClientResponse> request_streamed(ClientRequest req, BodyChunkFn on_chunk);
+  // any size); the returned response has an empty body. `on_head`, when given,
+  // sees the status and headers first.
+  boost::asio::awaitable<ClientResponse> request_streamed(ClientRequest req, BodyChunkFn on_chunk,
+                                                          HeadFn on_head = {});
 
   // Idle pooled connections (for tests and metrics).
   std::size_t idle_connections() const;

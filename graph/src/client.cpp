@@ -1,0 +1,651 @@
+#include "m365vault/graph/client.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+#include <boost/url/url.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include "gzip.hpp"
+#include "m365vault/graph/auth.hpp"
+#include "m365vault/net/client.hpp"
+#include "semaphore.hpp"
+
+namespace m365vault::graph {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == prefix;
+}
+
+bool is_absolute(std::string_view s) { return starts_with_ci(s, "https://") || starts_with_ci(s, "http://"); }
+
+// scheme://host:port, lower case, default port written out; "" when not a URL.
+std::string origin_of(std::string_view url) {
+  auto u = boost::urls::parse_absolute_uri(url);
+  if (!u) return {};
+  auto scheme = lower(u->scheme());
+  std::string port = u->has_port() ? std::string(u->port()) : (scheme == "https" ? "443" : "80");
+  return scheme + "://" + lower(u->encoded_host()) + ":" + port;
+}
+
+// The path of a URL or of a relative target, without the query (links carry tokens).
+std::string path_only(std::string_view url) {
+  auto q = url.find('?');
+  if (q != std::string_view::npos) url = url.substr(0, q);
+  if (is_absolute(url)) {
+    auto host = url.find("://") + 3;
+    auto slash = url.find('/', host);
+    url = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
+  }
+  return std::string(url);
+}
+
+std::string form_encode(std::string_view s) {
+  return boost::urls::encode(s, boost::urls::unreserved_chars);
+}
+
+// Outlook segments that follow /users/{id} (lower case). Mailbox throttling and
+// the Outlook Prefer headers apply to these.
+bool outlook_segment(std::string_view seg) {
+  static const char* const kOutlook[] = {"mailfolders",    "messages",      "contactfolders", "contacts",
+                                         "calendars",      "calendar",      "calendarview",   "events",
+                                         "calendargroups", "mailboxsettings", "outlook",      "inferenceclassification"};
+  auto paren = seg.find('(');  // mailFolders('AAMk...') in links
+  auto s = lower(seg.substr(0, paren));
+  for (const char* k : kOutlook)
+    if (s == k) return true;
+  return false;
+}
+
+struct MailboxState {
+  std::unique_ptr<detail::AsyncSemaphore> sem;  // null for the tenant-wide (unkeyed) state
+  Clock::time_point blocked_until{};           // Retry-After of the last 429 here
+  int in_flight = 0;
+};
+
+}  // namespace
+
+std::string outlook_mailbox_of(std::string_view path_or_url) {
+  const auto path = path_only(path_or_url);
+  std::vector<std::string_view> segs;
+  std::string_view rest(path);
+  while (!rest.empty()) {
+    auto slash = rest.find('/');
+    auto seg = rest.substr(0, slash);
+    if (!seg.empty()) segs.push_back(seg);
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  std::size_t i = 0;
+  while (i < segs.size() && lower(segs[i]) != "v1.0" && lower(segs[i]) != "beta") ++i;
+  i = i < segs.size() ? i + 1 : 0;  // relative paths without a version start at the first segment
+  if (i >= segs.size()) return {};
+  std::string id;
+  std::size_t next;
+  auto first = lower(segs[i]);
+  if (first == "me") {
+    id = "me";
+    next = i + 1;
+  } else if (first == "users" && i + 1 < segs.size()) {
+    id = std::string(segs[i + 1]);
+    next = i + 2;
+  } else if (first.rfind("users(", 0) == 0) {  // users('id')
+    auto in = segs[i].substr(6);
+    if (!in.empty() && in.back() == ')') in.remove_suffix(1);
+    if (in.size() >= 2 && in.front() == '\'' && in.back() == '\'') in = in.substr(1, in.size() - 2);
+    id = std::string(in);
+    next = i + 1;
+  } else {
+    return {};
+  }
+  if (next >= segs.size() || !outlook_segment(segs[next]) || id.empty()) return {};
+  return lower(net::percent_decode(id).value_or(id));
+}
+
+std::string GraphResponse::request_id() const { return std::string(headers.get("request-id").value_or("")); }
+
+nlohmann::json GraphResponse::parse() const {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded())
+    throw Error(Errc::bad_request, "graph answer " + std::to_string(status) + " (request-id '" + request_id() +
+                                       "'): body is not JSON");
+  return j;
+}
+
+struct ClientState {
+  asio::any_io_executor ex;
+  TenantEndpoint ep;
+  GraphOptions o;
+  std::shared_ptr<spdlog::logger> log;
+  net::HttpClient http;
+  std::optional<ClientCertificate> cert;
+  std::string graph_base, graph_origin, token_url, what_tenant;
+  AimdRate aimd;
+
+  std::atomic<std::uint64_t> requests{0}, retries{0}, throttled{0}, transient{0}, connection_errors{0},
+      token_requests{0}, token_renewals{0}, waited_ms{0};
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+
+  std::mutex mu;  // mailboxes and their fields
+  std::map<std::string, std::shared_ptr<MailboxState>> mailboxes;
+
+  detail::AsyncSemaphore token_gate{1};  // single flight for token requests
+  std::mutex token_mu;
+  std::string token;
+  Clock::time_point token_refresh_at{};
+  std::uint64_t token_fetches = 0;
+  std::exception_ptr token_error;
+
+  static net::ClientOptions http_options(const TenantEndpoint& ep, const GraphOptions& o) {
+    net::ClientOptions h;
+    h.ca_file = ep.ca_file;
+    h.connect_timeout = o.connect_timeout;
+    h.io_timeout = o.io_timeout;
+    h.max_body = o.max_body;
+    h.user_agent = o.user_agent;
+    return h;
+  }
+
+  ClientState(asio::any_io_executor e, TenantEndpoint endpoint, GraphOptions opts, std::shared_ptr<spdlog::logger> l)
+      : ex(e), ep(std::move(endpoint)), o(std::move(opts)), log(std::move(l)), http(e, http_options(ep, o)), aimd(o.aimd) {
+    what_tenant = "tenant '" + ep.tenant_id + "'";
+    if (ep.tenant_id.empty() || ep.client_id.empty())
+      throw Error(Errc::invalid_config, "graph endpoint: tenant id and client id are required");
+    if (ep.certificate_pem || ep.private_key_pem) {
+      if (!ep.certificate_pem || !ep.private_key_pem)
+        throw Error(Errc::invalid_config, what_tenant + ": a certificate needs its private key (and the key its certificate)");
+      try {
+        cert.emplace(*ep.certificate_pem, *ep.private_key_pem);
+      } catch (const Error& err) {
+        throw Error(Errc::invalid_config, what_tenant + ": " + err.what());
+      }
+    } else if (!ep.client_secret || ep.client_secret->empty()) {
+      throw Error(Errc::invalid_config,
+                  what_tenant + ": no credential (give a client secret, or a certificate and its private key)");
+    }
+    graph_base = ep.graph_url;
+    while (!graph_base.empty() && graph_base.back() == '/') graph_base.pop_back();
+    graph_origin = origin_of(graph_base);
+    if (graph_origin.empty()) throw Error(Errc::invalid_config, "graph url '" + ep.graph_url + "': not an absolute URL");
+    auto login = ep.login_url;
+    while (!login.empty() && login.back() == '/') login.pop_back();
+    if (origin_of(login).empty()) throw Error(Errc::invalid_config, "login url '" + ep.login_url + "': not an absolute URL");
+    token_url = login + "/" + form_encode(ep.tenant_id) + "/oauth2/v2.0/token";
+  }
+
+  std::string resolve(std::string_view p) const {
+    if (is_absolute(p)) return std::string(p);
+    std::string path(p);
+    if (path.empty() || path.front() != '/') path.insert(0, "/");
+    if (starts_with_ci(path, "/v1.0/") || starts_with_ci(path, "/beta/") || lower(path) == "/v1.0" ||
+        lower(path) == "/beta")
+      return graph_base + path;
+    return graph_base + "/v1.0" + path;
+  }
+
+  std::shared_ptr<MailboxState> mailbox(const std::string& key, bool limited) {
+    std::lock_guard lk(mu);
+    auto& m = mailboxes[key];
+    if (!m) {
+      m = std::make_shared<MailboxState>();
+      if (limited) m->sem = std::make_unique<detail::AsyncSemaphore>(o.max_in_flight_per_mailbox);
+    }
+    return m;
+  }
+
+  void debug(const std::string& line) {
+    if (log) log->debug("{}", line);
+  }
+  void warn(const std::string& line) {
+    if (log) log->warn("{}", line);
+  }
+};
+
+namespace {
+
+asio::awaitable<void> sleep_until(Clock::time_point tp) {
+  if (tp <= Clock::now()) co_return;
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  t.expires_at(tp);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// Counts a request on the wire for its mailbox and the whole client.
+class InFlight {
+ public:
+  InFlight(ClientState& s, std::shared_ptr<MailboxState> mb, bool keyed) : s_(s), mb_(std::move(mb)) {
+    s_.in_flight.fetch_add(1);
+    std::lock_guard lk(s_.mu);
+    const int n = ++mb_->in_flight;
+    if (keyed) {
+      int seen = s_.max_in_flight.load();
+      while (n > seen && !s_.max_in_flight.compare_exchange_weak(seen, n)) {
+      }
+    }
+  }
+  ~InFlight() { reset(); }
+  void reset() {
+    if (done_) return;
+    done_ = true;
+    s_.in_flight.fetch_sub(1);
+    std::lock_guard lk(s_.mu);
+    --mb_->in_flight;
+  }
+
+ private:
+  ClientState& s_;
+  std::shared_ptr<MailboxState> mb_;
+  bool done_ = false;
+};
+
+struct TokenAnswer {
+  std::string token;
+  std::chrono::seconds lifetime;
+};
+
+long aadsts_of(const nlohmann::json& j, const std::string& description) {
+  auto codes = j.find("error_codes");
+  if (codes != j.end() && codes->is_array() && !codes->empty() && (*codes)[0].is_number_integer())
+    return (*codes)[0].get<long>();
+  auto at = description.find("AADSTS");
+  if (at == std::string::npos) return 0;
+  long v = 0;
+  for (auto i = at + 6; i < description.size() && description[i] >= '0' && description[i] <= '9'; ++i)
+    v = v * 10 + (description[i] - '0');
+  return v;
+}
+
+asio::awaitable<TokenAnswer> request_token(ClientState& s) {
+  std::string form = "grant_type=client_credentials&client_id=" + form_encode(s.ep.client_id) +
+                     "&scope=" + form_encode(s.ep.scope);
+  const int kAttempts = 4;
+  for (int attempt = 1;; ++attempt) {
+    net::ClientRequest req;
+    req.method = "POST";
+    req.url = s.token_url;
+    req.headers.set("Content-Type", "application/x-www-form-urlencoded");
+    req.headers.set("Accept", "application/json");
+    // A fresh assertion per attempt: its jti must never be reused.
+    req.body = form + (s.cert ? "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+                                "&client_assertion=" +
+                                    make_client_assertion(*s.cert, s.ep.client_id, s.token_url, s.ep.pss)
+                              : "&client_secret=" + form_encode(*s.ep.client_secret));
+    s.token_requests.fetch_add(1);
+    net::ClientResponse res;
+    bool unreachable = false;
+    try {
+      res = co_await s.http.request(std::move(req));
+    } catch (const Error& e) {
+      if ((e.code() != Errc::unavailable && e.code() != Errc::timeout) || attempt >= kAttempts)
+        throw TokenError(Errc::unavailable, 0, "", 0, e.what(),
+                         s.what_tenant + ": token endpoint unreachable: " + e.what());
+      unreachable = true;
+    }
+    if (unreachable) {
+      co_await sleep_until(Clock::now() + s.o.backoff.delay(attempt - 1));
+      continue;
+    }
+    auto j = nlohmann::json::parse(res.body, nullptr, false);
+    if (res.status == 200 && j.is_object() && j.contains("access_token") && j["access_token"].is_string()) {
+      long secs = 3599;
+      if (auto e = j.find("expires_in"); e != j.end()) {
+        if (e->is_number()) secs = e->get<long>();
+        else if (e->is_string()) secs = std::strtol(e->get<std::string>().c_str(), nullptr, 10);
+      }
+      co_return TokenAnswer{j["access_token"].get<std::string>(), std::chrono::seconds(std::max(secs, 1L))};
+    }
+    const bool transient = res.status == 429 || res.status >= 500;
+    if (transient && attempt < kAttempts) {
+      auto ra = parse_retry_after(res.headers.get("Retry-After").value_or(""));
+      co_await sleep_until(Clock::now() + (ra ? std::min(*ra, s.o.max_retry_after) : s.o.backoff.delay(attempt - 1)));
+      continue;
+    }
+    std::string error, description;
+    long code = 0;
+    if (j.is_object()) {
+      if (auto e = j.find("error"); e != j.end() && e->is_string()) error = e->get<std::string>();
+      if (auto d = j.find("error_description"); d != j.end() && d->is_string()) {
+        description = d->get<std::string>();
+        description = description.substr(0, description.find("\r\n"));  // drop Trace ID / Correlation ID lines
+      }
+      code = aadsts_of(j, description);
+    }
+    std::string what = s.what_tenant + ": token request refused: " + std::to_string(res.status);
+    if (!error.empty()) what += " " + error;
+    if (!description.empty()) what += ": " + description;
+    else if (j.is_discarded()) what += " (answer is not JSON)";
+    throw TokenError(transient ? Errc::unavailable : Errc::unauthorized, res.status, error, code, description, what);
+  }
+}
+
+asio::awaitable<std::string> get_token(std::shared_ptr<ClientState> s) {
+  std::uint64_t seen;
+  {
+    std::lock_guard lk(s->token_mu);
+    if (!s->token.empty() && Clock::now() < s->token_refresh_at) co_return s->token;
+    seen = s->token_fetches;
+  }
+  auto permit = co_await s->token_gate.acquire();
+  {
+    std::lock_guard lk(s->token_mu);
+    if (!s->token.empty() && Clock::now() < s->token_refresh_at) co_return s->token;
+    // Someone fetched while we queued and failed: share that failure rather than
+    // hammering the token endpoint once per waiter.
+    if (s->token_fetches != seen && s->token_error) std::rethrow_exception(s->token_error);
+  }
+  std::exception_ptr failed;
+  try {
+    auto ans = co_await request_token(*s);
+    const auto early = std::min<std::chrono::seconds>(s->o.token_renew_before, ans.lifetime / 2);
+    std::lock_guard lk(s->token_mu);
+    s->token = ans.token;
+    s->token_refresh_at = Clock::now() + ans.lifetime - early;
+    s->token_error = nullptr;
+    ++s->token_fetches;
+    s->debug(s->what_tenant + ": new access token, valid " + std::to_string(ans.lifetime.count()) + " s");
+    co_return ans.token;
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  {
+    std::lock_guard lk(s->token_mu);
+    s->token_error = failed;
+    ++s->token_fetches;
+  }
+  std::rethrow_exception(failed);
+}
+
+void drop_token(ClientState& s, const std::string& bad) {
+  std::lock_guard lk(s.token_mu);
+  if (s.token == bad) s.token.clear();  // a token renewed meanwhile stays
+}
+
+struct Call {
+  std::string method, url, body, content_type;
+  RequestOptions opts;
+  const ChunkFn* on_chunk = nullptr;
+  const std::function<void()>* on_restart = nullptr;
+};
+
+bool is_redirect(int st) { return st == 301 || st == 302 || st == 303 || st == 307 || st == 308; }
+
+std::string join_location(const std::string& base, std::string_view loc) {
+  if (is_absolute(loc)) return std::string(loc);
+  auto u = boost::urls::parse_absolute_uri(base);
+  if (!u) return std::string(loc);
+  boost::urls::url out(*u);
+  auto ref = boost::urls::parse_uri_reference(loc);
+  if (!ref || out.resolve(*ref).has_error()) return std::string(loc);
+  return std::string(out.buffer());
+}
+
+asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
+  const auto deadline = Clock::now() + c.opts.deadline;
+  const bool safe = c.method == "GET" || c.method == "PUT" || c.method == "PATCH" || c.method == "DELETE" ||
+                    c.method == "HEAD" || c.opts.retry_unsafe;
+  bool renewed = false;
+  int redirects = 0;
+  for (int attempt = 1;; ++attempt) {
+    const bool to_graph = origin_of(c.url) == s->graph_origin;
+    const auto derived = to_graph ? outlook_mailbox_of(c.url) : std::string();
+    const std::string key = !c.opts.mailbox.empty() ? lower(c.opts.mailbox) : derived;
+    const bool outlook = to_graph && c.opts.outlook.value_or(!derived.empty());
+    const std::string what = lower(c.method) + " '" + path_only(c.url) + "'";
+    // Download URLs elsewhere (drive content) are neither capped nor paced as Graph calls.
+    auto mb = to_graph ? s->mailbox(key, !key.empty()) : s->mailbox("\x01external", false);
+
+    detail::AsyncSemaphore::Permit permit;
+    if (mb->sem) permit = co_await mb->sem->acquire();
+    // Honour a Retry-After that a request on this mailbox (or, unkeyed, the tenant) received.
+    for (;;) {
+      Clock::time_point blocked;
+      {
+        std::lock_guard lk(s->mu);
+        blocked = mb->blocked_until;
+      }
+      if (blocked <= Clock::now()) break;
+      co_await sleep_until(blocked);
+    }
+    std::string token;
+    if (to_graph) {
+      co_await sleep_until(s->aimd.pace());
+      token = co_await get_token(s);
+    }
+
+    net::ClientRequest req;
+    req.method = c.method;
+    req.url = c.url;
+    req.body = c.body;
+    if (!token.empty()) req.headers.set("Authorization", "Bearer " + token);
+    if (!c.content_type.empty()) req.headers.set("Content-Type", c.content_type);
+    req.headers.set("Accept-Encoding", "gzip");
+    if (!c.on_chunk) req.headers.set("Accept", "application/json");
+    if (to_graph) {
+      std::string prefer;
+      auto add = [&](const std::string& v) { prefer += (prefer.empty() ? "" : ", ") + v; };
+      if (c.opts.max_page_size) add("odata.maxpagesize=" + std::to_string(*c.opts.max_page_size));
+      else if (outlook && s->o.outlook_page_size > 0) add("odata.maxpagesize=" + std::to_string(s->o.outlook_page_size));
+      if (outlook) add("IdType=\"ImmutableId\"");
+      for (auto& p : c.opts.prefer) add(p);
+      if (!prefer.empty()) req.headers.set("Prefer", prefer);
+      if (attempt > 1) req.headers.set("retry-attempt", std::to_string(attempt - 1));
+    }
+    for (auto& [k, v] : c.opts.headers) req.headers.set(k, v);
+
+    s->requests.fetch_add(1);
+    if (attempt > 1) s->retries.fetch_add(1);
+    InFlight flying(*s, mb, !key.empty() && to_graph);
+    const auto started = Clock::now();
+
+    net::ClientResponse res;
+    GraphResponse out;
+    bool delivered = false;  // streamed content already handed to the caller
+    std::string failure;     // why this attempt failed in transit ("" if it did not)
+    try {
+      if (c.on_chunk) {
+        int head_status = 0;
+        std::unique_ptr<detail::GzipDecoder> gz;
+        std::string error_body, piece;
+        net::HeadFn on_head = [&](int st, const net::Headers& h) {
+          head_status = st;
+          if (st >= 200 && st < 300 && lower(h.get("Content-Encoding").value_or("")) == "gzip")
+            gz = std::make_unique<detail::GzipDecoder>(what);
+        };
+        net::BodyChunkFn on_piece = [&](std::string_view bytes) -> asio::awaitable<void> {
+          if (head_status < 200 || head_status >= 300) {
+            if (error_body.size() < 64 * 1024) error_body.append(bytes.substr(0, 64 * 1024 - error_body.size()));
+            co_return;
+          }
+          if (!gz) {
+            delivered = true;
+            co_await (*c.on_chunk)(bytes);
+            co_return;
+          }
+          gz->input(bytes);
+          while (gz->read(piece))
+            if (!piece.empty()) {
+              delivered = true;
+              co_await (*c.on_chunk)(piece);
+            }
+        };
+        res = co_await s->http.request_streamed(req, on_piece, on_head);
+        if (gz) gz->finish();
+        res.body = std::move(error_body);
+      } else {
+        res = co_await s->http.request(req);
+        if (lower(res.headers.get("Content-Encoding").value_or("")) == "gzip")
+          res.body = detail::gunzip(res.body, s->o.max_body, what);
+        if (c.opts.expect_json && res.status >= 200 && res.status < 300) {
+          out.json = nlohmann::json::parse(res.body, nullptr, false);
+          if (out.json.is_discarded())
+            throw Error(Errc::unavailable, what + ": " + std::to_string(res.status) + " answer is not JSON (cut short?)");
+        }
+      }
+    } catch (const Error& e) {
+      if (e.code() != Errc::unavailable && e.code() != Errc::timeout) throw;
+      failure = e.what();
+      s->connection_errors.fetch_add(1);
+      if (!safe || attempt >= s->o.max_attempts || (delivered && !c.on_restart)) throw;
+    }
+    flying.reset();
+    permit.reset();
+    const auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
+
+    if (!failure.empty()) {
+      auto delay = s->o.backoff.delay(attempt - 1);
+      if (Clock::now() + delay > deadline) throw Error(Errc::timeout, what + ": deadline passed while retrying: " + failure);
+      s->warn(what + ": " + failure + "; retry " + std::to_string(attempt) + " in " + std::to_string(delay.count()) + " ms");
+      if (delivered) (*c.on_restart)();
+      s->waited_ms.fetch_add(static_cast<std::uint64_t>(delay.count()));
+      co_await sleep_until(Clock::now() + delay);
+      continue;
+    }
+
+    const int st = res.status;
+    s->debug(what + " -> " + std::to_string(st) + " in " + std::to_string(ms) + " ms (attempt " +
+             std::to_string(attempt) + ", request-id " + std::string(res.headers.get("request-id").value_or("-")) + ")");
+    if (c.on_chunk && is_redirect(st) && res.headers.get("Location")) {
+      // Drive content: the pre-authenticated URL is fetched without our token.
+      if (++redirects > 5) throw Error(Errc::unavailable, what + ": too many redirects");
+      c.url = join_location(c.url, *res.headers.get("Location"));
+      --attempt;
+      continue;
+    }
+    if (st < 400) {
+      out.status = st;
+      out.headers = std::move(res.headers);
+      out.body = std::move(res.body);
+      co_return out;
+    }
+    if (st == 401 && !token.empty() && !renewed) {
+      // An expired or revoked token: renew once, then let a second 401 fail.
+      renewed = true;
+      drop_token(*s, token);
+      s->token_renewals.fetch_add(1);
+      continue;
+    }
+    auto ra = parse_retry_after(res.headers.get("Retry-After").value_or(""));
+    auto err = make_graph_error(st, res.body, res.headers.get("request-id").value_or(""), ra,
+                                std::string(res.headers.get("Location").value_or("")), what);
+    bool retry = false;
+    if (st == 429) {
+      s->throttled.fetch_add(1);
+      s->aimd.on_throttled();
+      retry = true;
+    } else if (st == 502 || st == 503 || st == 504) {
+      s->transient.fetch_add(1);
+      retry = safe || st == 503;  // 503 means not processed; 502/504 may hide a completed POST
+    }
+    if (!retry || attempt >= s->o.max_attempts) throw err;
+    if (ra && *ra > s->o.max_retry_after) throw err;
+    const auto delay = ra ? *ra : s->o.backoff.delay(attempt - 1);
+    if (Clock::now() + delay > deadline) throw err;
+    if (st == 429 && ra) {
+      std::lock_guard lk(s->mu);
+      mb->blocked_until = std::max(mb->blocked_until, Clock::now() + delay);
+    }
+    s->debug(what + ": " + std::to_string(st) + ", waiting " + std::to_string(delay.count()) + " ms" +
+             (ra ? " (Retry-After)" : " (backoff)"));
+    s->waited_ms.fetch_add(static_cast<std::uint64_t>(delay.count()));
+    co_await sleep_until(Clock::now() + delay);
+  }
+}
+
+}  // namespace
+
+GraphClient::GraphClient(asio::any_io_executor ex, TenantEndpoint endpoint, GraphOptions opts,
+                         std::shared_ptr<spdlog::logger> log)
+    : s_(std::make_shared<ClientState>(std::move(ex), std::move(endpoint), std::move(opts), std::move(log))) {}
+
+GraphClient::~GraphClient() = default;
+
+// Calls are built as named locals: GCC 12 destroys an aggregate temporary inside a
+// co_await full-expression twice.
+asio::awaitable<GraphResponse> GraphClient::get(std::string path_or_url, RequestOptions opts) {
+  return send("GET", std::move(path_or_url), "", "", std::move(opts));
+}
+
+asio::awaitable<GraphResponse> GraphClient::post(std::string path_or_url, const nlohmann::json& body,
+                                                 RequestOptions opts) {
+  return send("POST", std::move(path_or_url), body.dump(), "application/json", std::move(opts));
+}
+
+asio::awaitable<GraphResponse> GraphClient::patch(std::string path_or_url, const nlohmann::json& body,
+                                                  RequestOptions opts) {
+  return send("PATCH", std::move(path_or_url), body.dump(), "application/json", std::move(opts));
+}
+
+asio::awaitable<GraphResponse> GraphClient::del(std::string path_or_url, RequestOptions opts) {
+  return send("DELETE", std::move(path_or_url), "", "", std::move(opts));
+}
+
+asio::awaitable<GraphResponse> GraphClient::send(std::string method, std::string path_or_url, std::string body,
+                                                 std::string content_type, RequestOptions opts) {
+  Call c;
+  c.method = std::move(method);
+  c.url = s_->resolve(path_or_url);
+  c.body = std::move(body);
+  c.content_type = std::move(content_type);
+  c.opts = std::move(opts);
+  auto s = s_;
+  GraphResponse r = co_await execute(std::move(s), std::move(c));
+  co_return r;
+}
+
+asio::awaitable<GraphResponse> GraphClient::get_stream(std::string path_or_url, ChunkFn on_chunk, RequestOptions opts,
+                                                       std::function<void()> on_restart) {
+  Call c;
+  c.method = "GET";
+  c.url = s_->resolve(path_or_url);
+  c.opts = std::move(opts);
+  c.on_chunk = &on_chunk;
+  if (on_restart) c.on_restart = &on_restart;
+  auto s = s_;
+  GraphResponse r = co_await execute(std::move(s), std::move(c));
+  co_return r;
+}
+
+asio::awaitable<std::string> GraphClient::access_token() { co_return co_await get_token(s_); }
+
+GraphStats GraphClient::stats() const {
+  GraphStats st;
+  st.requests = s_->requests.load();
+  st.retries = s_->retries.load();
+  st.throttled = s_->throttled.load();
+  st.transient = s_->transient.load();
+  st.connection_errors = s_->connection_errors.load();
+  st.token_requests = s_->token_requests.load();
+  st.token_renewals = s_->token_renewals.load();
+  st.waited_ms = s_->waited_ms.load();
+  st.rate_cuts = s_->aimd.cuts();
+  st.current_rate = s_->aimd.rate();
+  st.in_flight = s_->in_flight.load();
+  st.max_in_flight_per_mailbox = s_->max_in_flight.load();
+  return st;
+}
+
+const TenantEndpoint& GraphClient::endpoint() const { return s_->ep; }
+
+std::string GraphClient::resolve(std::string_view path_or_url) const { return s_->resolve(path_or_url); }
+
+}  // namespace m365vault::graph
