@@ -22,11 +22,14 @@
 #include "support/storage/blob_index_contract.hpp"
 #include "support/storage/crash_content.hpp"
 #include "support/storage/memory_store.hpp"
+#include "support/storage/repo_fixtures.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace m365vault;
 using namespace m365vault::storage;
 using m365vault::test::ScratchDatabase;
+using test::fast_init;
+using test::text_data;
 
 namespace {
 
@@ -62,23 +65,8 @@ struct IndexDb {
   }
 };
 
-InitOptions fast_init() {
-  InitOptions o;
-  o.keys.passphrase = "correct horse";
-  o.kdf = {1024, 8, 1};
-  o.pack_size = 1u << 20;
-  return o;
-}
 const KeySource kKeys{"correct horse", std::nullopt};
 
-std::string text_data(std::size_t n, std::uint64_t seed) {
-  static const char* words[] = {"mailbox ", "the ", "backup ", "retention ", "invoice ", "meeting ", "\r\n", "Subject: "};
-  std::mt19937_64 rng(seed);
-  std::string s;
-  while (s.size() < n) s += words[rng() % 8];
-  s.resize(n);
-  return s;
-}
 
 }  // namespace
 
@@ -206,24 +194,15 @@ TEST_CASE("pg index: verify --deep names exactly the blobs a flipped byte affect
 
 TEST_CASE("pg index: a store failing at call N never leaves the index pointing at a missing pack", "[pg]") {
   IndexDb db;
-  auto run = [&](ObjectStore& s, std::vector<std::pair<BlobId, std::string>>& acked) {
+  auto run = [&](ObjectStore& s, test::Acked& acked) {
     PgBlobIndex index(db.conninfo());
-    Repository repo(s, kKeys, index);
-    for (int batch = 0; batch < 3; ++batch) {
-      std::vector<std::pair<BlobId, std::string>> pending;
-      for (int i = 0; i < 10; ++i) {
-        auto data = text_data(150'000, static_cast<unsigned>(batch * 100 + i));
-        pending.emplace_back(repo.add_blob(BlobType::data, data), data);
-      }
-      repo.flush();
-      acked.insert(acked.end(), pending.begin(), pending.end());
-    }
+    test::backup_like(s, index, 3, 10, acked);
   };
   auto clean = [&] { PgConnection::connect(db.conninfo()).exec("TRUNCATE repo_packs, repo_blobs"); };
   test::MemoryStore probe_store;
   Repository::init(probe_store, fast_init());
   test::FailingStore probe(probe_store, 0);
-  std::vector<std::pair<BlobId, std::string>> all;
+  test::Acked all;
   run(probe, all);
   int total = probe.calls();
   REQUIRE(total > 3);
@@ -233,7 +212,7 @@ TEST_CASE("pg index: a store failing at call N never leaves the index pointing a
     test::MemoryStore store;
     Repository::init(store, fast_init());
     test::FailingStore failing(store, n);
-    std::vector<std::pair<BlobId, std::string>> acked;
+    test::Acked acked;
     std::string what;
     try {
       run(failing, acked);
@@ -248,7 +227,7 @@ TEST_CASE("pg index: a store failing at call N never leaves the index pointing a
     CHECK(v.ok());
     for (auto& [id, data] : acked) CHECK(repo.read_blob(id) == data);
     // A retry on the healthy store completes, and everything reads back.
-    std::vector<std::pair<BlobId, std::string>> retry;
+    test::Acked retry;
     run(store, retry);
     PgBlobIndex after(db.conninfo());
     Repository again(store, kKeys, after);
@@ -290,18 +269,9 @@ TEST_CASE("pg index: SIGKILL at 20 random moments leaves a consistent repository
     CHECK(v.missing.empty());
     adopted_total += v.adopted.size();
     CHECK(verify_repository(repo, store, index, {}).unindexed.empty());
-    std::ifstream acks(ack_file);
-    std::string line;
     std::size_t acked = 0;
-    while (std::getline(acks, line)) {
-      if (acks.eof()) break;  // a line without its newline was never acknowledged
-      std::istringstream in(line);
-      std::uint64_t content;
-      std::string hex;
-      in >> content >> hex;
-      auto id = BlobId::from_hex(hex);
-      REQUIRE(id.has_value());
-      CHECK(repo.read_blob(*id) == test::crash_content(content));
+    for (auto& [content, id] : test::read_acks(ack_file)) {
+      CHECK(repo.read_blob(id) == test::crash_content(content));
       ++acked;
     }
     acked_total = acked;

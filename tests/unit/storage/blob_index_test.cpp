@@ -6,32 +6,18 @@
 #include "m365vault/storage/repository.hpp"
 #include "support/storage/blob_index_contract.hpp"
 #include "support/storage/memory_store.hpp"
+#include "support/storage/repo_fixtures.hpp"
 
 using namespace m365vault;
 using namespace m365vault::storage;
+using test::code_of;
+using test::fast_init;
 
 TEST_CASE("blob index contract: MemoryIndex", "[unit]") {
   test::blob_index_contract({[] { return std::make_shared<MemoryIndex>(); },
                              [](const std::shared_ptr<BlobIndex>& same) { return same; }});
 }
 
-namespace {
-InitOptions fast_init() {
-  InitOptions o;
-  o.keys.passphrase = "correct horse";
-  o.kdf = {1024, 8, 1};
-  return o;
-}
-Errc code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  FAIL("expected an Error");
-  return Errc::internal;
-}
-}  // namespace
 
 TEST_CASE("repository: sealed secrets open only with the same repository and context", "[unit]") {
   test::MemoryStore store;
