@@ -100,6 +100,52 @@ void migrate_with_retry(const Config& cfg, const std::string& conninfo, spdlog::
 
 namespace {
 void notify(const std::string& state) { sd_notify(0, state.c_str()); }
+
+// Stats the repository's `config` every 15 s on its own thread; status() is the
+// last answer (nullopt: reachable).
+class StoreProbe {
+ public:
+  StoreProbe(storage::ObjectStore* store, std::shared_ptr<spdlog::logger> log) : store_(store), log_(std::move(log)) {
+    if (store_) thread_ = std::thread([this] { loop(); });
+  }
+  ~StoreProbe() {
+    {
+      std::lock_guard l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::optional<std::string> status() {
+    std::lock_guard l(mu_);
+    return status_;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock l(mu_);
+    while (!stop_) {
+      l.unlock();
+      std::optional<std::string> st;
+      try {
+        if (!store_->stat("config")) st = "'" + store_->describe() + "' holds no repository 'config'";
+      } catch (const std::exception& e) {
+        st = e.what();
+      }
+      l.lock();
+      if (st && st != status_) log_->warn("repository store not reachable: {}", *st);
+      status_ = st;
+      cv_.wait_for(l, std::chrono::seconds(15), [&] { return stop_; });
+    }
+  }
+  storage::ObjectStore* store_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::optional<std::string> status_;
+  std::thread thread_;
+};
 }  // namespace
 
 std::string demo_data_dir() {
@@ -130,6 +176,20 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   storage::Database db(dbh.conninfo, static_cast<std::size_t>(cfg.database.pool_size), timeouts_of(cfg),
                        logging.get("db"));
 
+  // The repository, before anything is written: a wrong passphrase stops start-up
+  // here with one line. A serve with no repository and no key configured starts
+  // without one (API, scheduler) and says how to create it.
+  RepositoryHandle repository;
+  if (mode == ServeMode::demo) ensure_demo_repository(cfg, logging);
+  if (mode == ServeMode::demo || !cfg.storage.passphrase.empty() || !cfg.storage.key.empty() ||
+      open_store(cfg, logging)->stat("config")) {
+    repository = open_repository(cfg, dbh.conninfo, logging);
+    log->info("repository {} at '{}' open", repository.repo->config().id, repository.store->describe());
+  } else {
+    log->warn("no repository at '{}': backups cannot run until one exists (create it with 'm365vaultd repo init')",
+              cfg.repository_url());
+  }
+
   // This daemon's row among the daemons sharing the database.
   const std::string instance_id = boost::uuids::to_string(boost::uuids::random_generator()());
   {
@@ -152,6 +212,13 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   api::HealthOptions health;
   health.metrics = &metrics;
   health.checks.push_back({"database", [&db](std::chrono::milliseconds t) { return db.ping(t); }});
+  // The object store answers a stat of 'config' (one cheap request), probed in the
+  // background so /readyz never waits on a slow store.
+  StoreProbe store_probe(repository.store.get(), log);
+  if (repository.store)
+    health.checks.push_back({"repository", [&store_probe](std::chrono::milliseconds) -> asio::awaitable<std::optional<std::string>> {
+                               co_return store_probe.status();
+                             }});
   api::add_health_routes(router, health);
   scheduler::Queue queue;
   queue.set_notifications(!cfg.notify.webhook_url.empty());

@@ -106,6 +106,22 @@ std::optional<std::string> parse_data_dir(Config& c, const Value& v) {
   return std::nullopt;
 }
 
+template <class Section>
+Apply boolean(Section Config::*section, bool Section::*field) {
+  return [=](Config& c, const Value& v) -> std::optional<std::string> {
+    (c.*section).*field = std::get<bool>(v);
+    return std::nullopt;
+  };
+}
+
+std::optional<std::string> parse_s3_endpoint(Config& c, const Value& v) {
+  const auto& s = std::get<std::string>(v);
+  if (!s.empty() && s.rfind("https://", 0) != 0 && s.rfind("http://", 0) != 0)
+    return "expected an http:// or https:// URL, got '" + s + "'";
+  c.storage.s3_endpoint = s;
+  return std::nullopt;
+}
+
 std::optional<std::string> parse_webhook(Config& c, const Value& v) {
   const auto& s = std::get<std::string>(v);
   if (!s.empty() && s.rfind("https://", 0) != 0 && s.rfind("http://", 0) != 0)
@@ -136,6 +152,7 @@ std::optional<std::string> parse_file_path(std::string Config::Server::*field, C
 const std::vector<KeySpec>& keys() {
   using S = Config::Server;
   using D = Config::Database;
+  using St = Config::Storage;
   static const std::vector<KeySpec> kKeys = {
       {"server.listen", Kind::string, parse_listen, "M365VAULT_LISTEN"},
       {"server.tls_cert", Kind::string, [](Config& c, const Value& v) { return parse_file_path(&S::tls_cert, c, v); }},
@@ -156,6 +173,14 @@ const std::vector<KeySpec>& keys() {
       {"database.embedded_user", Kind::string, str(&Config::database, &D::embedded_user)},
       {"storage.data_dir", Kind::string, parse_data_dir, "M365VAULT_DATA_DIR"},
       {"storage.repository", Kind::string, parse_repository},
+      {"storage.passphrase", Kind::string, str(&Config::storage, &St::passphrase), "M365VAULT_REPOSITORY_PASSPHRASE", true},
+      {"storage.key", Kind::string, str(&Config::storage, &St::key), "", true},
+      {"storage.s3_endpoint", Kind::string, parse_s3_endpoint},
+      {"storage.s3_region", Kind::string, str(&Config::storage, &St::s3_region)},
+      {"storage.s3_access_key", Kind::string, str(&Config::storage, &St::s3_access_key)},
+      {"storage.s3_secret_key", Kind::string, str(&Config::storage, &St::s3_secret_key), "", true},
+      {"storage.s3_path_style", Kind::boolean, boolean(&Config::storage, &St::s3_path_style)},
+      {"storage.s3_ca_file", Kind::string, str(&Config::storage, &St::s3_ca_file)},
       {"notify.webhook_url", Kind::string, parse_webhook},
       {"notify.webhook_secret", Kind::string, str(&Config::notify, &Config::Notify::webhook_secret), "", true},
       {"log.level", Kind::string, parse_level, "M365VAULT_LOG_LEVEL"},

@@ -28,6 +28,9 @@ const char* kUsage =
     "             create an API token (printed once); token list; token revoke ID\n"
     "  job add --name NAME [--schedule CRON --timezone TZ] ... | job list | job show|rm|run NAME\n"
     "             backup jobs (see `m365vaultd job` for the options)\n"
+    "  repo init [--key-file-out FILE] | repo verify [--deep] [--repair]\n"
+    "  repo prune [--grace 24h] [--dry-run] | repo rebuild-index\n"
+    "             create, check and prune the repository; rebuild its index from the store\n"
     "\n"
     "options:\n"
     "  --config FILE   configuration file (default /etc/m365vault/m365vault.toml, or $M365VAULT_CONFIG)\n"
@@ -50,7 +53,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest;  // the arguments after a command that takes some
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    if (command == "token" || command == "job") {
+    if (command == "token" || command == "job" || command == "repo") {
       rest.push_back(a);
       continue;
     }
@@ -91,7 +94,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (command != "serve" && command != "demo" && command != "migrate" && command != "token" &&
-      command != "job") {
+      command != "job" && command != "repo") {
     std::cerr << "m365vaultd: unknown command '" << command << "'\n" << kUsage;
     return kExitUsage;
   }
@@ -118,6 +121,7 @@ int main(int argc, char** argv) {
     if (command == "migrate") return run_migrate(cfg);
     if (command == "token") return run_token(cfg, rest);
     if (command == "job") return run_job(cfg, rest);
+    if (command == "repo") return run_repo(cfg, rest);
     return run_serve(cfg, source, command == "demo" ? ServeMode::demo : ServeMode::serve);
   } catch (const Error& e) {
     std::cerr << "m365vaultd: " << e.what() << "\n";

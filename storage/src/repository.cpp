@@ -18,6 +18,8 @@ constexpr std::string_view kConfigKey = "config";
 constexpr std::string_view kFormat = "m365vault-repository";
 constexpr std::string_view kKeyFileTag = "m365vault-key-v1";
 constexpr std::size_t kMasterSize = 96;  // enc || mac || chunker
+constexpr std::string_view kSecretsLabel = "m365vault secrets v1";
+constexpr std::string_view kSecretTag = "v1:";
 
 std::string slot_aad(const std::string& repo_id) { return "m365vault key slot v1 " + repo_id; }
 
@@ -190,6 +192,7 @@ Repository::Repository(ObjectStore& store, const KeySource& keys, BlobIndex& ind
                                      "': the passphrase or key file does not open it (wrong passphrase or key file?)");
   keys_ = split_master(*master);
   master_ = *master;
+  secret_key_ = crypto::hkdf_sha256(master_, config_.id, kSecretsLabel);
   config_doc_ = doc.dump();
   if (!doc.contains("mac") || !doc["mac"].is_string() || doc["mac"].get<std::string>() != config_mac(keys_.mac_key, doc))
     throw Error(Errc::data_corrupt, "repository config at '" + store_.describe() +
@@ -250,7 +253,7 @@ BlobId Repository::add_blob_with_id(BlobType type, const BlobId& id, std::string
     stats_.bytes_added += plaintext.size();
     if (in_open_pack_.count(id) || in_flight_.count(id)) return id;
   }
-  if (index_.find(id)) return id;
+  if (index_.contains(id)) return id;
   if (plaintext.size() > (256u << 20)) throw Error(Errc::bad_request, "blob larger than 256 MiB (use add_stream)");
   if (open_.arena.capacity() == 0) {
     // One allocation per batch: growing by doubling would briefly hold 3x the batch.
@@ -478,6 +481,22 @@ void Repository::set_keys(const KeySource& keys, const crypto::ScryptParams& kdf
   // One atomic replace: readers see the old slots or the new ones.
   store_.put(kConfigKey, doc.dump(2) + "\n");
   config_doc_ = doc.dump();
+}
+
+std::string Repository::seal_secret(std::string_view context, std::string_view plaintext) const {
+  return std::string(kSecretTag) + crypto::base64_encode(crypto::seal(secret_key_, plaintext, context));
+}
+
+std::string Repository::open_secret(std::string_view context, std::string_view sealed) const {
+  auto bad = [&](const char* why) {
+    return Error(Errc::data_corrupt, "sealed secret for '" + std::string(context) + "': " + why);
+  };
+  if (!sealed.starts_with(kSecretTag)) throw bad("not a sealed secret (expected 'v1:<base64>')");
+  auto raw = crypto::base64_decode(sealed.substr(kSecretTag.size()));
+  if (!raw) throw bad("malformed base64");
+  auto plain = crypto::open(secret_key_, *raw, context);
+  if (!plain) throw bad("fails authentication (altered, another repository's, or sealed for another context)");
+  return *plain;
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include "m365vault/storage/fs_store.hpp"
 #include "m365vault/storage/repository.hpp"
 #include "support/storage/crash_content.hpp"
+#include "support/storage/repo_fixtures.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace m365vault;
@@ -52,18 +53,9 @@ TEST_CASE("repository survives SIGKILL at 20 random moments", "[unit]") {
       CHECK(check.ok());
       index.add_pack(p, 0, check.blobs);
     }
-    std::ifstream acks(ack_file);
-    std::string line;
     std::size_t acked = 0;
-    while (std::getline(acks, line)) {
-      if (acks.eof()) break;  // a line without its newline was never acknowledged
-      std::istringstream in(line);
-      std::uint64_t content;
-      std::string hex;
-      in >> content >> hex;
-      auto id = storage::BlobId::from_hex(hex);
-      REQUIRE(id.has_value());
-      CHECK(repo.read_blob(*id) == test::crash_content(content));
+    for (auto& [content, id] : test::read_acks(ack_file)) {
+      CHECK(repo.read_blob(id) == test::crash_content(content));
       ++acked;
     }
     acked_total = acked;

@@ -13,9 +13,13 @@
 #include "m365vault/storage/pack.hpp"
 #include "m365vault/storage/repository.hpp"
 #include "support/storage/memory_store.hpp"
+#include "support/storage/repo_fixtures.hpp"
 
 using namespace m365vault;
 using namespace m365vault::storage;
+using test::code_of;
+using test::fast_init;
+using test::text_data;
 
 namespace {
 std::string noise_data(std::size_t n, std::uint64_t seed) {
@@ -28,33 +32,8 @@ std::string noise_data(std::size_t n, std::uint64_t seed) {
   return s;
 }
 
-std::string text_data(std::size_t n, std::uint64_t seed) {
-  static const char* words[] = {"mailbox ", "the ", "backup ", "retention ", "invoice ", "meeting ", "\r\n", "Subject: "};
-  std::mt19937_64 rng(seed);
-  std::string s;
-  while (s.size() < n) s += words[rng() % 8];
-  s.resize(n);
-  return s;
-}
 
-InitOptions fast_init(std::string passphrase = "correct horse") {
-  InitOptions o;
-  o.keys.passphrase = std::move(passphrase);
-  o.kdf = {1024, 8, 1};  // fast for tests; production uses the default
-  o.pack_size = 1u << 20;
-  return o;
-}
 
-Errc code_of(const std::function<void()>& f, std::string* what = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (what) *what = e.what();
-    return e.code();
-  }
-  FAIL("expected an Error");
-  return Errc::internal;
-}
 
 std::vector<std::size_t> cuts(const Chunker& c, const std::string& data, std::size_t feed) {
   std::vector<std::size_t> out;
@@ -328,18 +307,9 @@ TEST_CASE("repository: the store alone rebuilds the index", "[unit]") {
 
 TEST_CASE("repository: a store failing at call N never loses an acknowledged blob", "[unit]") {
   // A backup-like sequence: batches of blobs, each acknowledged by flush().
-  auto run = [](ObjectStore& s, std::vector<std::pair<BlobId, std::string>>& acked) {
+  auto run = [](ObjectStore& s, test::Acked& acked) {
     MemoryIndex index;
-    Repository repo(s, KeySource{"correct horse", std::nullopt}, index);
-    for (int batch = 0; batch < 4; ++batch) {
-      std::vector<std::pair<BlobId, std::string>> pending;
-      for (int i = 0; i < 12; ++i) {
-        auto data = text_data(150'000, static_cast<unsigned>(batch * 100 + i));
-        pending.emplace_back(repo.add_blob(BlobType::data, data), data);
-      }
-      repo.flush();
-      acked.insert(acked.end(), pending.begin(), pending.end());
-    }
+    test::backup_like(s, index, 4, 12, acked);
   };
   test::MemoryStore probe_store;
   Repository::init(probe_store, fast_init());

@@ -6,6 +6,7 @@
 #include "m365vault/core/error.hpp"
 #include "m365vault/storage/s3_store.hpp"
 #include "support/storage/scripted_server.hpp"
+#include "support/storage/repo_fixtures.hpp"
 
 using namespace m365vault;
 using test::ScriptedReply;
@@ -28,17 +29,9 @@ storage::S3Config config(const ScriptedServer& srv) {
   return c;
 }
 
-Errc code_of(const std::function<void()>& f, std::string* what = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (what) *what = e.what();
-    return e.code();
-  }
-  FAIL("expected an Error");
-  return Errc::internal;
-}
 }  // namespace
+
+using m365vault::test::code_of;
 
 TEST_CASE("S3Store retries SlowDown and 503, then succeeds", "[unit]") {
   ScriptedServer srv([](const ScriptedRequest&, int i) {

@@ -20,6 +20,8 @@ int run_job(const Config& cfg, const std::vector<std::string>& args);
 
 // Applies the database migrations and returns the exit status.
 int run_migrate(const Config& cfg);
+// `m365vaultd repo init|verify|prune|rebuild-index ...` (cli_repo.cpp).
+int run_repo(const Config& cfg, const std::vector<std::string>& args);
 
 // The data directory `demo` uses: /var/lib/m365vault/demo as root, else
 // $HOME/.local/share/m365vault/demo.

@@ -41,6 +41,17 @@ struct Config {
   struct Storage {
     std::string data_dir = "/var/lib/m365vault";
     std::string repository;  // empty: file://<data_dir>/repo
+    // How to open the repository's master key (see open_repository in wiring.hpp):
+    // these, else $CREDENTIALS_DIRECTORY/repository-passphrase or repository-key.
+    std::string passphrase;  // secret: prefer passphrase_file or M365VAULT_REPOSITORY_PASSPHRASE
+    std::string key;         // the contents of a key file: set key_file
+    // S3 (storage.repository = "s3://bucket/prefix").
+    std::string s3_endpoint;  // https://s3.eu-west-1.amazonaws.com, http://127.0.0.1:9000
+    std::string s3_region = "us-east-1";
+    std::string s3_access_key;
+    std::string s3_secret_key;  // secret
+    bool s3_path_style = true;
+    std::string s3_ca_file;
   } storage;
   struct Notify {
     std::string webhook_url;     // empty: no webhooks

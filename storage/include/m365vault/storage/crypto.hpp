@@ -61,6 +61,9 @@ struct ScryptParams {
 std::string scrypt(std::string_view passphrase, std::string_view salt, const ScryptParams& params,
                    std::size_t out_len = 32);
 
+// HKDF-SHA256 (RFC 5869) through EVP_KDF; `out_len` bytes.
+std::string hkdf_sha256(std::string_view ikm, std::string_view salt, std::string_view info, std::size_t out_len = 32);
+
 std::string base64_encode(std::string_view data);
 std::optional<std::string> base64_decode(std::string_view text);
 

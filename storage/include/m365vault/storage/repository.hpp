@@ -47,6 +47,10 @@ class BlobIndex {
  public:
   virtual ~BlobIndex() = default;
   virtual std::optional<BlobLocation> find(const BlobId& id) = 0;
+  // "May the writer dedupe against this blob?": true only when the blob is indexed
+  // in a pack that is not awaiting deletion by prune. The writer asks this for
+  // every new blob; an index with a database behind it answers from memory.
+  virtual bool contains(const BlobId& id) { return find(id).has_value(); }
   // Called once per pack, after the pack is durable in the store. A blob already
   // indexed in another pack keeps its first location (a duplicate copy is garbage
   // for prune to collect).
@@ -187,6 +191,16 @@ class Repository {
   std::optional<std::string> get_manifest(std::string_view id);
   std::vector<std::string> list_manifests();
 
+  // Tenant credentials and other small secrets kept in the database: AES-256-GCM
+  // under a subkey derived from the master key (HKDF-SHA256, label "m365vault
+  // secrets v1"), `context` (e.g. "tenant:<uuid>:client_secret") authenticated as
+  // associated data, so a sealed value moved to another row does not open. The
+  // result is printable text ("v1:" + base64). open_secret throws
+  // Error(Errc::data_corrupt) when `sealed` is malformed, altered, sealed by another
+  // repository or under another context. Thread-safe.
+  std::string seal_secret(std::string_view context, std::string_view plaintext) const;
+  std::string open_secret(std::string_view context, std::string_view sealed) const;
+
   struct Stats {
     std::uint64_t blobs_added = 0;    // add_blob calls
     std::uint64_t blobs_new = 0;      // not deduplicated
@@ -212,6 +226,7 @@ class Repository {
   RepositoryConfig config_;
   RepositoryKeys keys_;
   std::string master_;       // to wrap new key slots
+  std::string secret_key_;   // seal_secret's subkey
   std::string config_doc_;   // the config as read (compact JSON)
   std::unique_ptr<Chunker> chunker_;
   // Blobs of the open pack, as plaintext: compression and encryption happen on the
