@@ -234,13 +234,18 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
   pager.emplace(client_, saved.value_or(start));
   for (;;) {
     std::optional<graph::Page> page;
+    bool expired = false;
     try {
       page = co_await pager->next();
     } catch (const graph::GraphError& e) {
       if (!graph::is_invalid_delta(e) || expected.empty()) throw;
+      expired = true;
+    }
+    if (expired) {
       // An expired directory token: enumerate again; owners are upserted, so a
       // full round only refreshes them.
       co_await event("warn", "users delta token expired; enumerating the directory again");
+      expected.clear();
       pager.emplace(client_, start);
       continue;
     }
@@ -310,31 +315,33 @@ awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
   for (auto cat : params_.categories) {
     if (ctx_.cancelled()) co_return;
     Pass pass{owner, cat, {}, owner.spec.graph_id};
+    std::optional<std::string> skipped, failed;
     try {
       co_await backup_category(pass);
     } catch (const graph::GraphError& e) {
-      if (graph::is_mailbox_not_enabled(e)) {
-        // Unlicensed, on-premises or REST-disabled: not a failure of the backup.
-        std::string reason = "mailbox not enabled for the Graph API (" + e.code() + ")";
-        co_await db([&](PgConnection& c) {
-          cat_.set_owner_state(c, owner.id, storage::OwnerState::skipped, reason);
-        });
-        co_await event("info", "owner '" + who + "' skipped: " + reason);
-        ++summary.owners_skipped;
-        progress_.owner_skipped();
-        co_return;
-      }
       if (graph::is_auth_failure(e)) throw;
-      summary.problems.push_back("owner '" + who + "' " + std::string(storage::to_string(cat)) + ": " + e.what());
-      ++summary.owners_failed;
-      co_await event("error", summary.problems.back());
-      progress_.owner_done();
-      co_return;
+      if (graph::is_mailbox_not_enabled(e))
+        // Unlicensed, on-premises or REST-disabled: not a failure of the backup.
+        skipped = "mailbox not enabled for the Graph API (" + e.code() + ")";
+      else
+        failed = e.what();
     } catch (const graph::TokenError&) {
       throw;
     } catch (const std::exception& e) {
+      failed = e.what();
+    }
+    if (skipped) {
+      co_await db([&](PgConnection& c) {
+        cat_.set_owner_state(c, owner.id, storage::OwnerState::skipped, *skipped);
+      });
+      co_await event("info", "owner '" + who + "' skipped: " + *skipped);
+      ++summary.owners_skipped;
+      progress_.owner_skipped();
+      co_return;
+    }
+    if (failed) {
       if (ctx_.cancelled()) co_return;
-      summary.problems.push_back("owner '" + who + "' " + std::string(storage::to_string(cat)) + ": " + e.what());
+      summary.problems.push_back("owner '" + who + "' " + std::string(storage::to_string(cat)) + ": " + *failed);
       ++summary.owners_failed;
       co_await event("error", summary.problems.back());
       progress_.owner_done();
@@ -387,10 +394,14 @@ awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass&
   std::string delta_link;
   for (;;) {
     std::optional<graph::Page> page;
+    bool expired = false;
     try {
       page = co_await pager->next();
     } catch (const graph::GraphError& e) {
       if (!graph::is_invalid_delta(e) || expected.empty()) throw;
+      expired = true;
+    }
+    if (expired) {
       co_await event("warn", "folder delta of '" + pass.owner.spec.upn.value_or(pass.uid) + "' " +
                                  std::string(storage::to_string(pass.cat)) + " expired: enumerating again");
       co_await db([&](PgConnection& c) {
@@ -584,18 +595,21 @@ awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& contain
   for (;;) {
     if (ctx_.cancelled()) break;
     std::optional<graph::Page> page;
+    std::string expired;  // the code of an invalid-delta answer
     try {
       page = co_await pager->next();
     } catch (const graph::GraphError& e) {
-      if (!graph::is_invalid_delta(e)) throw;
-      if (graph::is_not_found(e)) throw;
+      if (!graph::is_invalid_delta(e) || graph::is_not_found(e)) throw;
+      expired = e.code().empty() ? std::to_string(e.status()) : e.code();
+    }
+    if (!expired.empty()) {
       // The sync state is gone: keep what was fetched, then enumerate the folder
       // again in a round that fetches only what differs and closes only what the
       // completed round no longer reports.
       co_await commit(pass, pending, faults);
       pending_bytes = 0;
       co_await event("warn", "delta of a " + std::string(storage::to_string(pass.cat)) + " folder of '" +
-                                 pass.owner.spec.upn.value_or(pass.uid) + "' is no longer valid (" + e.code() +
+                                 pass.owner.spec.upn.value_or(pass.uid) + "' is no longer valid (" + expired +
                                  "): resynchronising it");
       co_await db([&](PgConnection& c) {
         return cat_.start_round(c, pass.owner.id, pass.cat, container, storage::RoundCovers::items);
@@ -693,20 +707,22 @@ awaitable<void> TenantRun::retry_faults(Pass& pass) {
     auto opts = outlook_opts(pass);
     opts.max_page_size.reset();
     json item;
+    bool gone = false;
     try {
       auto url = item_url(pass, f.item_graph_id);
       if (pass.cat == Category::mail) url += std::string("?$select=") + kMessageSelect;
       auto r = co_await client_.get(url, opts);
       item = r.parse();
     } catch (const graph::GraphError& e) {
-      if (graph::is_not_found(e)) {
-        // Gone since: nothing left to back up.
-        co_await db([&](PgConnection& c) {
-          return cat_.resolve_faults(c, pass.owner.id, pass.cat, {f.item_graph_id});
-        });
-        continue;
-      }
-      throw;
+      if (!graph::is_not_found(e)) throw;
+      gone = true;
+    }
+    if (gone) {
+      // Gone since: nothing left to back up.
+      co_await db([&](PgConnection& c) {
+        return cat_.resolve_faults(c, pass.owner.id, pass.cat, {f.item_graph_id});
+      });
+      continue;
     }
     std::string container = pass.cat == Category::calendar ? item.value("calendarId", std::string())
                                                            : item.value("parentFolderId", std::string());

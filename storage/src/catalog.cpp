@@ -1219,6 +1219,48 @@ std::vector<Fault> Catalog::open_faults(PgConnection& c, const std::string& owne
 
 // ---------------------------------------------------------------- reads
 
+// ---------------------------------------------------------------- discovery
+
+std::optional<std::string> Catalog::tenant_cursor(PgConnection& c, const std::string& tenant_id,
+                                                  const std::string& scope) const {
+  require_uuid("tenant id", tenant_id);
+  auto r = c.exec("SELECT cursor FROM tenant_cursors WHERE tenant_id = $1::uuid AND scope = $2", {tenant_id, scope});
+  if (r.rows() == 0) return std::nullopt;
+  return std::string(r.get(0, 0));
+}
+
+void Catalog::commit_directory_page(PgConnection& c, const std::string& tenant_id, const std::string& scope,
+                                    OwnerKind kind, const std::vector<OwnerSpec>& owners,
+                                    const std::vector<std::string>& removed, const std::string& cursor) const {
+  require_uuid("tenant id", tenant_id);
+  Tx tx(c);
+  upsert_owners(c, tenant_id, owners);
+  if (!removed.empty()) {
+    json ids = removed;
+    c.exec("UPDATE owners SET state = 'deleted', skip_reason = 'removed from the directory', updated_at = now()"
+           " WHERE tenant_id = $1::uuid AND kind = $2"
+           " AND graph_id IN (SELECT jsonb_array_elements_text($3::jsonb)) AND state <> 'deleted'",
+           {tenant_id, std::string(to_string(kind)), ids.dump()});
+  }
+  if (!cursor.empty())
+    c.exec("INSERT INTO tenant_cursors (tenant_id, scope, cursor) VALUES ($1::uuid, $2, $3)"
+           " ON CONFLICT (tenant_id, scope) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
+           {tenant_id, scope, cursor});
+  tx.commit();
+}
+
+std::vector<ContainerEntry> Catalog::open_containers(PgConnection& c, const std::string& owner_id,
+                                                     Category category) const {
+  require_uuid("owner id", owner_id);
+  auto r = c.exec(std::string("SELECT ") + kContainerColumns +
+                      " FROM containers c JOIN container_versions cv ON cv.container_id = c.id AND cv.to_at IS NULL"
+                      " WHERE c.owner_id = $1::uuid AND c.category = $2 ORDER BY cv.path, c.id",
+                  {owner_id, std::string(to_string(category))});
+  std::vector<ContainerEntry> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(container_from_row(r, i));
+  return out;
+}
+
 std::string Catalog::resolve_at(PgConnection& c, const std::optional<std::string>& at, const Scope& scope) const {
   if (!at || at->empty() || *at == "now") {
     auto r = c.exec("SELECT " TS("clock_timestamp()"));

@@ -407,6 +407,19 @@ class Catalog {
   // Unresolved faults of (owner, category), to retry.
   std::vector<Fault> open_faults(PgConnection& c, const std::string& owner_id, Category category) const;
 
+  // --- discovery (tenant-wide deltas: users, groups)
+  // The saved cursor of a tenant's `scope` delta ("users" or "groups").
+  std::optional<std::string> tenant_cursor(PgConnection& c, const std::string& tenant_id,
+                                           const std::string& scope) const;
+  // One page of a directory delta in one transaction: upserts `owners`, marks the
+  // owners of `removed` graph ids deleted (gone from the directory; their backups
+  // stay), and saves `cursor` when it is not empty.
+  void commit_directory_page(PgConnection& c, const std::string& tenant_id, const std::string& scope, OwnerKind kind,
+                             const std::vector<OwnerSpec>& owners, const std::vector<std::string>& removed,
+                             const std::string& cursor) const;
+  // The containers of (owner, category) that exist now, parents before children.
+  std::vector<ContainerEntry> open_containers(PgConnection& c, const std::string& owner_id, Category category) const;
+
   // --- reads (tenant-scoped)
   // "now" | RFC 3339 | snapshot id -> the instant, RFC 3339. Throws bad_request
   // (not a time nor a snapshot) or not_found (no such snapshot in scope).

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "m365vault/storage/repository.hpp"
+
 namespace m365vault::storage {
 
 class SecretSealer {
@@ -17,6 +19,22 @@ class SecretSealer {
   // The plaintext; throws Error(Errc::data_corrupt or wrong_key) when `sealed`
   // does not open under `context` with this key.
   virtual std::string open(std::string_view context, std::string_view sealed) = 0;
+};
+
+// The daemon's sealer: the repository's secret subkey (Repository::seal_secret),
+// so a tenant's credential opens only with the repository's passphrase or key.
+class RepositorySealer final : public SecretSealer {
+ public:
+  explicit RepositorySealer(const Repository& repo) : repo_(repo) {}
+  std::string seal(std::string_view context, std::string_view plaintext) override {
+    return repo_.seal_secret(context, plaintext);
+  }
+  std::string open(std::string_view context, std::string_view sealed) override {
+    return repo_.open_secret(context, sealed);
+  }
+
+ private:
+  const Repository& repo_;
 };
 
 }  // namespace m365vault::storage
