@@ -83,6 +83,14 @@ json TenantSpec::to_json() const {
           {"events_per_user", events_per_user},
           {"unlicensed_users", unlicensed_users},
           {"max_attachment_bytes", max_attachment_bytes},
+          {"drive_files_per_user", drive_files_per_user},
+          {"drive_bytes_per_user", drive_bytes_per_user},
+          {"drive_type", drive_type},
+          {"sites", sites},
+          {"files_per_site", files_per_site},
+          {"teams", teams},
+          {"channels_per_team", channels_per_team},
+          {"messages_per_channel", messages_per_channel},
           {"permissions", permissions},
           {"certificates", certificates}};
 }
@@ -106,8 +114,9 @@ std::string req_str(const json& j, const char* key) {
   return j[key].get<std::string>();
 }
 
-const std::vector<std::string> kAllPermissions = {"User.Read.All", "Group.Read.All", "Mail.ReadWrite",
-                                                  "Contacts.ReadWrite", "Calendars.ReadWrite"};
+const std::vector<std::string> kAllPermissions = {"User.Read.All",       "Group.Read.All",      "Mail.ReadWrite",
+                                                  "Contacts.ReadWrite",  "Calendars.ReadWrite", "Files.ReadWrite.All",
+                                                  "Sites.ReadWrite.All", "ChannelMessage.Read.All", "Chat.Read.All"};
 }  // namespace
 
 TenantSpec TenantSpec::from_json(const json& j) {
@@ -127,6 +136,15 @@ TenantSpec TenantSpec::from_json(const json& j) {
   opt_int(j, "events_per_user", s.events_per_user, 0, 1000000);
   opt_int(j, "unlicensed_users", s.unlicensed_users, 0, s.users);
   opt_int(j, "max_attachment_bytes", s.max_attachment_bytes, 1024, 150ll << 20);
+  opt_int(j, "drive_files_per_user", s.drive_files_per_user, 0, 10000000);
+  opt_int(j, "drive_bytes_per_user", s.drive_bytes_per_user, 0, 1ll << 50);
+  opt_int(j, "sites", s.sites, 0, 100000);
+  opt_int(j, "files_per_site", s.files_per_site, 0, 10000000);
+  opt_int(j, "teams", s.teams, 0, 100000);
+  opt_int(j, "channels_per_team", s.channels_per_team, 1, 200);
+  opt_int(j, "messages_per_channel", s.messages_per_channel, 0, 1000000);
+  s.drive_type = j.value("drive_type", s.drive_type);
+  if (s.drive_type != "business" && s.drive_type != "personal") bad("field 'drive_type' must be 'business' or 'personal'");
   s.domain = j.value("domain", std::string());
   if (s.domain.empty()) {
     std::string label = "tenant" + std::to_string(hash_str(s.tenant_id) % 100000);
@@ -582,11 +600,13 @@ json apply_activity(Tenant& t, const json& req) {
   if (!req.is_object()) bad("body must be a JSON object");
   std::uint64_t seed = req.value("seed", static_cast<std::uint64_t>(1));
   int creates = req.value("creates", 0), updates = req.value("updates", 0), deletes = req.value("deletes", 0),
-      moves = req.value("moves", 0);
-  if (creates < 0 || updates < 0 || deletes < 0 || moves < 0) bad("counts must not be negative");
+      moves = req.value("moves", 0), renames = req.value("renames", 0);
+  if (creates < 0 || updates < 0 || deletes < 0 || moves < 0 || renames < 0) bad("counts must not be negative");
   std::vector<std::string> cats = {"mail"};
   if (req.contains("categories")) cats = req["categories"].get<std::vector<std::string>>();
-  json out = {{"created", json::array()}, {"updated", json::array()}, {"deleted", json::array()}, {"moved", json::array()}};
+  else if (req.contains("mass_rewrite")) cats.clear();
+  json out = {{"created", json::array()}, {"updated", json::array()}, {"deleted", json::array()}, {"moved", json::array()},
+              {"renamed", json::array()}};
   Rng r(mix(seed, t.spec.seed));
   for (auto& cat : cats) {
     if (cat == "mail") {
@@ -708,10 +728,15 @@ json apply_activity(Tenant& t, const json& req) {
       }
     } else if (cat == "contacts" || cat == "calendar") {
       apply_pim_activity(t, cat, r, creates, updates, deletes, out);
+    } else if (cat == "files") {
+      apply_drive_activity(t, r, creates, updates, deletes, moves, renames, out);
+    } else if (cat == "lists") {
+      apply_list_activity(t, r, creates, updates, deletes, out);
     } else {
-      bad("unknown category '" + cat + "' (use mail, contacts, calendar or directory)");
+      bad("unknown category '" + cat + "' (use mail, contacts, calendar, directory, files or lists)");
     }
   }
+  if (req.contains("mass_rewrite")) apply_mass_rewrite(t, req["mass_rewrite"], out);
   return out;
 }
 
