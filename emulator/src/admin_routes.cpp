@@ -308,8 +308,9 @@ void EmulatorImpl::register_admin() {
     auto owner = req.query_param("owner").value_or("");
     auto category = req.query_param("category").value_or("");
     if (!category.empty() && category != "mail" && category != "contacts" && category != "calendar" &&
-        category != "files" && category != "lists")
-      throw Error(Errc::bad_request, "unknown category '" + category + "' (use mail, contacts, calendar, files or lists)");
+        category != "files" && category != "lists" && category != "teams")
+      throw Error(Errc::bad_request,
+                  "unknown category '" + category + "' (use mail, contacts, calendar, files, lists or teams)");
     struct Row {
       std::uint32_t user, index;
       Msg m;
@@ -446,6 +447,33 @@ void EmulatorImpl::register_admin() {
                            {"name", fields["Title"]},
                            {"size", canon.size()},
                            {"sha256", to_hex(sha256(canon))}});
+        }
+      }
+    }
+    // Channel messages (posts and replies): sha256 of the canonical JSON of the message.
+    if (category.empty() || category == "teams") {
+      std::lock_guard lk(t->mu);
+      for (std::uint32_t g = 0; g < t->groups.size(); ++g) {
+        if (!is_team(*t, g)) continue;
+        if (!owner.empty() && owner != t->groups[g].id) continue;
+        auto& ts = team_state(*t, g);
+        for (std::uint32_t k = 0; k < ts.channels.size(); ++k) {
+          auto& ch = ts.channels[k];
+          for (std::uint32_t p = 0; p < ch.posts.size(); ++p) {
+            if (ch.posts[p].deleted) continue;
+            for (std::int32_t rep = -1; rep < static_cast<std::int32_t>(reply_count(*t, g, k, p)); ++rep) {
+              auto m = channel_message_json(*t, base_url, g, k, p, rep, ch.posts[p]);
+              auto canon = canonical_json(m);
+              items.push_back({{"owner", t->groups[g].id},
+                               {"category", "teams"},
+                               {"channel_id", channel_id(*t, g, k)},
+                               {"id", m["id"]},
+                               {"reply_to", m["replyToId"]},
+                               {"name", m["subject"].is_string() ? m["subject"] : json("")},
+                               {"size", canon.size()},
+                               {"sha256", to_hex(sha256(canon))}});
+            }
+          }
         }
       }
     }

@@ -565,6 +565,7 @@ Emulator::Emulator(EmulatorOptions opts, std::shared_ptr<spdlog::logger> log) : 
   impl_->register_pim();
   impl_->register_writes();
   impl_->register_drive();
+  impl_->register_teams();
   if (!opts.state_dir.empty()) impl_->replay();
 }
 

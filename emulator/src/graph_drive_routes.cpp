@@ -16,20 +16,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::vector<std::string> csv_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  while (i <= s.size()) {
-    auto j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    auto p = s.substr(i, j - i);
-    while (!p.empty() && p.front() == ' ') p.erase(p.begin());
-    if (!p.empty()) out.push_back(p);
-    i = j + 1;
-  }
-  return out;
-}
-
 std::string upper_guid(std::uint64_t a, std::uint64_t b) {
   auto g = guid_from(a, b);
   for (auto& c : g) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -231,7 +217,7 @@ void EmulatorImpl::register_drive() {
     return sel.find("downloadUrl") != std::string::npos;
   };
   auto select = [](json j, GraphCtx& c) {
-    auto sel = csv_list(c.req.query_param("$select").value_or(""));
+    auto sel = split_csv(c.req.query_param("$select").value_or(""));
     if (sel.empty()) return j;
     json out = json::object();
     for (auto& [k, v] : j.items()) {

@@ -129,6 +129,7 @@ struct EmulatorImpl {
   void register_pim();
   void register_writes();
   void register_drive();
+  void register_teams();
   // A SharePoint/OneDrive route: resource units charged per app per tenant (contract 9).
   // `cost` 0 means "1 with a delta token, 2 without".
   void add_sp(const std::string& method, const std::string& tmpl, const std::string& permission, int cost, GraphFn fn);
@@ -165,6 +166,8 @@ struct EmulatorImpl {
 
 std::string normalize_route(const std::string& method, const std::string& tmpl);
 std::string new_guid();
+// "a, b,c" → {"a","b","c"} (empty parts dropped).
+std::vector<std::string> split_csv(const std::string& s);
 // A uniform draw in [0, 1) (thread-local generator).
 double chance();
 

@@ -226,6 +226,10 @@ json group_json(const Tenant& t, std::uint32_t i) {
   std::string nick = "group" + std::to_string(i + 1);
   bool unified = r.below(3) != 0;
   bool team = unified && r.below(2);
+  if (t.spec.teams > 0) {  // the first `teams` groups are Microsoft 365 groups with a team
+    team = static_cast<int>(i) < t.spec.teams;
+    unified = unified || team;
+  }
   return {{"classification", nullptr},
           {"createdDateTime", iso_time(kBaseEpoch - 86400 * 400 + static_cast<std::int64_t>(i) * 3600)},
           {"description", g.version ? "Updated description " + std::to_string(g.version) : "Group for " + name},
@@ -254,7 +258,7 @@ std::unique_ptr<Tenant> make_tenant(const TenantSpec& spec) {
     u.id = guid_from(mix(spec.seed, 0x75736572), static_cast<std::uint64_t>(i));
     t->users.push_back(std::move(u));
   }
-  int ngroups = spec.users / 4 + 1;
+  int ngroups = std::max(spec.users / 4 + 1, spec.teams);
   for (int i = 0; i < ngroups; ++i) {
     DirGroup g;
     g.id = guid_from(mix(spec.seed, 0x67726f7570), static_cast<std::uint64_t>(i));
@@ -537,7 +541,6 @@ MessageContent message_content(const Tenant& t, std::uint32_t user, std::uint32_
 
 // --- ids ------------------------------------------------------------------------
 
-namespace {
 void put32(std::string& s, std::uint32_t v) {
   for (int i = 3; i >= 0; --i) s += static_cast<char>((v >> (i * 8)) & 0xff);
 }
@@ -546,7 +549,6 @@ std::uint32_t get32(std::string_view s, std::size_t at) {
   for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
   return v;
 }
-}  // namespace
 
 std::string outlook_id(const Tenant& t, OutlookKey k) {
   std::string b;
@@ -732,8 +734,10 @@ json apply_activity(Tenant& t, const json& req) {
       apply_drive_activity(t, r, creates, updates, deletes, moves, renames, out);
     } else if (cat == "lists") {
       apply_list_activity(t, r, creates, updates, deletes, out);
+    } else if (cat == "teams") {
+      apply_teams_activity(t, r, creates, updates, deletes, out);
     } else {
-      bad("unknown category '" + cat + "' (use mail, contacts, calendar, directory, files or lists)");
+      bad("unknown category '" + cat + "' (use mail, contacts, calendar, directory, files, lists or teams)");
     }
   }
   if (req.contains("mass_rewrite")) apply_mass_rewrite(t, req["mass_rewrite"], out);

@@ -40,6 +40,9 @@ std::uint64_t mix(std::uint64_t a, std::uint64_t b);
 std::uint64_t hash_str(std::string_view s);
 // A GUID string derived from a key.
 std::string guid_from(std::uint64_t a, std::uint64_t b);
+// Big-endian 32-bit fields inside binary ids.
+void put32(std::string& s, std::uint32_t v);
+std::uint32_t get32(std::string_view s, std::size_t at);
 // ISO 8601 UTC with a Z suffix, seconds precision.
 std::string iso_time(std::int64_t epoch_s);
 // RFC 5322 date ("Mon, 4 Sep 2017 10:00:00 +0000").
@@ -231,6 +234,22 @@ struct SiteState {
   std::uint64_t seq = 1;
 };
 
+// A team's channels: top-level posts with their state; content, replies and hosted
+// contents are generated.
+struct PostEntry {
+  std::uint32_t version = 0;  // edits
+  std::uint64_t seq = 1;
+  bool deleted = false;
+  std::int64_t modified = 0;
+};
+struct ChannelState {
+  std::vector<PostEntry> posts;
+  std::uint64_t seq = 1;
+};
+struct TeamState {
+  std::vector<ChannelState> channels;
+};
+
 struct Tenant {
   TenantSpec spec;
   std::uint32_t hash = 0;  // the tenant's tag inside Outlook ids
@@ -242,6 +261,7 @@ struct Tenant {
   std::set<std::string> used_jti;
   std::map<std::uint32_t, std::unique_ptr<DriveStore>> drives;  // created on first use
   std::map<std::uint32_t, std::unique_ptr<SiteState>> sites;
+  std::map<std::uint32_t, std::unique_ptr<TeamState>> teams;  // by group index
   std::mutex mu;  // guards everything above but spec/hash/certs
 };
 
@@ -362,6 +382,16 @@ json list_item_fields(const Tenant& t, std::uint32_t site, std::uint32_t index, 
 void apply_drive_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, int moves, int renames, json& out);
 void apply_mass_rewrite(Tenant& t, const json& mass, json& out);
 void apply_list_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, json& out);
+
+// Teams (graph_teams_routes.cpp): groups whose resourceProvisioningOptions hold "Team".
+bool is_team(const Tenant& t, std::uint32_t group);
+TeamState& team_state(Tenant& t, std::uint32_t group);
+std::string channel_id(const Tenant& t, std::uint32_t group, std::uint32_t channel);
+// A channel message as GET returns it (no @odata annotations, no replies).
+json channel_message_json(const Tenant& t, const std::string& base_url, std::uint32_t group, std::uint32_t channel,
+                          std::uint32_t post, std::int32_t reply, const PostEntry& e);
+std::uint32_t reply_count(const Tenant& t, std::uint32_t group, std::uint32_t channel, std::uint32_t post);
+void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, json& out);
 
 // Restore-side writes (model_write.cpp). Each is a journal-able operation
 // {"kind": ..., "user": n, ...}; applying the same operations to the same state

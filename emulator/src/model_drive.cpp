@@ -424,14 +424,6 @@ DriveStore& drive(Tenant& t, std::uint32_t key) {
 }
 
 namespace {
-void put32(std::string& s, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i) s += static_cast<char>((v >> (i * 8)) & 0xff);
-}
-std::uint32_t get32(std::string_view s, std::size_t at) {
-  std::uint32_t v = 0;
-  for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
-  return v;
-}
 const char* kB32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 std::string base32(std::string_view raw) {
   std::string out;

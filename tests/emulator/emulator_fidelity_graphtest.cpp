@@ -252,3 +252,34 @@ TEST_CASE("fidelity: drives, driveItems, sites, lists and list items match schem
   for (auto h : {"retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}) REQUIRE(!r.header(h).empty());
   emu.admin("PUT", "/_emulator/faults", json::object());
 }
+
+TEST_CASE("fidelity: teams, channels and channel messages match schemas and fixtures", "[graph]") {
+  EmulatorProcess emu;
+  auto t = make_tenant(emu, 54, 4, 1, {{"teams", 1}, {"messages_per_channel", 6}, {"sites", 0}});
+  auto tok = emu.token(t.tenant, t.client, t.secret);
+  const std::string team = emu.graph_json("/v1.0/groups", tok)["value"][0]["id"];
+  auto tj = emu.graph_json("/v1.0/teams/" + team, tok);
+  tj.erase("@odata.context");
+  check_against_schema(tj, "team");
+  auto channels = emu.graph_json("/v1.0/teams/" + team + "/channels", tok);
+  auto ch_fixture = load_fixture("teams/channels-list.json")["value"][0];
+  for (auto& c : channels["value"]) {
+    check_against_schema(c, "channel");
+    for (auto& [k, v] : ch_fixture.items()) REQUIRE(c.contains(k));
+  }
+  const std::string ch = channels["value"][0]["id"];
+  auto page = emu.graph_json("/v1.0/teams/" + team + "/channels/" + ch + "/messages/delta?$expand=replies", tok);
+  REQUIRE(page["@odata.context"].get<std::string>().find("$metadata#Collection(chatMessage)") != std::string::npos);
+  auto fixture = load_fixture("teams/channel-messages-delta-page1.json")["value"][0];
+  for (auto& m : page["value"]) {
+    json shape = m;
+    shape.erase("replies");
+    check_against_schema(shape, "chatMessage");
+    for (auto& [k, v] : fixture.items()) {
+      INFO(k);
+      REQUIRE(m.contains(k));
+      if (!v.is_null() && !m[k].is_null()) REQUIRE(m[k].type() == v.type());
+    }
+    for (auto& r : m["replies"]) check_against_schema(r, "chatMessage");
+  }
+}
