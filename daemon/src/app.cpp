@@ -161,6 +161,7 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   // downloads answer 503 instead of storing a credential in clear.
   auto sealer = open_secret_sealer(cfg);
   api_opts.sealer = sealer.get();
+  api_opts.auth_failures_per_minute = static_cast<int>(cfg.server.auth_failures_per_minute);
   api::add_v1_routes(router, api_opts);
 
   net::ServerOptions so;
