@@ -155,7 +155,14 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   api::add_health_routes(router, health);
   scheduler::Queue queue;
   queue.set_notifications(!cfg.notify.webhook_url.empty());
-  api::add_v1_routes(router, {&db, queue, logging.get("api")});
+  api::ApiOptions api_opts{&db, queue, logging.get("api")};
+  // TODO(lead, at merge): the repository backs both (Repository::seal_secret and a
+  // ContentReader over its blobs); until then tenant registration and content
+  // downloads answer 503 instead of storing a credential in clear.
+  auto sealer = open_secret_sealer(cfg);
+  api_opts.sealer = sealer.get();
+  api_opts.auth_failures_per_minute = static_cast<int>(cfg.server.auth_failures_per_minute);
+  api::add_v1_routes(router, api_opts);
 
   net::ServerOptions so;
   so.host = cfg.server.host;

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest;  // the arguments after a command that takes some
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    if (command == "token" || command == "job") {
+    if (command == "token" || command == "job" || command == "tenant" || command == "snapshot") {
       rest.push_back(a);
       continue;
     }
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (command != "serve" && command != "demo" && command != "migrate" && command != "token" &&
-      command != "job") {
+      command != "job" && command != "tenant" && command != "snapshot") {
     std::cerr << "m365vaultd: unknown command '" << command << "'\n" << kUsage;
     return kExitUsage;
   }
@@ -118,6 +118,8 @@ int main(int argc, char** argv) {
     if (command == "migrate") return run_migrate(cfg);
     if (command == "token") return run_token(cfg, rest);
     if (command == "job") return run_job(cfg, rest);
+    if (command == "tenant") return run_tenant(cfg, rest);
+    if (command == "snapshot") return run_snapshot(cfg, rest);
     return run_serve(cfg, source, command == "demo" ? ServeMode::demo : ServeMode::serve);
   } catch (const Error& e) {
     std::cerr << "m365vaultd: " << e.what() << "\n";

@@ -7,6 +7,7 @@
 #include "m365vault/daemon/config.hpp"
 #include "m365vault/storage/embedded_pg.hpp"
 #include "m365vault/storage/pg.hpp"
+#include "m365vault/storage/sealer.hpp"
 
 namespace m365vault::daemon {
 
@@ -23,5 +24,8 @@ DatabaseHandle open_database(const Config& cfg, Logging& logging, bool attach = 
 storage::PgTimeouts timeouts_of(const Config& cfg);
 // Connects and migrates, retrying an unreachable database for database.startup_timeout_s.
 void migrate_with_retry(const Config& cfg, const std::string& conninfo, spdlog::logger& log);
+// The sealer of tenant credentials (the repository key), or nullptr when this
+// build cannot seal: callers then refuse to take a credential (cli_tenant.cpp).
+std::unique_ptr<storage::SecretSealer> open_secret_sealer(const Config& cfg);
 
 }  // namespace m365vault::daemon
