@@ -5,6 +5,7 @@
 
 #include "input.hpp"
 #include "m365vault/api/auth.hpp"
+#include "m365vault/storage/catalog.hpp"
 
 namespace m365vault::api {
 
@@ -62,6 +63,7 @@ struct AuditNote {
   std::optional<std::string> tenant_id;
   std::optional<std::string> target;
   nlohmann::json detail = nlohmann::json::object();
+  bool record = false;  // audit this read too (searches, downloads)
 };
 
 using Authed = std::function<awaitable<Response>(Request&, const Principal&, AuditNote&)>;
@@ -158,7 +160,7 @@ net::Handler secured(std::shared_ptr<Ctx> ctx, std::initializer_list<Role> roles
       if (info(e.code()).http_status >= 500) ctx->o.log->error("req={} {}", req.request_id, e.what());
       res = Response::problem(e.code(), e.what(), req.request_id);
     }
-    if (is_change) {
+    if (is_change || note.record) {
       if (note.tenant_id) audit.tenant_id = note.tenant_id;
       audit.target = note.target;
       audit.detail = note.detail;
@@ -216,10 +218,13 @@ void apply_job_body(JsonInput& in, scheduler::JobSpec& spec, const Principal& p)
   }
 }
 
+void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx);
+
 }  // namespace
 
 void add_v1_routes(net::Router& r, ApiOptions opts) {
   auto ctx = std::make_shared<Ctx>(std::move(opts));
+  add_catalog_routes(r, ctx);
   auto& q = ctx->o.queue;
   auto* db = ctx->o.db;
 
@@ -410,5 +415,313 @@ void add_v1_routes(net::Router& r, ApiOptions opts) {
           co_return Response::json(200, {{"items", items}});
         }));
 }
+
+
+// --- the catalog: tenants, owners, snapshots, browse, items, search ---
+namespace {
+
+constexpr std::initializer_list<Role> kRestore = {Role::admin, Role::restorer};
+
+storage::Scope scope_of(const Principal& p) { return storage::Scope{p.tenant_id}; }
+
+storage::Category category_param(const Request& req, bool required) {
+  auto v = req.query_param("category");
+  if (!v) {
+    if (required) throw Error(Errc::bad_request, "parameter 'category': is required (mail, contacts, calendar, onedrive, sharepoint or teams)");
+    return storage::Category::mail;
+  }
+  auto c = storage::parse_category(*v);
+  if (!c)
+    throw Error(Errc::bad_request, "parameter 'category': unknown category '" + v->substr(0, 64) +
+                                       "' (mail, contacts, calendar, onedrive, sharepoint or teams)");
+  return *c;
+}
+
+std::string required_param(const Request& req, const std::string& name) {
+  auto v = req.query_param(name);
+  if (!v || v->empty()) throw Error(Errc::bad_request, "parameter '" + name + "': is required");
+  return *v;
+}
+
+nlohmann::json cursor_json(const std::optional<std::string>& c) { return c ? nlohmann::json(*c) : nlohmann::json(nullptr); }
+
+// A tenant body: the settings, and the credential in clear (sealed at once,
+// never stored or echoed). POST requires name, tenant_id, client_id and one
+// credential; PATCH takes any subset.
+struct TenantBody {
+  storage::TenantSpec spec;
+  std::optional<std::string> client_secret, private_key;
+};
+
+void read_tenant_body(JsonInput& in, TenantBody& b, bool create) {
+  if (auto v = in.string("name", 200)) b.spec.name = *v;
+  if (auto v = in.string("tenant_id", 200)) b.spec.directory_id = *v;
+  if (auto v = in.string("client_id", 200)) b.spec.client_id = *v;
+  b.client_secret = in.string("client_secret", 4096);
+  auto cert = in.string("certificate", 65536);
+  b.private_key = in.string("private_key", 65536);
+  auto url_field = [&](const char* key, std::optional<std::string>& target) {
+    if (!in.has(key)) return;
+    auto v = in.string(key, 2000);
+    if (v && v->rfind("https://", 0) != 0 && v->rfind("http://", 0) != 0)
+      JsonInput::fail(key, "must be an http:// or https:// URL");
+    target = v;
+  };
+  url_field("graph_url", b.spec.graph_url);
+  url_field("login_url", b.spec.login_url);
+  if (in.has("ca_file")) b.spec.ca_file = in.string("ca_file", 4096);
+  if (auto v = in.boolean("disabled")) b.spec.disabled = *v;
+  in.finish();
+  if (b.client_secret && (cert || b.private_key))
+    JsonInput::fail("client_secret", "give either a client secret or a certificate and private key, not both");
+  if (cert || b.private_key) {
+    if (!cert || !b.private_key) JsonInput::fail(cert ? "private_key" : "certificate", "is required with the other");
+    if (cert->find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+      JsonInput::fail("certificate", "not a PEM certificate");
+    if (b.private_key->find("PRIVATE KEY-----") == std::string::npos)
+      JsonInput::fail("private_key", "not a PEM private key");
+    b.spec.auth = storage::AuthKind::certificate;
+    b.spec.certificate_pem = cert;
+  } else if (b.client_secret) {
+    if (b.client_secret->empty()) JsonInput::fail("client_secret", "is empty");
+    b.spec.auth = storage::AuthKind::secret;
+    b.spec.certificate_pem.reset();
+  }
+  if (create) {
+    if (b.spec.name.empty()) JsonInput::fail("name", "is required");
+    if (b.spec.directory_id.empty()) JsonInput::fail("tenant_id", "is required (the Entra directory id)");
+    if (b.spec.client_id.empty()) JsonInput::fail("client_id", "is required");
+    if (!b.client_secret && !b.private_key)
+      JsonInput::fail("client_secret", "a credential is required: client_secret, or certificate and private_key");
+  }
+}
+
+std::optional<storage::SealedSecret> seal_body(storage::SecretSealer* sealer, const std::string& tenant_id,
+                                               const TenantBody& b) {
+  const auto& plain = b.client_secret ? b.client_secret : b.private_key;
+  if (!plain) return std::nullopt;
+  if (!sealer)
+    throw Error(Errc::unavailable, "cannot seal the tenant's credential: the repository key is not configured");
+  auto ctx = storage::Catalog::secret_context(tenant_id);
+  return storage::SealedSecret{ctx, sealer->seal(ctx, *plain)};
+}
+
+void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
+  auto* db = ctx->o.db;
+  auto* sealer = ctx->o.sealer;
+  auto* content = ctx->o.content;
+  storage::Catalog cat;
+
+  // --- tenants
+  r.add("GET", "/api/v1/tenants",
+        secured(ctx, kAnyRole, [db, cat](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          int limit = limit_param(req, 100, 1000);
+          auto after = req.query_param("cursor");
+          auto list = [&](storage::PgConnection& c) { return cat.list_tenants(c, scope_of(p)); };
+          auto tenants = co_await db->run(list);
+          nlohmann::json items = nlohmann::json::array();
+          std::optional<std::string> next;
+          for (auto& t : tenants) {  // ordered by name, which is unique: the name is the cursor
+            if (after && t.spec.name <= *after) continue;
+            if (static_cast<int>(items.size()) == limit) {
+              next = items.back()["name"].get<std::string>();
+              break;
+            }
+            items.push_back(t.to_json());
+          }
+          co_return Response::json(200, {{"items", items}, {"next_cursor", cursor_json(next)}});
+        }));
+  r.add("POST", "/api/v1/tenants",
+        secured(ctx, kOperate, [db, cat, sealer](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          JsonInput in(req);
+          TenantBody b;
+          read_tenant_body(in, b, true);
+          if (p.tenant_id) throw Error(Errc::forbidden, "a tenant-restricted token cannot register tenants");
+          auto id = storage::Catalog::new_tenant_id();
+          auto sealed = seal_body(sealer, id, b);
+          auto create = [&](storage::PgConnection& c) { return cat.create_tenant(c, id, b.spec, *sealed); };
+          auto t = co_await db->run(create);
+          note.tenant_id = t.id;
+          note.target = "tenant:" + t.id;
+          note.detail = {{"name", t.spec.name}, {"auth", to_string(t.spec.auth)}};
+          auto res = Response::json(201, t.to_json());
+          res.headers.set("Location", "/api/v1/tenants/" + t.id);
+          co_return res;
+        }));
+  auto visible_tenant = [cat](storage::PgConnection& c, const Principal& p, const std::string& id) {
+    auto t = cat.get_tenant(c, require_uuid("tenant id", id), scope_of(p));
+    if (!t) throw Error(Errc::not_found, "tenant '" + id + "' does not exist");
+    return *t;
+  };
+  r.add("GET", "/api/v1/tenants/{id}",
+        secured(ctx, kAnyRole, [db, visible_tenant](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          auto get = [&](storage::PgConnection& c) { return visible_tenant(c, p, req.params["id"]); };
+          co_return Response::json(200, (co_await db->run(get)).to_json());
+        }));
+  r.add("PATCH", "/api/v1/tenants/{id}",
+        secured(ctx, kOperate,
+                [db, cat, sealer, visible_tenant](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+                  JsonInput in(req);
+                  auto id = require_uuid("tenant id", req.params["id"]);
+                  note.tenant_id = id;
+                  note.target = "tenant:" + id;
+                  auto get = [&](storage::PgConnection& c) { return visible_tenant(c, p, id); };
+                  auto t = co_await db->run(get);
+                  TenantBody b;
+                  b.spec = t.spec;
+                  read_tenant_body(in, b, false);
+                  if (b.spec.auth == storage::AuthKind::certificate && t.spec.auth == storage::AuthKind::secret &&
+                      !b.private_key)
+                    JsonInput::fail("certificate", "switching to a certificate needs certificate and private_key");
+                  auto sealed = seal_body(sealer, id, b);
+                  auto update = [&](storage::PgConnection& c) { return cat.update_tenant(c, id, b.spec, sealed); };
+                  auto u = co_await db->run(update);
+                  note.detail = {{"credential_replaced", sealed.has_value()}};
+                  co_return Response::json(200, u.to_json());
+                }));
+  r.add("DELETE", "/api/v1/tenants/{id}",
+        secured(ctx, kOperate, [db, cat, visible_tenant](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          auto id = require_uuid("tenant id", req.params["id"]);
+          note.tenant_id = id;
+          note.target = "tenant:" + id;
+          auto del = [&](storage::PgConnection& c) {
+            auto t = visible_tenant(c, p, id);
+            cat.delete_tenant(c, t.id);
+            return t;
+          };
+          auto t = co_await db->run(del);
+          note.detail = {{"name", t.spec.name}};
+          co_return no_content();
+        }));
+  r.add("GET", "/api/v1/tenants/{id}/owners",
+        secured(ctx, kAnyRole, [db, cat, visible_tenant](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          storage::OwnerFilter f;
+          if (auto k = req.query_param("kind")) {
+            f.kind = storage::parse_owner_kind(*k);
+            if (!f.kind) throw Error(Errc::bad_request, "parameter 'kind': expected user, group, site, team or drive");
+          }
+          if (auto s = req.query_param("state")) {
+            if (*s == "active") f.state = storage::OwnerState::active;
+            else if (*s == "skipped") f.state = storage::OwnerState::skipped;
+            else if (*s == "deleted") f.state = storage::OwnerState::deleted;
+            else throw Error(Errc::bad_request, "parameter 'state': expected active, skipped or deleted");
+          }
+          f.cursor = req.query_param("cursor");
+          f.limit = limit_param(req, 100, 1000);
+          auto list = [&](storage::PgConnection& c) {
+            auto t = visible_tenant(c, p, req.params["id"]);
+            return cat.list_owners(c, t.id, f);
+          };
+          auto page = co_await db->run(list);
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& o : page.owners) items.push_back(o.to_json());
+          co_return Response::json(200, {{"items", items}, {"next_cursor", cursor_json(page.next_cursor)}});
+        }));
+
+  // --- snapshots
+  r.add("GET", "/api/v1/snapshots",
+        secured(ctx, kAnyRole, [db, cat](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          storage::SnapshotFilter f;
+          if (auto t = req.query_param("tenant")) f.tenant_id = require_uuid("parameter 'tenant':", *t);
+          if (auto o = req.query_param("owner")) f.owner_id = require_uuid("parameter 'owner':", *o);
+          if (req.query_param("category")) f.category = category_param(req, true);
+          f.cursor = req.query_param("cursor");
+          f.limit = limit_param(req, 100, 1000);
+          auto list = [&](storage::PgConnection& c) { return cat.list_snapshots(c, f, scope_of(p)); };
+          auto page = co_await db->run(list);
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& s : page.snapshots) items.push_back(s.to_json());
+          co_return Response::json(200, {{"items", items}, {"next_cursor", cursor_json(page.next_cursor)}});
+        }));
+
+  // --- browse, items, search (restorers)
+  r.add("GET", "/api/v1/browse",
+        secured(ctx, kRestore, [db, cat](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          storage::BrowseQuery q;
+          q.owner_id = require_uuid("parameter 'owner':", required_param(req, "owner"));
+          q.category = category_param(req, true);
+          q.container_id = req.query_param("container");
+          q.at = req.query_param("at");
+          q.cursor = req.query_param("cursor");
+          q.limit = limit_param(req, 100, 1000);
+          q.scope = scope_of(p);
+          auto browse = [&](storage::PgConnection& c) { return cat.browse(c, q); };
+          auto page = co_await db->run(browse);
+          nlohmann::json containers = nlohmann::json::array(), items = nlohmann::json::array();
+          for (auto& e : page.containers) containers.push_back(e.to_json());
+          for (auto& i : page.items) items.push_back(i.to_json());
+          co_return Response::json(200, {{"at", page.at},
+                                         {"containers", containers},
+                                         {"items", items},
+                                         {"next_cursor", cursor_json(page.next_cursor)}});
+        }));
+  r.add("GET", "/api/v1/items/{id}",
+        secured(ctx, kRestore, [db, cat](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          auto id = req.params["id"];
+          auto at = req.query_param("at");
+          auto get = [&](storage::PgConnection& c) { return cat.get_item(c, id, at, scope_of(p)); };
+          auto v = co_await db->run(get);
+          if (!v) throw Error(Errc::not_found, "item '" + id + "' does not exist" + (at ? " at '" + *at + "'" : std::string()));
+          co_return Response::json(200, v->to_json());
+        }));
+  r.add("GET", "/api/v1/items/{id}/versions",
+        secured(ctx, kRestore, [db, cat](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+          auto id = req.params["id"];
+          auto cursor = req.query_param("cursor");
+          int limit = limit_param(req, 50, 1000);
+          auto list = [&](storage::PgConnection& c) { return cat.item_versions(c, id, cursor, limit, scope_of(p)); };
+          auto page = co_await db->run(list);
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& v : page.versions) items.push_back(v.to_json());
+          co_return Response::json(200, {{"items", items}, {"next_cursor", cursor_json(page.next_cursor)}});
+        }));
+  r.add("GET", "/api/v1/items/{id}/content",
+        secured(ctx, kRestore, [db, cat, content](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          auto id = req.params["id"];
+          note.record = true;
+          note.target = "item:" + id.substr(0, 40);
+          auto at = req.query_param("at");
+          auto version = req.query_param("version");
+          if (at && version) throw Error(Errc::bad_request, "parameter 'version': give 'at' or 'version', not both");
+          auto get = [&](storage::PgConnection& c) -> std::optional<storage::ItemVersion> {
+            if (!version) return cat.get_item(c, id, at, scope_of(p));
+            auto v = cat.get_version(c, *version, scope_of(p));
+            if (v && v->item_id != id) v.reset();
+            return v;
+          };
+          auto v = co_await db->run(get);
+          if (!v) throw Error(Errc::not_found, "item '" + id + "' does not exist" + (at ? " at '" + *at + "'" : std::string()));
+          note.detail = {{"version_id", v->version_id}};
+          if (auto range = req.headers.get("Range")) note.detail["range"] = std::string(range->substr(0, 100));
+          if (!content) throw Error(Errc::unavailable, "content downloads need the repository, which is not configured");
+          co_return content_response(req, *v, *content);
+        }));
+  r.add("GET", "/api/v1/search",
+        secured(ctx, kRestore, [db, cat](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          note.record = true;
+          storage::SearchQuery q;
+          q.q = required_param(req, "q");
+          if (auto t = req.query_param("tenant")) q.tenant_id = require_uuid("parameter 'tenant':", *t);
+          if (auto o = req.query_param("owner")) q.owner_id = require_uuid("parameter 'owner':", *o);
+          if (req.query_param("category")) q.category = category_param(req, true);
+          q.after = req.query_param("after");
+          q.before = req.query_param("before");
+          q.at = req.query_param("at");
+          q.cursor = req.query_param("cursor");
+          q.limit = limit_param(req, 50, 500);
+          q.scope = scope_of(p);
+          note.tenant_id = q.tenant_id;
+          note.detail = {{"q", q.q.substr(0, 200)}};
+          if (q.owner_id) note.detail["owner"] = *q.owner_id;
+          auto search = [&](storage::PgConnection& c) { return cat.search(c, q); };
+          auto page = co_await db->run(search);
+          nlohmann::json items = nlohmann::json::array();
+          for (auto& v : page.items) items.push_back(v.to_json());
+          note.detail["results"] = items.size();
+          co_return Response::json(200, {{"items", items}, {"next_cursor", cursor_json(page.next_cursor)}});
+        }));
+}
+
+}  // namespace
 
 }  // namespace m365vault::api

@@ -23,6 +23,7 @@ const ErrcInfo& info(Errc c) noexcept {
   static const ErrcInfo kStorageDenied{503, "storage_access_denied", "Object store refused access"};
   static const ErrcInfo kCorrupt{500, "data_corrupt", "Stored data is corrupt"};
   static const ErrcInfo kWrongKey{401, "wrong_repository_key", "Wrong repository passphrase or key"};
+  static const ErrcInfo kRange{416, "range_not_satisfiable", "Range not satisfiable"};
   switch (c) {
     case Errc::internal: return kInternal;
     case Errc::bad_request: return kBadRequest;
@@ -44,6 +45,7 @@ const ErrcInfo& info(Errc c) noexcept {
     case Errc::storage_denied: return kStorageDenied;
     case Errc::data_corrupt: return kCorrupt;
     case Errc::wrong_key: return kWrongKey;
+    case Errc::range_not_satisfiable: return kRange;
   }
   return kInternal;
 }

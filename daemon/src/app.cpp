@@ -10,6 +10,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -22,7 +25,10 @@
 #include <map>
 #include <thread>
 
+#include "content_reader.hpp"
+#include "demo_emulator.hpp"
 #include "m365vault/api/auth.hpp"
+#include "m365vault/backup/backup.hpp"
 #include "m365vault/api/health.hpp"
 #include "m365vault/api/v1.hpp"
 #include "m365vault/core/error.hpp"
@@ -37,6 +43,8 @@
 #include "m365vault/storage/embedded_pg.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "m365vault/storage/pg.hpp"
+#include "m365vault/storage/catalog.hpp"
+#include "m365vault/scheduler/progress.hpp"
 
 namespace m365vault::daemon {
 
@@ -165,6 +173,76 @@ int run_migrate(const Config& cfg) {
   return 0;
 }
 
+namespace {
+
+// Registers (or points at this start's emulator URL) the demo tenant, makes sure
+// the hourly "demo backup" job exists, and queues a run of it now. Returns the run id.
+std::string start_demo_backup(storage::Database& db, storage::SecretSealer& sealer, const DemoTenant& t) {
+  auto f = [&](storage::PgConnection& c) {
+    storage::Catalog cat;
+    storage::TenantSpec spec;
+    spec.name = "demo";
+    spec.directory_id = t.tenant_id;
+    spec.client_id = t.client_id;
+    spec.graph_url = t.graph_url;
+    spec.login_url = t.graph_url;
+    spec.ca_file = t.ca_file;
+    std::string tenant_id;
+    if (auto existing = cat.get_tenant(c, "demo")) {
+      tenant_id = existing->id;
+      cat.update_tenant(c, tenant_id, spec, std::nullopt);  // the emulator listens on a new port each start
+    } else {
+      tenant_id = storage::Catalog::new_tenant_id();
+      auto ctx = storage::Catalog::secret_context(tenant_id);
+      cat.create_tenant(c, tenant_id, spec, {ctx, sealer.seal(ctx, t.client_secret)});
+    }
+    scheduler::Queue q;
+    auto job = q.get_job(c, "demo backup");
+    if (!job) {
+      scheduler::JobSpec js;
+      js.name = "demo backup";
+      js.kind = "backup";
+      js.tenant_id = tenant_id;
+      js.schedule = "0 * * * *";
+      job = q.create_job(c, js, std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+    }
+    return q.enqueue(c, job->id);
+  };
+  return db.with_connection<std::string>(f);
+}
+
+// Prints the demo run's progress now and then, and what it did when it ends.
+asio::awaitable<void> follow_demo_run(storage::Database& db, std::string run_id, std::string data_dir,
+                                      std::atomic<bool>& stopping) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  std::string last_state;
+  auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  while (!stopping) {
+    auto get = [&](storage::PgConnection& c) { return scheduler::Queue{}.get_run(c, run_id); };
+    auto r = co_await db.run(get);
+    if (!r) co_return;
+    const std::string state(scheduler::to_string(r->state));
+    const bool ended = r->state != scheduler::RunState::queued && r->state != scheduler::RunState::running;
+    if (ended || state != last_state || std::chrono::steady_clock::now() - last_print > std::chrono::seconds(10)) {
+      std::cout << "backup: " << scheduler::render_progress(state, r->progress, false) << std::endl;
+      last_print = std::chrono::steady_clock::now();
+      last_state = state;
+    }
+    if (ended) {
+      if (r->error) std::cout << "backup: " << *r->error << std::endl;
+      std::cout << "backup: restore points are listed by\n         M365VAULT_DATA_DIR=" << data_dir
+                << " m365vaultd snapshot list --tenant demo\n"
+                << "         and the encrypted repository is in " << data_dir << "/repo" << std::endl;
+      co_return;
+    }
+    t.expires_after(std::chrono::seconds(2));
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+}  // namespace
+
 int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   Logging logging(cfg.log.format, cfg.log.level);
   auto log = logging.get("daemon");
@@ -222,7 +300,20 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   api::add_health_routes(router, health);
   scheduler::Queue queue;
   queue.set_notifications(!cfg.notify.webhook_url.empty());
-  api::add_v1_routes(router, {&db, queue, logging.get("api")});
+  api::ApiOptions api_opts{&db, queue, logging.get("api")};
+  // The repository seals tenant credentials and serves item content; without one
+  // (a serve not yet given a repository) both answer 503 rather than store a
+  // credential in clear.
+  std::unique_ptr<storage::RepositorySealer> sealer;
+  std::unique_ptr<RepositoryContentReader> content;
+  if (repository.repo) {
+    sealer = std::make_unique<storage::RepositorySealer>(*repository.repo);
+    content = std::make_unique<RepositoryContentReader>(*repository.repo);
+  }
+  api_opts.sealer = sealer.get();
+  api_opts.content = content.get();
+  api_opts.auth_failures_per_minute = static_cast<int>(cfg.server.auth_failures_per_minute);
+  api::add_v1_routes(router, api_opts);
 
   net::ServerOptions so;
   so.host = cfg.server.host;
@@ -239,10 +330,21 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   server.start();
 
   // This daemon's scheduler worker: fires due schedules and executes the run
-  // kinds it knows. Job kinds (backup, restore, export...) register here as
-  // they are built; with none, it fires schedules and leaves runs queued for a
-  // daemon that can execute them.
+  // kinds it knows. Without a repository it executes nothing and leaves runs
+  // queued for a daemon that can.
   std::map<std::string, std::shared_ptr<scheduler::JobKind>> kinds;
+  if (repository.repo)
+    kinds["backup"] = std::make_shared<backup::BackupKind>(backup::BackupServices{
+        ioc.get_executor(), db, *repository.repo, *sealer, logging.get("backup"), backup::BackupOptions{}});
+
+  // The demo's Microsoft 365: the emulator with a generated tenant, registered
+  // here, and a first backup queued (then every hour).
+  std::unique_ptr<DemoEmulator> emulator;
+  std::string demo_run;
+  if (mode == ServeMode::demo) {
+    emulator = std::make_unique<DemoEmulator>(cfg.storage.data_dir + "/emulator");
+    demo_run = start_demo_backup(db, *sealer, emulator->tenant());
+  }
   scheduler::Worker worker(ioc.get_executor(), db, queue, kinds, scheduler::WorkerOptions{}, instance_id,
                            logging.get("scheduler"));
   worker.start();
@@ -265,6 +367,12 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
               << "  metrics:   " << url << "/metrics\n"
               << "  data:      " << cfg.storage.data_dir << " (PostgreSQL in pg/, repository "
               << cfg.repository_url() << ")\n"
+              << "  tenant:    'demo' on the Graph emulator at " << emulator->tenant().graph_url << " (log "
+              << emulator->log_file() << ")\n"
+              << "  backup:    run " << demo_run << " queued; follow it here, or with\n"
+              << "             M365VAULT_DATA_DIR=" << cfg.storage.data_dir << " m365vaultd job show 'demo backup'\n"
+              << "  API token: M365VAULT_DATA_DIR=" << cfg.storage.data_dir
+              << " m365vaultd token create --role admin --name me\n"
               << "  stop with Ctrl-C\n"
               << std::endl;
   }
@@ -275,6 +383,8 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   asio::steady_timer heartbeat(control);
   asio::steady_timer watchdog(control);
   std::atomic<bool> stopping = false;
+  if (!demo_run.empty())
+    asio::co_spawn(control, follow_demo_run(db, demo_run, cfg.storage.data_dir, stopping), [](std::exception_ptr) {});
 
   // WATCHDOG=1 at half the interval systemd asked for, from the event loop, so a
   // stuck loop stops the pings and systemd restarts us.

@@ -165,6 +165,8 @@ const std::vector<KeySpec>& keys() {
       {"server.idle_timeout_s", Kind::integer, int_in(&Config::server, &S::idle_timeout_s, 1, 3600)},
       {"server.shutdown_grace_s", Kind::integer, int_in(&Config::server, &S::shutdown_grace_s, 0, 3600)},
       {"server.threads", Kind::integer, int_in(&Config::server, &S::threads, 1, 256)},
+      {"server.auth_failures_per_minute", Kind::integer,
+       int_in(&Config::server, &S::auth_failures_per_minute, 1, 1'000'000)},
       {"database.url", Kind::string, parse_db_url, "", true},
       {"database.pool_size", Kind::integer, int_in(&Config::database, &D::pool_size, 1, 256)},
       {"database.connect_timeout_s", Kind::integer, int_in(&Config::database, &D::connect_timeout_s, 1, 600)},

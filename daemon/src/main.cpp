@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest;  // the arguments after a command that takes some
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    if (command == "token" || command == "job" || command == "repo") {
+    if (command == "token" || command == "job" || command == "repo" || command == "tenant" ||
+        command == "snapshot" || command == "backup") {
       rest.push_back(a);
       continue;
     }
@@ -94,7 +95,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (command != "serve" && command != "demo" && command != "migrate" && command != "token" &&
-      command != "job" && command != "repo") {
+      command != "job" && command != "repo" && command != "tenant" && command != "snapshot" &&
+      command != "backup") {
     std::cerr << "m365vaultd: unknown command '" << command << "'\n" << kUsage;
     return kExitUsage;
   }
@@ -122,6 +124,9 @@ int main(int argc, char** argv) {
     if (command == "token") return run_token(cfg, rest);
     if (command == "job") return run_job(cfg, rest);
     if (command == "repo") return run_repo(cfg, rest);
+    if (command == "tenant") return run_tenant(cfg, rest);
+    if (command == "snapshot") return run_snapshot(cfg, rest);
+    if (command == "backup") return run_backup_command(cfg, rest);
     return run_serve(cfg, source, command == "demo" ? ServeMode::demo : ServeMode::serve);
   } catch (const Error& e) {
     std::cerr << "m365vaultd: " << e.what() << "\n";

@@ -9,6 +9,7 @@
 #include "m365vault/storage/pg.hpp"
 #include "m365vault/storage/pg_index.hpp"
 #include "m365vault/storage/repository.hpp"
+#include "m365vault/storage/sealer.hpp"
 
 namespace m365vault::daemon {
 

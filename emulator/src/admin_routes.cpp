@@ -272,6 +272,10 @@ void EmulatorImpl::register_admin() {
         th.count = 0;
       }
     }
+    {
+      std::lock_guard lk(rumu);
+      ru.clear();
+    }
     return admin_json(200, f.to_json());
   });
   admin("GET", "/_emulator/stats", [this](net::Request&) {
@@ -303,8 +307,10 @@ void EmulatorImpl::register_admin() {
     if (!t) throw Error(Errc::not_found, "no tenant '" + req.params["tid"] + "'");
     auto owner = req.query_param("owner").value_or("");
     auto category = req.query_param("category").value_or("");
-    if (!category.empty() && category != "mail" && category != "contacts" && category != "calendar")
-      throw Error(Errc::bad_request, "unknown category '" + category + "' (use mail, contacts or calendar)");
+    if (!category.empty() && category != "mail" && category != "contacts" && category != "calendar" &&
+        category != "files" && category != "lists" && category != "teams")
+      throw Error(Errc::bad_request,
+                  "unknown category '" + category + "' (use mail, contacts, calendar, files, lists or teams)");
     struct Row {
       std::uint32_t user, index;
       Msg m;
@@ -377,6 +383,98 @@ void EmulatorImpl::register_admin() {
                          {"name", content.value(cat == "contacts" ? "displayName" : "subject", "")},
                          {"size", canon.size()},
                          {"sha256", to_hex(sha256(canon))}});
+      }
+    }
+    // Files: sha256 and quickXorHash of the bytes the download URL serves.
+    if (category.empty() || category == "files") {
+      struct FileRow {
+        std::string owner, drive, id, path, name;
+        Blob blob;
+      };
+      std::vector<FileRow> frows;
+      {
+        std::lock_guard lk(t->mu);
+        std::vector<std::pair<std::uint32_t, std::string>> keys;
+        for (std::uint32_t u = 0; u < t->users.size(); ++u) {
+          if (t->users[u].removed != Removed::none || !has_mailbox(t->spec, u)) continue;
+          if (!owner.empty() && owner != t->users[u].id && owner != user_person(*t, u).address) continue;
+          keys.emplace_back(user_drive_key(u), t->users[u].id);
+        }
+        for (std::uint32_t s = 0; s < site_count(t->spec); ++s) {
+          auto sid = site_id(*t, s);
+          if (!owner.empty() && owner != sid) continue;
+          for (std::uint32_t l = 0; l < site_libraries(s); ++l) keys.emplace_back(site_drive_key(s, l), sid);
+        }
+        for (auto& [key, who] : keys) {
+          auto& d = drive(*t, key);
+          for (std::uint32_t i = 1; i < d.items.size(); ++i) {
+            const auto& e = d.items[i];
+            if (!e.alive || e.folder || e.package) continue;
+            auto p = drive_parent_path(d, i);
+            frows.push_back({who, drive_id(*t, key), drive_item_id(*t, key, i), p.empty() ? "/" : p, e.name, e.blob});
+          }
+        }
+      }
+      for (auto& r : frows) {
+        auto h = blob_hashes(r.blob);
+        items.push_back({{"owner", r.owner},
+                         {"category", "files"},
+                         {"drive_id", r.drive},
+                         {"id", r.id},
+                         {"container_path", r.path},
+                         {"name", r.name},
+                         {"size", r.blob.size},
+                         {"sha256", to_hex(h.sha256)},
+                         {"quickXorHash", base64(h.quick_xor)}});
+      }
+    }
+    // List items of each site's generic list: sha256 of the canonical JSON of `fields`.
+    if (category.empty() || category == "lists") {
+      std::lock_guard lk(t->mu);
+      for (std::uint32_t s = 0; s < site_count(t->spec); ++s) {
+        auto sid = site_id(*t, s);
+        if (!owner.empty() && owner != sid) continue;
+        auto& st = site_state(*t, s);
+        for (std::uint32_t i = 0; i < st.items.size(); ++i) {
+          if (!st.items[i].alive) continue;
+          auto fields = list_item_fields(*t, s, i, st.items[i]);
+          auto canon = canonical_json(fields);
+          items.push_back({{"owner", sid},
+                           {"category", "lists"},
+                           {"list_id", guid_from(mix(t->spec.seed, 0x6c69737402ULL), s)},
+                           {"id", std::to_string(i + 1)},
+                           {"container_path", "/Issue tracker"},
+                           {"name", fields["Title"]},
+                           {"size", canon.size()},
+                           {"sha256", to_hex(sha256(canon))}});
+        }
+      }
+    }
+    // Channel messages (posts and replies): sha256 of the canonical JSON of the message.
+    if (category.empty() || category == "teams") {
+      std::lock_guard lk(t->mu);
+      for (std::uint32_t g = 0; g < t->groups.size(); ++g) {
+        if (!is_team(*t, g)) continue;
+        if (!owner.empty() && owner != t->groups[g].id) continue;
+        auto& ts = team_state(*t, g);
+        for (std::uint32_t k = 0; k < ts.channels.size(); ++k) {
+          auto& ch = ts.channels[k];
+          for (std::uint32_t p = 0; p < ch.posts.size(); ++p) {
+            if (ch.posts[p].deleted) continue;
+            for (std::int32_t rep = -1; rep < static_cast<std::int32_t>(reply_count(*t, g, k, p)); ++rep) {
+              auto m = channel_message_json(*t, base_url, g, k, p, rep, ch.posts[p]);
+              auto canon = canonical_json(m);
+              items.push_back({{"owner", t->groups[g].id},
+                               {"category", "teams"},
+                               {"channel_id", channel_id(*t, g, k)},
+                               {"id", m["id"]},
+                               {"reply_to", m["replyToId"]},
+                               {"name", m["subject"].is_string() ? m["subject"] : json("")},
+                               {"size", canon.size()},
+                               {"sha256", to_hex(sha256(canon))}});
+            }
+          }
+        }
       }
     }
     return admin_json(200, json{{"items", items}});

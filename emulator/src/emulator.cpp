@@ -89,7 +89,12 @@ json Faults::to_json() const {
           {"clock_offset_s", clock_offset_s},
           {"delta_empty_page_rate", delta_empty_page_rate},
           {"delta_repeat_rate", delta_repeat_rate},
-          {"delta_reset_rate", delta_reset_rate}};
+          {"delta_reset_rate", delta_reset_rate},
+          {"download_url_lifetime_s", download_url_lifetime_s},
+          {"download_ignore_range", download_ignore_range},
+          {"drive_resync_rate", drive_resync_rate},
+          {"drive_resync_code", drive_resync_code},
+          {"sharepoint_ru_per_minute", sharepoint_ru_per_minute}};
 }
 
 double chance() {
@@ -103,7 +108,9 @@ Faults Faults::from_json(const json& j) {
   static const std::set<std::string> known = {"latency_ms",       "mailbox_concurrency", "mailbox_requests_per_window",
                                               "window_seconds",   "retry_after",         "error_rate",
                                               "token_lifetime_s", "generations_kept",    "clock_offset_s",
-                                              "delta_empty_page_rate", "delta_repeat_rate", "delta_reset_rate"};
+                                              "delta_empty_page_rate", "delta_repeat_rate", "delta_reset_rate",
+                                              "download_url_lifetime_s", "download_ignore_range", "drive_resync_rate",
+                                              "drive_resync_code", "sharepoint_ru_per_minute"};
   for (auto& [k, v] : j.items())
     if (!known.count(k)) throw Error(Errc::bad_request, "unknown fault key '" + k + "'");
   try {
@@ -119,24 +126,33 @@ Faults Faults::from_json(const json& j) {
     f.delta_empty_page_rate = j.value("delta_empty_page_rate", f.delta_empty_page_rate);
     f.delta_repeat_rate = j.value("delta_repeat_rate", f.delta_repeat_rate);
     f.delta_reset_rate = j.value("delta_reset_rate", f.delta_reset_rate);
+    f.download_url_lifetime_s = j.value("download_url_lifetime_s", f.download_url_lifetime_s);
+    f.download_ignore_range = j.value("download_ignore_range", f.download_ignore_range);
+    f.drive_resync_rate = j.value("drive_resync_rate", f.drive_resync_rate);
+    f.drive_resync_code = j.value("drive_resync_code", f.drive_resync_code);
+    f.sharepoint_ru_per_minute = j.value("sharepoint_ru_per_minute", f.sharepoint_ru_per_minute);
   } catch (const json::exception& e) {
     throw Error(Errc::bad_request, std::string("faults: ") + e.what());
   }
   static const std::set<std::string> kinds = {"500",   "503",       "503_empty",         "504",
                                               "429",   "429_bare",  "reset",             "truncated",
-                                              "attachment_cannot_open", "attachment_corrupt"};
+                                              "attachment_cannot_open", "attachment_corrupt", "cannot_snapshot_tree"};
   for (auto& [k, v] : f.error_rate)
     if (!kinds.count(k) || v < 0 || v > 1)
       throw Error(Errc::bad_request, "error_rate key '" + k + "' unknown or rate outside [0,1] (keys: 500, 503, "
                                      "503_empty, 504, 429, 429_bare, reset, truncated, attachment_cannot_open, "
-                                     "attachment_corrupt)");
+                                     "attachment_corrupt, cannot_snapshot_tree)");
   if (f.retry_after != "integer" && f.retry_after != "fractional" && f.retry_after != "http-date")
     throw Error(Errc::bad_request, "retry_after must be 'integer', 'fractional' or 'http-date'");
   if (f.mailbox_concurrency < 1 || f.mailbox_requests_per_window < 1 || f.window_seconds <= 0 ||
       f.generations_kept < 1 || f.token_lifetime_s < 1 || f.latency_ms < 0 || f.delta_empty_page_rate < 0 ||
       f.delta_empty_page_rate > 1 || f.delta_repeat_rate < 0 || f.delta_repeat_rate > 1 || f.delta_reset_rate < 0 ||
-      f.delta_reset_rate > 1)
+      f.delta_reset_rate > 1 || f.download_url_lifetime_s < 1 || f.drive_resync_rate < 0 || f.drive_resync_rate > 1 ||
+      f.sharepoint_ru_per_minute < 0)
     throw Error(Errc::bad_request, "faults: limits must be positive");
+  if (f.drive_resync_code != "resyncChangesApplyDifferences" && f.drive_resync_code != "resyncChangesUploadDifferences")
+    throw Error(Errc::bad_request,
+                "drive_resync_code must be 'resyncChangesApplyDifferences' or 'resyncChangesUploadDifferences'");
   return f;
 }
 
@@ -387,6 +403,7 @@ asio::awaitable<net::Response> EmulatorImpl::run_graph(net::Request& req, const 
     const bool attachment_route = req.route.find("/attachments") != std::string::npos;
     for (auto& [k, p] : faults_now.error_rate) {
       if (k.rfind("attachment_", 0) == 0 && !attachment_route) continue;
+      if (k == "cannot_snapshot_tree" && req.route.find("/root/delta") == std::string::npos) continue;
       if (x < p) {
         injected = k;
         break;
@@ -416,6 +433,14 @@ asio::awaitable<net::Response> EmulatorImpl::run_graph(net::Request& req, const 
     co_return graph_error(req, 500, "ErrorCannotOpenFileAttachment", "OLE conversion failed.");
   if (injected == "attachment_corrupt")
     co_return graph_error(req, 500, "ErrorCorruptData", "Data is corrupt.");
+  if (injected == "cannot_snapshot_tree") {
+    auto r = graph_error(req, 503, "serviceNotAvailable", "Failed to get a consistent delta snapshot. Try again later.");
+    auto j = json::parse(r.body);
+    j["error"]["innerError"]["code"] = "cannotSnapshotTree";
+    r.body = j.dump();
+    r.headers.set("Retry-After", retry_after_value(2));
+    co_return r;
+  }
   net::Response res;
   try {
     res = fn(ctx);
@@ -539,6 +564,8 @@ Emulator::Emulator(EmulatorOptions opts, std::shared_ptr<spdlog::logger> log) : 
   impl_->register_graph();
   impl_->register_pim();
   impl_->register_writes();
+  impl_->register_drive();
+  impl_->register_teams();
   if (!opts.state_dir.empty()) impl_->replay();
 }
 

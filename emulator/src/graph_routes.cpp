@@ -12,8 +12,6 @@
 
 namespace m365vault::emulator {
 
-namespace {
-
 std::vector<std::string> split_csv(const std::string& s) {
   std::vector<std::string> out;
   std::size_t i = 0;
@@ -28,6 +26,9 @@ std::vector<std::string> split_csv(const std::string& s) {
   }
   return out;
 }
+
+namespace {
+
 
 std::string url_encode(std::string_view s) {
   static const char* hex = "0123456789ABCDEF";

@@ -32,6 +32,12 @@ struct Faults {
   double delta_empty_page_rate = 0;  // an Outlook delta page comes back empty with a nextLink
   double delta_repeat_rate = 0;      // the last item of a page is sent again on the next page
   double delta_reset_rate = 0;       // a tokened delta call gets 410 + Location (start over)
+  // Files and sites (docs/emulator.md).
+  int download_url_lifetime_s = 3600;
+  bool download_ignore_range = false;  // answer Range with 200 and the whole body
+  double drive_resync_rate = 0;        // a tokened drive delta gets 410 resyncRequired
+  std::string drive_resync_code = "resyncChangesApplyDifferences";
+  long sharepoint_ru_per_minute = 0;  // 0: by tenant size (contract 9)
   json to_json() const;
   static Faults from_json(const json& j);  // throws Error(bad_request)
 };
@@ -82,6 +88,13 @@ struct EmulatorImpl {
   std::mutex tmu;
   std::map<std::string, Throttle> throttles;
 
+  struct RuWindow {
+    double start = 0;
+    long used = 0;
+  };
+  std::mutex rumu;
+  std::map<std::string, RuWindow> ru;  // SharePoint/OneDrive resource units per app per tenant
+
   net::Router router;
 
   Faults current_faults() const {
@@ -115,6 +128,11 @@ struct EmulatorImpl {
   void register_graph();
   void register_pim();
   void register_writes();
+  void register_drive();
+  void register_teams();
+  // A SharePoint/OneDrive route: resource units charged per app per tenant (contract 9).
+  // `cost` 0 means "1 with a delta token, 2 without".
+  void add_sp(const std::string& method, const std::string& tmpl, const std::string& permission, int cost, GraphFn fn);
 
   // Renderers shared by the read and write routes (set by register_graph/register_pim).
   std::function<json(GraphCtx&, const Tenant&, std::uint32_t, std::uint32_t, const Msg&, const MessageContent&)> message_json_fn;
@@ -148,6 +166,8 @@ struct EmulatorImpl {
 
 std::string normalize_route(const std::string& method, const std::string& tmpl);
 std::string new_guid();
+// "a, b,c" → {"a","b","c"} (empty parts dropped).
+std::vector<std::string> split_csv(const std::string& s);
 // A uniform draw in [0, 1) (thread-local generator).
 double chance();
 

@@ -83,6 +83,14 @@ json TenantSpec::to_json() const {
           {"events_per_user", events_per_user},
           {"unlicensed_users", unlicensed_users},
           {"max_attachment_bytes", max_attachment_bytes},
+          {"drive_files_per_user", drive_files_per_user},
+          {"drive_bytes_per_user", drive_bytes_per_user},
+          {"drive_type", drive_type},
+          {"sites", sites},
+          {"files_per_site", files_per_site},
+          {"teams", teams},
+          {"channels_per_team", channels_per_team},
+          {"messages_per_channel", messages_per_channel},
           {"permissions", permissions},
           {"certificates", certificates}};
 }
@@ -106,8 +114,9 @@ std::string req_str(const json& j, const char* key) {
   return j[key].get<std::string>();
 }
 
-const std::vector<std::string> kAllPermissions = {"User.Read.All", "Group.Read.All", "Mail.ReadWrite",
-                                                  "Contacts.ReadWrite", "Calendars.ReadWrite"};
+const std::vector<std::string> kAllPermissions = {"User.Read.All",       "Group.Read.All",      "Mail.ReadWrite",
+                                                  "Contacts.ReadWrite",  "Calendars.ReadWrite", "Files.ReadWrite.All",
+                                                  "Sites.ReadWrite.All", "ChannelMessage.Read.All", "Chat.Read.All"};
 }  // namespace
 
 TenantSpec TenantSpec::from_json(const json& j) {
@@ -127,6 +136,15 @@ TenantSpec TenantSpec::from_json(const json& j) {
   opt_int(j, "events_per_user", s.events_per_user, 0, 1000000);
   opt_int(j, "unlicensed_users", s.unlicensed_users, 0, s.users);
   opt_int(j, "max_attachment_bytes", s.max_attachment_bytes, 1024, 150ll << 20);
+  opt_int(j, "drive_files_per_user", s.drive_files_per_user, 0, 10000000);
+  opt_int(j, "drive_bytes_per_user", s.drive_bytes_per_user, 0, 1ll << 50);
+  opt_int(j, "sites", s.sites, 0, 100000);
+  opt_int(j, "files_per_site", s.files_per_site, 0, 10000000);
+  opt_int(j, "teams", s.teams, 0, 100000);
+  opt_int(j, "channels_per_team", s.channels_per_team, 1, 200);
+  opt_int(j, "messages_per_channel", s.messages_per_channel, 0, 1000000);
+  s.drive_type = j.value("drive_type", s.drive_type);
+  if (s.drive_type != "business" && s.drive_type != "personal") bad("field 'drive_type' must be 'business' or 'personal'");
   s.domain = j.value("domain", std::string());
   if (s.domain.empty()) {
     std::string label = "tenant" + std::to_string(hash_str(s.tenant_id) % 100000);
@@ -208,6 +226,10 @@ json group_json(const Tenant& t, std::uint32_t i) {
   std::string nick = "group" + std::to_string(i + 1);
   bool unified = r.below(3) != 0;
   bool team = unified && r.below(2);
+  if (t.spec.teams > 0) {  // the first `teams` groups are Microsoft 365 groups with a team
+    team = static_cast<int>(i) < t.spec.teams;
+    unified = unified || team;
+  }
   return {{"classification", nullptr},
           {"createdDateTime", iso_time(kBaseEpoch - 86400 * 400 + static_cast<std::int64_t>(i) * 3600)},
           {"description", g.version ? "Updated description " + std::to_string(g.version) : "Group for " + name},
@@ -236,7 +258,7 @@ std::unique_ptr<Tenant> make_tenant(const TenantSpec& spec) {
     u.id = guid_from(mix(spec.seed, 0x75736572), static_cast<std::uint64_t>(i));
     t->users.push_back(std::move(u));
   }
-  int ngroups = spec.users / 4 + 1;
+  int ngroups = std::max(spec.users / 4 + 1, spec.teams);
   for (int i = 0; i < ngroups; ++i) {
     DirGroup g;
     g.id = guid_from(mix(spec.seed, 0x67726f7570), static_cast<std::uint64_t>(i));
@@ -519,7 +541,6 @@ MessageContent message_content(const Tenant& t, std::uint32_t user, std::uint32_
 
 // --- ids ------------------------------------------------------------------------
 
-namespace {
 void put32(std::string& s, std::uint32_t v) {
   for (int i = 3; i >= 0; --i) s += static_cast<char>((v >> (i * 8)) & 0xff);
 }
@@ -528,7 +549,6 @@ std::uint32_t get32(std::string_view s, std::size_t at) {
   for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
   return v;
 }
-}  // namespace
 
 std::string outlook_id(const Tenant& t, OutlookKey k) {
   std::string b;
@@ -582,11 +602,13 @@ json apply_activity(Tenant& t, const json& req) {
   if (!req.is_object()) bad("body must be a JSON object");
   std::uint64_t seed = req.value("seed", static_cast<std::uint64_t>(1));
   int creates = req.value("creates", 0), updates = req.value("updates", 0), deletes = req.value("deletes", 0),
-      moves = req.value("moves", 0);
-  if (creates < 0 || updates < 0 || deletes < 0 || moves < 0) bad("counts must not be negative");
+      moves = req.value("moves", 0), renames = req.value("renames", 0);
+  if (creates < 0 || updates < 0 || deletes < 0 || moves < 0 || renames < 0) bad("counts must not be negative");
   std::vector<std::string> cats = {"mail"};
   if (req.contains("categories")) cats = req["categories"].get<std::vector<std::string>>();
-  json out = {{"created", json::array()}, {"updated", json::array()}, {"deleted", json::array()}, {"moved", json::array()}};
+  else if (req.contains("mass_rewrite")) cats.clear();
+  json out = {{"created", json::array()}, {"updated", json::array()}, {"deleted", json::array()}, {"moved", json::array()},
+              {"renamed", json::array()}};
   Rng r(mix(seed, t.spec.seed));
   for (auto& cat : cats) {
     if (cat == "mail") {
@@ -708,10 +730,17 @@ json apply_activity(Tenant& t, const json& req) {
       }
     } else if (cat == "contacts" || cat == "calendar") {
       apply_pim_activity(t, cat, r, creates, updates, deletes, out);
+    } else if (cat == "files") {
+      apply_drive_activity(t, r, creates, updates, deletes, moves, renames, out);
+    } else if (cat == "lists") {
+      apply_list_activity(t, r, creates, updates, deletes, out);
+    } else if (cat == "teams") {
+      apply_teams_activity(t, r, creates, updates, deletes, out);
     } else {
-      bad("unknown category '" + cat + "' (use mail, contacts, calendar or directory)");
+      bad("unknown category '" + cat + "' (use mail, contacts, calendar, directory, files, lists or teams)");
     }
   }
+  if (req.contains("mass_rewrite")) apply_mass_rewrite(t, req["mass_rewrite"], out);
   return out;
 }
 

@@ -161,3 +161,125 @@ TEST_CASE("fidelity: contacts, contact folders, calendars and events match schem
   auto r = emu.graph("/v1.0/users/" + u + "/calendarView/delta?startDateTime=2025-06-01T00:00:00Z&endDateTime=2026-06-01T00:00:00Z", tok);
   REQUIRE(r.header("preference-applied").find("odata.track-changes") != std::string::npos);
 }
+
+TEST_CASE("fidelity: drives, driveItems, sites, lists and list items match schemas and fixtures", "[graph]") {
+  EmulatorProcess emu;
+  auto t = make_tenant(emu, 53, 2, 1, {{"drive_files_per_user", 10}, {"sites", 2}, {"files_per_site", 4}});
+  auto tok = emu.token(t.tenant, t.client, t.secret);
+  const std::string u = emu.graph_json("/v1.0/users", tok)["value"][0]["id"];
+  auto drive = emu.graph_json("/v1.0/users/" + u + "/drive", tok);
+  check_against_schema(drive, "drive");
+  const std::string did = drive["id"];
+  // The root as ODB returns it.
+  auto root = emu.graph_json("/v1.0/drives/" + did + "/root", tok);
+  check_against_schema(root, "driveItem");
+  auto root_fixture = load_fixture("drive/driveitem-get-root-odb.json");
+  for (auto& [k, v] : root_fixture.items()) {
+    INFO(k);
+    REQUIRE(root.contains(k));
+    REQUIRE(root[k].type() == v.type());
+  }
+  REQUIRE(root["eTag"].get<std::string>().rfind("\"{", 0) == 0);  // quoted GUID forms on ODB
+  REQUIRE(root["cTag"].get<std::string>().rfind("\"c:{", 0) == 0);
+  auto delta = walk_delta(emu, "/v1.0/drives/" + did + "/root/delta", tok);
+  auto page = emu.graph_json("/v1.0/drives/" + did + "/root/delta", tok);
+  REQUIRE(page["@odata.context"].get<std::string>().find("$metadata#Collection(driveItem)") != std::string::npos);
+  auto delta_fixture_item = load_fixture("drive/driveitem-delta-page1.json")["value"][1];
+  for (auto& it : delta.items) {
+    check_against_schema(it, "driveItem");
+    for (auto& [k, v] : delta_fixture_item.items())
+      if (k != "file") REQUIRE(it.contains(k));  // id, name; the facet differs per item
+  }
+  auto children = emu.graph_json("/v1.0/drives/" + did + "/root/children", tok)["value"];
+  for (auto& c : children) check_against_schema(c, "driveItem");
+  // Deleted items and later pages.
+  emu.admin("POST", "/_emulator/tenants/" + t.tenant + "/activity",
+            {{"seed", 9}, {"categories", {"files"}}, {"deletes", 4}, {"updates", 2}});
+  for (auto& it : walk_delta(emu, delta.delta_link, tok).items) check_against_schema(it, "driveItem");
+  auto latest = emu.graph_json("/v1.0/drives/" + did + "/root/delta?token=latest", tok);
+  auto latest_fixture = load_fixture("drive/driveitem-delta-token-latest.json");
+  for (auto& [k, v] : latest_fixture.items()) REQUIRE(latest.contains(k));
+  // 410 resync: the fixture's body and header.
+  emu.admin("PUT", "/_emulator/faults", {{"drive_resync_rate", 1.0}});
+  auto gone = emu.graph(delta.delta_link, tok);
+  REQUIRE(gone.status == 410);
+  auto fixture_410 = load_fixture("errors/drive-410-resyncrequired.json");
+  auto body_410 = json::parse(gone.body);
+  REQUIRE(body_410["error"]["code"] == fixture_410["error"]["code"]);
+  REQUIRE(body_410["error"]["message"] == fixture_410["error"]["message"]);
+  for (auto& [k, v] : fixture_410["error"]["innerError"].items()) REQUIRE(body_410["error"]["innerError"].contains(k));
+  REQUIRE(!gone.header("location").empty());
+  emu.admin("PUT", "/_emulator/faults", json::object());
+  auto malformed = json::parse(emu.graph("/v1.0/drives/" + did + "/root/delta?token=x", tok).body);
+  REQUIRE(malformed == load_fixture("errors/drive-400-malformed-sync-token.json"));
+  // Sites, libraries and lists.
+  auto sites = emu.graph_json("/v1.0/sites", tok)["value"];
+  auto site_fixture = load_fixture("sites/site-get.json");
+  auto all_fixture = load_fixture("sites/sites-list-all.json")["value"][1];
+  for (auto& s : sites) {
+    check_against_schema(s, "site");
+    auto one = emu.graph_json("/v1.0/sites/" + s["id"].get<std::string>(), tok);
+    for (auto& [k, v] : site_fixture.items()) REQUIRE(one.contains(k));
+    if (s.contains("root"))
+      for (auto& [k, v] : all_fixture.items()) REQUIRE(s.contains(k));
+  }
+  const std::string sid = sites[1]["id"];
+  auto libs = emu.graph_json("/v1.0/sites/" + sid + "/drives", tok)["value"];
+  auto lib_fixture = load_fixture("drive/site-drives-list.json")["value"][0];
+  for (auto& d : libs) {
+    check_against_schema(d, "drive");
+    for (auto& [k, v] : lib_fixture.items()) REQUIRE(d.contains(k));
+  }
+  auto lists = emu.graph_json("/v1.0/sites/" + sid + "/lists", tok)["value"];
+  auto list_fixture = load_fixture("sites/site-lists.json")["value"][1];
+  for (auto& l : lists) {
+    check_against_schema(l, "list");
+    for (auto& [k, v] : list_fixture.items()) REQUIRE(l.contains(k));
+    if (l["list"]["template"] != "genericList") continue;
+    auto items = emu.graph_json("/v1.0/sites/" + sid + "/lists/" + l["id"].get<std::string>() + "/items?expand=fields", tok);
+    for (auto& i : items["value"]) {
+      json shape = i;
+      shape.erase("fields");  // an expanded navigation property, not a structural one
+      check_against_schema(shape, "listItem");
+      REQUIRE(i["fields"].is_object());
+    }
+  }
+  // SharePoint 429 headers as in the recorded response.
+  emu.admin("PUT", "/_emulator/faults", {{"sharepoint_ru_per_minute", 3}});
+  HttpResult r;
+  for (int i = 0; i < 5; ++i) r = emu.graph("/v1.0/sites", tok);
+  REQUIRE(r.status == 429);
+  for (auto h : {"retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}) REQUIRE(!r.header(h).empty());
+  emu.admin("PUT", "/_emulator/faults", json::object());
+}
+
+TEST_CASE("fidelity: teams, channels and channel messages match schemas and fixtures", "[graph]") {
+  EmulatorProcess emu;
+  auto t = make_tenant(emu, 54, 4, 1, {{"teams", 1}, {"messages_per_channel", 6}, {"sites", 0}});
+  auto tok = emu.token(t.tenant, t.client, t.secret);
+  const std::string team = emu.graph_json("/v1.0/groups", tok)["value"][0]["id"];
+  auto tj = emu.graph_json("/v1.0/teams/" + team, tok);
+  tj.erase("@odata.context");
+  check_against_schema(tj, "team");
+  auto channels = emu.graph_json("/v1.0/teams/" + team + "/channels", tok);
+  auto ch_fixture = load_fixture("teams/channels-list.json")["value"][0];
+  for (auto& c : channels["value"]) {
+    check_against_schema(c, "channel");
+    for (auto& [k, v] : ch_fixture.items()) REQUIRE(c.contains(k));
+  }
+  const std::string ch = channels["value"][0]["id"];
+  auto page = emu.graph_json("/v1.0/teams/" + team + "/channels/" + ch + "/messages/delta?$expand=replies", tok);
+  REQUIRE(page["@odata.context"].get<std::string>().find("$metadata#Collection(chatMessage)") != std::string::npos);
+  auto fixture = load_fixture("teams/channel-messages-delta-page1.json")["value"][0];
+  for (auto& m : page["value"]) {
+    json shape = m;
+    shape.erase("replies");
+    check_against_schema(shape, "chatMessage");
+    for (auto& [k, v] : fixture.items()) {
+      INFO(k);
+      REQUIRE(m.contains(k));
+      if (!v.is_null() && !m[k].is_null()) REQUIRE(m[k].type() == v.type());
+    }
+    for (auto& r : m["replies"]) check_against_schema(r, "chatMessage");
+  }
+}

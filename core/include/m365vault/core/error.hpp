@@ -30,6 +30,7 @@ enum class Errc {
   storage_denied,      // the object store refused our credentials or permissions: 503
   data_corrupt,        // stored data failed authentication or its id check: 500
   wrong_key,           // no key slot of the repository opens with the given passphrase/key: 401
+  range_not_satisfiable,  // a Range header outside the content: 416
 };
 
 struct ErrcInfo {

@@ -17,6 +17,13 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode);
 int run_token(const Config& cfg, const std::vector<std::string>& args);
 // `job add|list|show|rm|run`: backup jobs from the command line.
 int run_job(const Config& cfg, const std::vector<std::string>& args);
+// `tenant add|list`: Microsoft 365 tenants (credentials sealed, never in clear).
+int run_tenant(const Config& cfg, const std::vector<std::string>& args);
+// `snapshot list --tenant N`: restore points.
+int run_snapshot(const Config& cfg, const std::vector<std::string>& args);
+// `backup run --tenant N [--owner A,B] [--category mail,contacts,calendar]`:
+// queues a run and executes it in this process with the scheduler's worker code.
+int run_backup_command(const Config& cfg, const std::vector<std::string>& args);
 
 // Applies the database migrations and returns the exit status.
 int run_migrate(const Config& cfg);

@@ -29,6 +29,9 @@ struct Config {
     std::int64_t idle_timeout_s = 60;
     std::int64_t shutdown_grace_s = 20;
     std::int64_t threads = 2;
+    // Failed authentications one address may make per minute before its
+    // requests get 429 for the rest of that minute.
+    std::int64_t auth_failures_per_minute = 20;
   } server;
   struct Database {
     std::string url;  // empty: the embedded cluster under <data_dir>/pg

@@ -1,0 +1,422 @@
+// Microsoft Teams: teams (groups provisioned with a team), channels (standard, private,
+// shared), channel messages with replies and hosted contents (inline images), their
+// delta (top-level posts; edits and deletions as lastEditedDateTime/deletedDateTime).
+#include <algorithm>
+
+#include "internal.hpp"
+#include "m365vault/core/error.hpp"
+
+namespace m365vault::emulator {
+
+namespace {
+constexpr std::int64_t kTeamsEpochMs = (kBaseEpoch - 120 * 86400) * 1000LL;
+const std::vector<std::string> kChannelNames = {"General", "Projekt Nordlicht", "Équipe support", "営業", "Random 🎲",
+                                                "Releases"};
+const std::vector<std::string> kPosts = {"Can someone review the draft?", "Le déploiement est terminé ✅",
+                                         "Meeting moved to 3 pm", "新しいバージョンをリリースしました",
+                                         "Who has the keys to room 2.14?", "Bitte bis Freitag eintragen"};
+
+std::int64_t post_ms(std::uint32_t channel, std::uint32_t post) {
+  return kTeamsEpochMs + static_cast<std::int64_t>(post) * 3600000LL + channel * 1000LL;
+}
+std::string iso_ms(std::int64_t ms) {
+  auto s = iso_time(ms / 1000);
+  s.pop_back();
+  char b[8];
+  std::snprintf(b, sizeof b, ".%03dZ", static_cast<int>(ms % 1000));
+  return s + b;
+}
+Rng post_rng(const Tenant& t, std::uint32_t g, std::uint32_t c, std::uint32_t p) {
+  return Rng(mix(mix(mix(mix(t.spec.seed, 0x7465616d), g), c), p));
+}
+}  // namespace
+
+bool is_team(const Tenant& t, std::uint32_t group) {
+  return group < t.groups.size() && t.groups[group].removed == Removed::none &&
+         !group_json(t, group)["resourceProvisioningOptions"].empty();
+}
+
+TeamState& team_state(Tenant& t, std::uint32_t group) {
+  auto& slot = t.teams[group];
+  if (slot) return *slot;
+  slot = std::make_unique<TeamState>();
+  slot->channels.resize(static_cast<std::size_t>(t.spec.channels_per_team));
+  for (std::uint32_t c = 0; c < slot->channels.size(); ++c) {
+    auto& ch = slot->channels[c];
+    ch.posts.resize(static_cast<std::size_t>(t.spec.messages_per_channel));
+    for (std::uint32_t p = 0; p < ch.posts.size(); ++p) ch.posts[p].modified = post_ms(c, p);
+  }
+  return *slot;
+}
+
+std::string channel_id(const Tenant& t, std::uint32_t group, std::uint32_t channel) {
+  auto g = guid_from(mix(mix(t.spec.seed, 0x6368616e), group), channel);
+  g.erase(std::remove(g.begin(), g.end(), '-'), g.end());
+  return "19:" + g + "@thread.tacv2";
+}
+
+std::uint32_t reply_count(const Tenant& t, std::uint32_t group, std::uint32_t channel, std::uint32_t post) {
+  auto r = post_rng(t, group, channel, post);
+  r.next();
+  return static_cast<std::uint32_t>(r.below(4));
+}
+
+json channel_message_json(const Tenant& t, const std::string& base_url, std::uint32_t g, std::uint32_t c,
+                          std::uint32_t p, std::int32_t reply, const PostEntry& e) {
+  auto r = post_rng(t, g, c, p);
+  r.next();
+  r.next();
+  Rng rr(mix(r.next(), static_cast<std::uint64_t>(reply + 1)));
+  const std::int64_t created = post_ms(c, p) + (reply >= 0 ? (reply + 1) * 60000LL : 0);
+  const std::string id = std::to_string(created);
+  const std::string parent_id = std::to_string(post_ms(c, p));
+  const std::string team_id = t.groups[g].id, chan = channel_id(t, g, c);
+  auto u = static_cast<std::uint32_t>(rr.below(t.users.size()));
+  std::string text = rr.pick(kPosts);
+  const bool edited = reply < 0 && e.version > 0;
+  const bool deleted = reply < 0 && e.deleted;
+  if (edited) text += " (edited " + std::to_string(e.version) + ")";
+  std::string html = "<p>" + text + "</p>";
+  const bool image = rr.below(4) == 0;
+  if (image)
+    html += "<p><img src=\"" + base_url + "/v1.0/teams/" + team_id + "/channels/" + chan + "/messages/" + id +
+            "/hostedContents/" + base64("id=x_0-wus-d1-" + id, true, false) + "/$value\" width=\"250\" height=\"141\" alt=\"image\"></p>";
+  const std::int64_t modified = reply < 0 ? std::max(created, e.modified) : created;
+  json j = {{"id", id},
+            {"replyToId", reply >= 0 ? json(parent_id) : json(nullptr)},
+            {"etag", std::to_string(modified)},
+            {"messageType", "message"},
+            {"createdDateTime", iso_ms(created)},
+            {"lastModifiedDateTime", iso_ms(modified)},
+            {"lastEditedDateTime", edited ? json(iso_ms(modified)) : json(nullptr)},
+            {"deletedDateTime", deleted ? json(iso_ms(modified)) : json(nullptr)},
+            {"subject", reply < 0 && rr.below(3) == 0 ? json("Update " + std::to_string(p + 1)) : json(nullptr)},
+            {"summary", nullptr},
+            {"chatId", nullptr},
+            {"importance", "normal"},
+            {"locale", "en-us"},
+            {"webUrl", "https://teams.microsoft.com/l/message/" + chan + "/" + id + "?groupId=" + team_id +
+                           "&tenantId=" + t.spec.tenant_id + "&createdTime=" + id + "&parentMessageId=" + parent_id},
+            {"policyViolation", nullptr},
+            {"from", {{"application", nullptr}, {"device", nullptr},
+                      {"user", {{"id", t.users[u].id}, {"displayName", user_person(t, u).name}, {"userIdentityType", "aadUser"}}}}},
+            {"body", {{"contentType", "html"}, {"content", deleted ? std::string() : html}}},
+            {"channelIdentity", {{"teamId", team_id}, {"channelId", chan}}},
+            {"attachments", json::array()},
+            {"mentions", json::array()},
+            {"reactions", json::array()}};
+  if (deleted) j["from"] = nullptr;
+  return j;
+}
+
+void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, json& out) {
+  std::vector<std::uint32_t> teams;
+  for (std::uint32_t g = 0; g < t.groups.size(); ++g)
+    if (is_team(t, g)) teams.push_back(g);
+  if (teams.empty() || t.spec.channels_per_team < 1) return;
+  const std::int64_t now_ms = (kBaseEpoch + static_cast<std::int64_t>(r.below(86400))) * 1000;
+  auto rec = [&](const char* what, std::uint32_t g, std::uint32_t c, std::uint32_t p) {
+    out[what].push_back({{"category", "teams"}, {"owner", t.groups[g].id}, {"channel", channel_id(t, g, c)},
+                         {"id", std::to_string(post_ms(c, p))}});
+  };
+  auto pick = [&](std::uint32_t& g, std::uint32_t& c) -> ChannelState& {
+    g = teams[r.below(teams.size())];
+    auto& ts = team_state(t, g);
+    c = static_cast<std::uint32_t>(r.below(ts.channels.size()));
+    return ts.channels[c];
+  };
+  for (int k = 0; k < creates; ++k) {
+    std::uint32_t g, c;
+    auto& ch = pick(g, c);
+    PostEntry e;
+    e.seq = ++ch.seq;
+    e.modified = post_ms(c, static_cast<std::uint32_t>(ch.posts.size()));
+    ch.posts.push_back(e);
+    rec("created", g, c, static_cast<std::uint32_t>(ch.posts.size() - 1));
+  }
+  for (int k = 0; k < updates + deletes; ++k) {
+    std::uint32_t g, c;
+    auto& ch = pick(g, c);
+    std::vector<std::uint32_t> live;
+    for (std::uint32_t p = 0; p < ch.posts.size(); ++p)
+      if (!ch.posts[p].deleted) live.push_back(p);
+    if (live.empty()) continue;
+    auto p = live[r.below(live.size())];
+    auto& e = ch.posts[p];
+    e.seq = ++ch.seq;
+    e.modified = std::max(now_ms, post_ms(c, p) + 1000);
+    if (k < updates) ++e.version;
+    else e.deleted = true;
+    rec(k < updates ? "updated" : "deleted", g, c, p);
+  }
+}
+
+void EmulatorImpl::register_teams() {
+  auto team_of = [this](GraphCtx& c) -> std::variant<std::uint32_t, net::Response> {
+    auto& t = *c.tenant;
+    std::lock_guard lk(t.mu);
+    for (std::uint32_t g = 0; g < t.groups.size(); ++g)
+      if (strcasecmp(t.groups[g].id.c_str(), c.req.params["team"].c_str()) == 0 && is_team(t, g)) return g;
+    return graph_error(c.req, 404, "NotFound", "No team found with Group Id " + c.req.params["team"]);
+  };
+  auto channel_of = [this](GraphCtx& c, std::uint32_t g) -> std::optional<std::uint32_t> {
+    auto& t = *c.tenant;
+    for (std::uint32_t k = 0; k < static_cast<std::uint32_t>(t.spec.channels_per_team); ++k)
+      if (channel_id(t, g, k) == c.req.params["channel"]) return k;
+    (void)this;
+    return std::nullopt;
+  };
+  auto channel_json = [](const Tenant& t, std::uint32_t g, std::uint32_t k) {
+    static const char* kinds[] = {"standard", "private", "shared"};
+    const std::string id = channel_id(t, g, k);
+    return json{{"id", id},
+                {"createdDateTime", iso_time(kBaseEpoch - 300 * 86400 + k * 86400)},
+                {"displayName", kChannelNames[k % kChannelNames.size()] + (k >= kChannelNames.size() ? " " + std::to_string(k) : "")},
+                {"description", k == 0 ? json("General channel") : json("Channel " + std::to_string(k))},
+                {"email", ""},
+                {"isFavoriteByDefault", k == 0},
+                {"membershipType", k == 0 ? "standard" : kinds[k % 3]},
+                {"tenantId", t.spec.tenant_id},
+                {"webUrl", "https://teams.microsoft.com/l/channel/" + id + "/General?groupId=" + t.groups[g].id +
+                               "&tenantId=" + t.spec.tenant_id}};
+  };
+  const std::string perm = "ChannelMessage.Read.All";
+  add_graph("GET", "/teams/{team}", perm, false, [this, team_of](GraphCtx& c) {
+    auto r = team_of(c);
+    if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
+    auto g = std::get<std::uint32_t>(r);
+    json gj;
+    {
+      std::lock_guard lk(c.tenant->mu);
+      gj = group_json(*c.tenant, g);
+    }
+    json j = {{"@odata.context", base_url + "/" + c.version + "/$metadata#teams/$entity"},
+              {"id", gj["id"]},
+              {"createdDateTime", gj["createdDateTime"]},
+              {"displayName", gj["displayName"]},
+              {"description", gj["description"]},
+              {"internalId", "19:" + to_hex(sha1(gj["id"].get<std::string>())).substr(0, 32) + "@thread.tacv2"},
+              {"classification", nullptr},
+              {"specialization", "none"},
+              {"visibility", "private"},
+              {"webUrl", "https://teams.microsoft.com/l/team/19%3a" + to_hex(sha1(gj["id"].get<std::string>())).substr(0, 32) +
+                             "%40thread.tacv2/conversations?groupId=" + gj["id"].get<std::string>() + "&tenantId=" +
+                             c.tenant->spec.tenant_id},
+              {"isArchived", false},
+              {"tenantId", c.tenant->spec.tenant_id}};
+    return graph_json(c, 200, j);
+  });
+  add_graph("GET", "/teams/{team}/channels", perm, false, [this, team_of, channel_json](GraphCtx& c) {
+    auto r = team_of(c);
+    if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
+    auto g = std::get<std::uint32_t>(r);
+    json value = json::array();
+    for (std::uint32_t k = 0; k < static_cast<std::uint32_t>(c.tenant->spec.channels_per_team); ++k)
+      value.push_back(channel_json(*c.tenant, g, k));
+    return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#teams('" + c.req.params["team"] + "')/channels"},
+                               {"@odata.count", value.size()},
+                               {"value", value}});
+  });
+  add_graph("GET", "/teams/{team}/channels/{channel}", perm, false, [this, team_of, channel_of, channel_json](GraphCtx& c) {
+    auto r = team_of(c);
+    if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
+    auto g = std::get<std::uint32_t>(r);
+    auto k = channel_of(c, g);
+    if (!k) return graph_error(c.req, 404, "NotFound", "Channel not found.");
+    auto j = channel_json(*c.tenant, g, *k);
+    j["@odata.context"] = base_url + "/" + c.version + "/$metadata#teams('" + c.req.params["team"] + "')/channels/$entity";
+    return graph_json(c, 200, j);
+  });
+
+  // Renders a post, with its replies when asked.
+  auto render_post = [this](GraphCtx& c, Tenant& t, std::uint32_t g, std::uint32_t k, std::uint32_t p, bool replies) {
+    auto& ch = team_state(t, g).channels[k];
+    json j = channel_message_json(t, base_url, g, k, p, -1, ch.posts[p]);
+    json merged = {{"@odata.type", "#microsoft.graph.chatMessage"}};
+    merged.update(j);
+    if (replies) {
+      json rs = json::array();
+      if (!ch.posts[p].deleted)
+        for (std::uint32_t n = 0; n < reply_count(t, g, k, p); ++n)
+          rs.push_back(channel_message_json(t, base_url, g, k, p, static_cast<std::int32_t>(n), ch.posts[p]));
+      merged["replies@odata.context"] = base_url + "/" + c.version + "/$metadata#teams('" + c.req.params["team"] +
+                                        "')/channels('" + c.req.params["channel"] + "')/messages('" + j["id"].get<std::string>() + "')/replies";
+      merged["replies"] = rs;
+    }
+    return merged;
+  };
+  auto post_index = [](const std::string& id, std::uint32_t k, const ChannelState& ch) -> std::optional<std::uint32_t> {
+    try {
+      auto ms = std::stoll(id);
+      auto off = ms - post_ms(k, 0);
+      if (off < 0 || off % 3600000LL != 0) return std::nullopt;
+      auto p = static_cast<std::size_t>(off / 3600000LL);
+      if (p >= ch.posts.size()) return std::nullopt;
+      return static_cast<std::uint32_t>(p);
+    } catch (...) {
+      return std::nullopt;
+    }
+  };
+
+  auto list_or_delta = [this, team_of, channel_of, render_post](bool delta) {
+    return [this, team_of, channel_of, render_post, delta](GraphCtx& c) -> net::Response {
+      auto r = team_of(c);
+      if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
+      auto g = std::get<std::uint32_t>(r);
+      auto k = channel_of(c, g);
+      if (!k) return graph_error(c.req, 404, "NotFound", "Channel not found.");
+      auto& t = *c.tenant;
+      int top = 20;
+      bool replies = c.req.query_param("$expand").value_or("") == "replies";
+      std::uint64_t base = 0, snap = 0;
+      std::size_t cursor = 0;
+      auto tok = c.req.query_param(delta ? "$deltatoken" : "$skiptoken");
+      if (!tok && delta) tok = c.req.query_param("$skiptoken");
+      if (tok) {
+        auto s = unseal(*tok);
+        if (!s || s->value("k", "") != "chm" || s->value("ch", "") != c.req.params["channel"])
+          return graph_error(c.req, 400, "BadRequest", "Invalid delta or skip token.");
+        base = s->value("base", std::uint64_t{0});
+        snap = s->value("snap", std::uint64_t{0});
+        cursor = s->value("cur", std::size_t{0});
+        top = s->value("top", top);
+        replies = s->value("rep", replies);
+        if (c.req.query_param("$deltatoken")) {
+          cursor = 0;
+          snap = 0;
+        }
+      } else if (auto tp = c.req.query_param("$top")) {
+        try {
+          top = std::stoi(*tp);
+        } catch (...) {
+          top = 0;
+        }
+        if (top < 1 || top > 50) return graph_error(c.req, 400, "BadRequest", "$top must be between 1 and 50.");
+      }
+      json value = json::array();
+      bool more = false;
+      {
+        std::lock_guard lk(t.mu);
+        auto& ch = team_state(t, g).channels[*k];
+        if (snap == 0) snap = ch.seq;
+        std::size_t i = cursor;
+        for (; i < ch.posts.size() && static_cast<int>(value.size()) < top; ++i) {
+          const auto& e = ch.posts[i];
+          if (base == 0 ? (e.deleted && delta) : e.seq <= base) continue;
+          value.push_back(render_post(c, t, g, *k, static_cast<std::uint32_t>(i), replies));
+        }
+        more = i < ch.posts.size();
+        cursor = i;
+      }
+      const std::string link = base_url + "/" + c.version + "/teams/" + c.req.params["team"] + "/channels/" +
+                               c.req.params["channel"] + "/messages" + (delta ? "/delta" : "");
+      json body = {{"@odata.context", base_url + "/" + c.version + "/$metadata#Collection(chatMessage)"}};
+      json common = {{"k", "chm"}, {"ch", c.req.params["channel"]}, {"top", top}, {"rep", replies}};
+      if (more) {
+        json n = common;
+        n["base"] = base;
+        n["snap"] = snap;
+        n["cur"] = cursor;
+        body["@odata.nextLink"] = link + "?$skiptoken=" + seal(n);
+      } else if (delta) {
+        json n = common;
+        n["base"] = snap;
+        body["@odata.deltaLink"] = link + "?$deltatoken=" + seal(n);
+      }
+      body["value"] = value;
+      return graph_json(c, 200, body);
+    };
+  };
+  add_graph("GET", "/teams/{team}/channels/{channel}/messages/delta", perm, false, list_or_delta(true));
+  add_graph("GET", "/teams/{team}/channels/{channel}/messages", perm, false, list_or_delta(false));
+
+  auto one = [this, team_of, channel_of, post_index, render_post](int mode) {
+    // 0: the post, 1: its replies, 2: hosted contents list, 3: one hosted content, 4: its $value
+    return [this, team_of, channel_of, post_index, render_post, mode](GraphCtx& c) -> net::Response {
+      auto r = team_of(c);
+      if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
+      auto g = std::get<std::uint32_t>(r);
+      auto k = channel_of(c, g);
+      if (!k) return graph_error(c.req, 404, "NotFound", "Channel not found.");
+      auto& t = *c.tenant;
+      std::lock_guard lk(t.mu);
+      auto& ch = team_state(t, g).channels[*k];
+      // A reply id also addresses its message (post + n minutes).
+      std::optional<std::uint32_t> p;
+      std::int32_t reply = -1;
+      try {
+        auto ms = std::stoll(c.req.params.count("reply") ? c.req.params["reply"] : c.req.params["msg"]);
+        auto off = ms - post_ms(*k, 0);
+        if (off >= 0) {
+          auto pi = static_cast<std::size_t>(off / 3600000LL);
+          auto rem = off % 3600000LL;
+          if (pi < ch.posts.size() && rem % 60000 == 0 &&
+              (rem == 0 || rem / 60000 <= reply_count(t, g, *k, static_cast<std::uint32_t>(pi)))) {
+            p = static_cast<std::uint32_t>(pi);
+            reply = rem == 0 ? -1 : static_cast<std::int32_t>(rem / 60000 - 1);
+          }
+        }
+      } catch (...) {
+      }
+      (void)post_index;
+      if (!p) return graph_error(c.req, 404, "NotFound", "Message not found.");
+      if (mode == 0) {
+        json j = reply < 0 ? render_post(c, t, g, *k, *p, false)
+                           : channel_message_json(t, base_url, g, *k, *p, reply, ch.posts[*p]);
+        j["@odata.context"] = base_url + "/" + c.version + "/$metadata#teams('" + c.req.params["team"] + "')/channels('" +
+                              c.req.params["channel"] + "')/messages/$entity";
+        return graph_json(c, 200, j);
+      }
+      if (mode == 1) {
+        json rs = json::array();
+        if (reply < 0 && !ch.posts[*p].deleted)
+          for (std::uint32_t n = 0; n < reply_count(t, g, *k, *p); ++n)
+            rs.push_back(channel_message_json(t, base_url, g, *k, *p, static_cast<std::int32_t>(n), ch.posts[*p]));
+        return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#Collection(chatMessage)"},
+                                   {"@odata.count", rs.size()},
+                                   {"value", rs}});
+      }
+      // Hosted contents: the inline images the body's <img> tags point at.
+      auto msg = channel_message_json(t, base_url, g, *k, *p, reply, ch.posts[*p]);
+      const std::string content = msg["body"]["content"];
+      std::vector<std::string> ids;
+      for (std::size_t at = content.find("/hostedContents/"); at != std::string::npos;
+           at = content.find("/hostedContents/", at + 1)) {
+        auto start = at + 16;
+        ids.push_back(content.substr(start, content.find('/', start) - start));
+      }
+      auto bytes = [&](const std::string& hc) {
+        std::string png("\x89PNG\r\n\x1a\n", 8);
+        Blob b{Blob::binary, hash_str(hc), 1800, 0, nullptr};
+        b.read(0, b.size, png);
+        return png;
+      };
+      if (mode == 2) {
+        json value = json::array();
+        for (auto& h : ids) value.push_back({{"id", h}, {"contentBytes", nullptr}, {"contentType", nullptr}});
+        return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#Collection(chatMessageHostedContent)"},
+                                   {"value", value}});
+      }
+      const auto& want = c.req.params["hc"];
+      if (std::find(ids.begin(), ids.end(), want) == ids.end())
+        return graph_error(c.req, 404, "NotFound", "Hosted content not found.");
+      if (mode == 3)
+        return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#chatMessageHostedContent/$entity"},
+                                   {"id", want}, {"contentBytes", base64(bytes(want))}, {"contentType", "image/png"}});
+      net::Response res;
+      res.status = 200;
+      res.body = bytes(want);
+      res.headers.set("Content-Type", "image/png");
+      return res;
+    };
+  };
+  const std::string m = "/teams/{team}/channels/{channel}/messages/{msg}";
+  add_graph("GET", m, perm, false, one(0));
+  add_graph("GET", m + "/replies", perm, false, one(1));
+  add_graph("GET", m + "/hostedContents", perm, false, one(2));
+  add_graph("GET", m + "/hostedContents/{hc}", perm, false, one(3));
+  add_graph("GET", m + "/hostedContents/{hc}/$value", perm, false, one(4));
+  add_graph("GET", m + "/replies/{reply}", perm, false, one(0));
+}
+
+}  // namespace m365vault::emulator
