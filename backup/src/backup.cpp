@@ -160,9 +160,10 @@ class TenantRun {
     co_return co_await svc_.db.run(std::move(f));
   }
 
-  awaitable<void> event(std::string level, std::string message) {
+  awaitable<void> event(const char* level, const std::string& message) {
     try {
-      co_await db([&](PgConnection& c) { scheduler::Queue{}.add_event(c, ctx_.run().id, level, message); });
+      auto q1_ = [&](PgConnection& c) { scheduler::Queue{}.add_event(c, ctx_.run().id, level, message); };
+      co_await db(q1_);
     } catch (const std::exception& e) {
       svc_.log->warn("run={} event not recorded: {}", ctx_.run().id, e.what());
     }
@@ -227,8 +228,9 @@ class TenantRun {
 awaitable<std::vector<storage::Owner>> TenantRun::discover() {
   progress_.set_phase("discovery");
   const std::string scope = "users";
-  auto saved = co_await db([&](PgConnection& c) { return cat_.tenant_cursor(c, tenant_.id, scope); });
-  std::string start = "/v1.0/users/delta?$select=id,displayName,userPrincipalName,mail,accountEnabled";
+  auto q2_ = [&](PgConnection& c) { return cat_.tenant_cursor(c, tenant_.id, scope); };
+  auto saved = co_await db(q2_);
+  std::string start = "/v1.0/users/delta?$select=id,displayName,userPrincipalName,mail";
   std::string expected = saved.value_or("");
   std::optional<graph::DeltaPager> pager;
   pager.emplace(client_, saved.value_or(start));
@@ -244,7 +246,10 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
     if (expired) {
       // An expired directory token: enumerate again; owners are upserted, so a
       // full round only refreshes them.
-      co_await event("warn", "users delta token expired; enumerating the directory again");
+      {
+        const std::string msg_ = "users delta token expired; enumerating the directory again";
+        co_await event("warn", msg_);
+      }
       expected.clear();
       pager.emplace(client_, start);
       continue;
@@ -271,9 +276,10 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
       specs.push_back(std::move(s));
     }
     std::string cursor = page->delta_link ? *page->delta_link : page->next_link.value_or("");
-    co_await db([&](PgConnection& c) {
+    auto q3_ = [&](PgConnection& c) {
       cat_.commit_directory_page(c, tenant_.id, scope, storage::OwnerKind::user, specs, removed, cursor);
-    });
+    };
+    co_await db(q3_);
     expected = cursor;
   }
 
@@ -283,7 +289,8 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
   f.kind = storage::OwnerKind::user;
   f.limit = 500;
   for (;;) {
-    auto page = co_await db([&](PgConnection& c) { return cat_.list_owners(c, tenant_.id, f); });
+    auto q4_ = [&](PgConnection& c) { return cat_.list_owners(c, tenant_.id, f); };
+    auto page = co_await db(q4_);
     for (auto& o : page.owners)
       if (o.state != storage::OwnerState::deleted) all.push_back(std::move(o));
     if (!page.next_cursor) break;
@@ -331,10 +338,14 @@ awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
       failed = e.what();
     }
     if (skipped) {
-      co_await db([&](PgConnection& c) {
+      auto q5_ = [&](PgConnection& c) {
         cat_.set_owner_state(c, owner.id, storage::OwnerState::skipped, *skipped);
-      });
-      co_await event("info", "owner '" + who + "' skipped: " + *skipped);
+      };
+      co_await db(q5_);
+      {
+        const std::string msg_ = "owner '" + who + "' skipped: " + *skipped;
+        co_await event("info", msg_);
+      }
       ++summary.owners_skipped;
       progress_.owner_skipped();
       co_return;
@@ -348,8 +359,10 @@ awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
       co_return;
     }
   }
-  if (owner.state == storage::OwnerState::skipped)
-    co_await db([&](PgConnection& c) { cat_.set_owner_state(c, owner.id, storage::OwnerState::active, std::nullopt); });
+  if (owner.state == storage::OwnerState::skipped) {
+    auto q6_ = [&](PgConnection& c) { cat_.set_owner_state(c, owner.id, storage::OwnerState::active, std::nullopt); };
+    co_await db(q6_);
+  }
   ++summary.owners;
   progress_.owner_done();
 }
@@ -361,14 +374,18 @@ awaitable<void> TenantRun::backup_category(Pass& pass) {
   pass.snapshot_id = snap.id;
 
   // The container tree first, then every live container's items.
-  if (pass.cat == Category::mail)
-    co_await walk_hierarchy(pass, "/v1.0/users/" + pass.uid + "/mailFolders/delta", "parentFolderId");
-  else if (pass.cat == Category::contacts)
-    co_await walk_hierarchy(pass, "/v1.0/users/" + pass.uid + "/contactFolders/delta", "parentFolderId");
-  else
+  // (Every argument of a co_await is a named object: GCC 12 destroys temporaries
+  // inside co_await expressions twice.)
+  if (pass.cat == Category::mail || pass.cat == Category::contacts) {
+    const std::string url = "/v1.0/users/" + pass.uid +
+                            (pass.cat == Category::mail ? "/mailFolders/delta" : "/contactFolders/delta");
+    co_await walk_hierarchy(pass, url, "parentFolderId");
+  } else {
     co_await sync_calendars(pass);
+  }
 
-  auto containers = co_await db([&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); });
+  auto q7_ = [&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); };
+  auto containers = co_await db(q7_);
   for (auto& ct : containers) {
     if (ctx_.cancelled()) co_return;
     co_await sync_container(pass, ct.graph_id);
@@ -377,7 +394,8 @@ awaitable<void> TenantRun::backup_category(Pass& pass) {
   co_await retry_faults(pass);
   if (ctx_.cancelled()) co_return;
   auto state = pass.faults > 0 ? storage::SnapshotState::partial : storage::SnapshotState::complete;
-  co_await db([&](PgConnection& c) { cat_.complete_snapshot(c, pass.snapshot_id, state); });
+  auto q8_ = [&](PgConnection& c) { cat_.complete_snapshot(c, pass.snapshot_id, state); };
+  co_await db(q8_);
 }
 
 // The folder tree through its delta: one commit per round (trees are small), with
@@ -385,7 +403,8 @@ awaitable<void> TenantRun::backup_category(Pass& pass) {
 // the folders the completed round no longer reports.
 awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass& pass, const std::string& start_url,
                                                                             const char* parent_field) {
-  auto state = co_await db([&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, std::nullopt); });
+  auto q9_ = [&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, std::nullopt); };
+  auto state = co_await db(q9_);
   std::string expected = state.cursor.value_or("");
   auto opts = outlook_opts(pass);
   std::optional<graph::DeltaPager> pager;
@@ -402,11 +421,15 @@ awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass&
       expired = true;
     }
     if (expired) {
-      co_await event("warn", "folder delta of '" + pass.owner.spec.upn.value_or(pass.uid) + "' " +
-                                 std::string(storage::to_string(pass.cat)) + " expired: enumerating again");
-      co_await db([&](PgConnection& c) {
+      {
+        const std::string msg_ = "folder delta of '" + pass.owner.spec.upn.value_or(pass.uid) + "' " +
+                                 std::string(storage::to_string(pass.cat)) + " expired: enumerating again";
+        co_await event("warn", msg_);
+      }
+      auto q10_ = [&](PgConnection& c) {
         return cat_.start_round(c, pass.owner.id, pass.cat, std::nullopt, storage::RoundCovers::containers);
-      });
+      };
+      co_await db(q10_);
       expected.clear();
       folders.clear();
       pager.emplace(client_, start_url, opts);
@@ -429,7 +452,8 @@ awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass&
     if (!by_id.count(id)) order.push_back(id);
     by_id[id] = f;
   }
-  auto known = co_await db([&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); });
+  auto q11_ = [&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); };
+  auto known = co_await db(q11_);
   std::set<std::string> known_ids;
   for (auto& k : known) known_ids.insert(k.graph_id);
   std::vector<storage::ContainerChange> changes;
@@ -462,7 +486,8 @@ awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass&
   pc.delta_link = true;
   pc.expected_cursor = expected;
   pc.snapshot_id = pass.snapshot_id;
-  auto r = co_await db([&](PgConnection& c) { return cat_.commit_page(c, pc); });
+  auto q12_ = [&](PgConnection& c) { return cat_.commit_page(c, pc); };
+  auto r = co_await db(q12_);
   progress_.count(0, 0, static_cast<std::uint64_t>(r.items_closed), 0);
   co_return changes;
 }
@@ -485,7 +510,8 @@ awaitable<void> TenantRun::sync_calendars(Pass& pass) {
       changes.push_back(std::move(ch));
     }
   }
-  auto known = co_await db([&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); });
+  auto q13_ = [&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); };
+  auto known = co_await db(q13_);
   for (auto& k : known)
     if (!seen.count(k.graph_id)) {
       storage::ContainerChange gone;
@@ -493,7 +519,8 @@ awaitable<void> TenantRun::sync_calendars(Pass& pass) {
       gone.removed = true;
       changes.push_back(std::move(gone));
     }
-  auto state = co_await db([&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, std::nullopt); });
+  auto q14_ = [&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, std::nullopt); };
+  auto state = co_await db(q14_);
   storage::PageCommit pc;
   pc.owner_id = pass.owner.id;
   pc.category = pass.cat;
@@ -501,7 +528,8 @@ awaitable<void> TenantRun::sync_calendars(Pass& pass) {
   pc.cursor = "listed";  // a listing has no token; the scope's cursor only records that it ran
   pc.expected_cursor = state.cursor.value_or("");
   pc.snapshot_id = pass.snapshot_id;
-  auto r = co_await db([&](PgConnection& c) { return cat_.commit_page(c, pc); });
+  auto q15_ = [&](PgConnection& c) { return cat_.commit_page(c, pc); };
+  auto r = co_await db(q15_);
   progress_.count(0, 0, static_cast<std::uint64_t>(r.items_closed), 0);
 }
 
@@ -518,13 +546,13 @@ awaitable<std::optional<storage::ItemChange>> TenantRun::fetch_item(
     try {
       auto opts = outlook_opts(pass);
       opts.max_page_size.reset();
-      co_await client_.get_stream(
-          item_url(pass, ch.graph_id) + "/$value",
-          [&](std::string_view data) -> awaitable<void> {
-            progress_.bytes_read(data.size());
-            co_await sink.write(data);
-          },
-          opts, [&] { sink.reset(); });
+      const std::string url = item_url(pass, ch.graph_id) + "/$value";
+      graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
+        progress_.bytes_read(data.size());
+        co_await sink.write(data);
+      };
+      std::function<void()> on_restart = [&] { sink.reset(); };
+      co_await client_.get_stream(url, on_chunk, opts, on_restart);
     } catch (const graph::GraphError& e) {
       if (graph::is_not_found(e) || graph::is_corrupt_item(e) || graph::is_malware(e) ||
           graph::is_access_denied(e)) {
@@ -559,16 +587,18 @@ awaitable<void> TenantRun::commit(Pass& pass, std::vector<storage::PageCommit>& 
   // Faults before the pages that skip their items: a crash in between replays the
   // page and records the fault again, never loses it.
   if (!faults.empty()) {
-    co_await db([&](PgConnection& c) {
+    auto q16_ = [&](PgConnection& c) {
       for (auto& [container, gid, reason] : faults)
         cat_.record_fault(c, ctx_.run().id, pass.owner.id, pass.cat, gid, reason, std::nullopt, pass.snapshot_id);
-    });
+    };
+    co_await db(q16_);
     pass.faults += static_cast<long long>(faults.size());
     summary.items_faulted += static_cast<long long>(faults.size());
     for (std::size_t i = 0; i < faults.size(); ++i) progress_.item_faulted();
   }
   for (auto& pc : pending) {
-    auto r = co_await db([&](PgConnection& c) { return cat_.commit_page(c, pc); });
+    auto q17_ = [&](PgConnection& c) { return cat_.commit_page(c, pc); };
+    auto r = co_await db(q17_);
     progress_.count(static_cast<std::uint64_t>(r.items_added), static_cast<std::uint64_t>(r.items_changed),
                     static_cast<std::uint64_t>(r.items_closed), static_cast<std::uint64_t>(r.bytes_added));
     summary.items_new += r.items_added;
@@ -580,7 +610,8 @@ awaitable<void> TenantRun::commit(Pass& pass, std::vector<storage::PageCommit>& 
 }
 
 awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& container) {
-  auto state = co_await db([&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, container); });
+  auto q18_ = [&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, container); };
+  auto state = co_await db(q18_);
   const std::string start = item_delta_url(pass, container);
   std::string expected = state.cursor.value_or("");
   auto opts = outlook_opts(pass);
@@ -608,12 +639,16 @@ awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& contain
       // completed round no longer reports.
       co_await commit(pass, pending, faults);
       pending_bytes = 0;
-      co_await event("warn", "delta of a " + std::string(storage::to_string(pass.cat)) + " folder of '" +
+      {
+        const std::string msg_ = "delta of a " + std::string(storage::to_string(pass.cat)) + " folder of '" +
                                  pass.owner.spec.upn.value_or(pass.uid) + "' is no longer valid (" + expired +
-                                 "): resynchronising it");
-      co_await db([&](PgConnection& c) {
+                                 "): resynchronising it";
+        co_await event("warn", msg_);
+      }
+      auto q19_ = [&](PgConnection& c) {
         return cat_.start_round(c, pass.owner.id, pass.cat, container, storage::RoundCovers::items);
-      });
+      };
+      co_await db(q19_);
       expected.clear();
       pager.emplace(client_, start, opts);
       continue;
@@ -644,10 +679,11 @@ awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& contain
     std::vector<std::string> ids;
     for (auto* p : live)
       if (p) ids.push_back((*p)["id"].get<std::string>());
-    auto known = ids.empty() ? std::unordered_map<std::string, storage::KnownItem>{}
-                             : co_await db([&](PgConnection& c) {
-                                 return cat_.known_items(c, pass.owner.id, pass.cat, ids);
-                               });
+    std::unordered_map<std::string, storage::KnownItem> known;
+    if (!ids.empty()) {
+      auto q20_ = [&](PgConnection& c) { return cat_.known_items(c, pass.owner.id, pass.cat, ids); };
+      known = co_await db(q20_);
+    }
 
     storage::PageCommit pc;
     pc.owner_id = pass.owner.id;
@@ -667,10 +703,11 @@ awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& contain
     }
     std::vector<std::optional<storage::ItemChange>> got(fetch.size());
     std::vector<std::pair<std::string, std::string>> page_faults;
-    co_await for_each_concurrent(static_cast<std::size_t>(std::max(1, svc_.opts.fetches_per_owner)), fetch.size(),
-                                 [&](std::size_t i) -> awaitable<void> {
-                                   got[i] = co_await fetch_item(pass, *fetch[i], container, page_faults);
-                                 });
+    std::function<awaitable<void>(std::size_t)> fetch_one = [&](std::size_t i) -> awaitable<void> {
+      got[i] = co_await fetch_item(pass, *fetch[i], container, page_faults);
+    };
+    const auto fetchers = static_cast<std::size_t>(std::max(1, svc_.opts.fetches_per_owner));
+    co_await for_each_concurrent(fetchers, fetch.size(), fetch_one);
     for (auto& g : got)
       if (g) {
         pending_bytes += static_cast<std::size_t>(g->content_size.value_or(0));
@@ -700,7 +737,8 @@ awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& contain
 // Items that faulted in earlier runs: the delta will not report them again until
 // they change, so read each by id.
 awaitable<void> TenantRun::retry_faults(Pass& pass) {
-  auto open = co_await db([&](PgConnection& c) { return cat_.open_faults(c, pass.owner.id, pass.cat); });
+  auto q21_ = [&](PgConnection& c) { return cat_.open_faults(c, pass.owner.id, pass.cat); };
+  auto open = co_await db(q21_);
   for (auto& f : open) {
     if (ctx_.cancelled()) co_return;
     if (f.run_id == ctx_.run().id) continue;  // failed in this very run: next time
@@ -719,9 +757,10 @@ awaitable<void> TenantRun::retry_faults(Pass& pass) {
     }
     if (gone) {
       // Gone since: nothing left to back up.
-      co_await db([&](PgConnection& c) {
+      auto q22_ = [&](PgConnection& c) {
         return cat_.resolve_faults(c, pass.owner.id, pass.cat, {f.item_graph_id});
-      });
+      };
+      co_await db(q22_);
       continue;
     }
     std::string container = pass.cat == Category::calendar ? item.value("calendarId", std::string())
@@ -731,7 +770,8 @@ awaitable<void> TenantRun::retry_faults(Pass& pass) {
     auto ch = co_await fetch_item(pass, item, container, page_faults);
     std::vector<std::tuple<std::string, std::string, std::string>> faults;
     for (auto& [gid, reason] : page_faults) faults.emplace_back(container, gid, reason);
-    auto state = co_await db([&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, container); });
+    auto q23_ = [&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, container); };
+    auto state = co_await db(q23_);
     if (!state.cursor) continue;  // the folder has not been walked: its round will meet it
     storage::PageCommit pc;
     pc.owner_id = pass.owner.id;
@@ -752,18 +792,22 @@ awaitable<scheduler::RunOutcome> TenantRun::run() {
   std::vector<storage::Owner> owners;
   owners = co_await discover();
   progress_.set_owners_total(owners.size());
-  co_await event("info", "backing up " + std::to_string(owners.size()) + " user(s) of tenant '" + tenant_.spec.name +
-                             "'");
+  {
+    const std::string msg_ = "backing up " + std::to_string(owners.size()) + " user(s) of tenant '" + tenant_.spec.name +
+                             "'";
+    co_await event("info", msg_);
+  }
   std::exception_ptr fatal;
-  co_await for_each_concurrent(static_cast<std::size_t>(std::max(1, svc_.opts.parallel_owners)), owners.size(),
-                               [&](std::size_t i) -> awaitable<void> {
-                                 if (ctx_.cancelled() || fatal) co_return;
-                                 try {
-                                   co_await backup_owner(owners[i]);
-                                 } catch (...) {
-                                   fatal = std::current_exception();
-                                 }
-                               });
+  std::function<awaitable<void>(std::size_t)> one_owner = [&](std::size_t i) -> awaitable<void> {
+    if (ctx_.cancelled() || fatal) co_return;
+    try {
+      co_await backup_owner(owners[i]);
+    } catch (...) {
+      fatal = std::current_exception();
+    }
+  };
+  const auto parallel = static_cast<std::size_t>(std::max(1, svc_.opts.parallel_owners));
+  co_await for_each_concurrent(parallel, owners.size(), one_owner);
   if (fatal) std::rethrow_exception(fatal);
   progress_.set_phase("done");
   if (ctx_.cancelled()) co_return scheduler::RunOutcome{scheduler::RunState::cancelled, std::string("cancelled")};
@@ -789,12 +833,13 @@ awaitable<scheduler::RunOutcome> run_backup(BackupServices& svc, const BackupPar
   if (tenant_ref.empty())
     co_return scheduler::RunOutcome{scheduler::RunState::failed,
                                     std::string("the backup names no tenant (job tenant or params 'tenant')")};
-  auto found = co_await svc.db.run([&](PgConnection& c) {
+  auto q24_ = [&](PgConnection& c) {
     auto t = cat.get_tenant(c, tenant_ref);
     std::optional<storage::SealedSecret> s;
     if (t) s = cat.tenant_secret(c, t->id);
     return std::make_pair(t, s);
-  });
+  };
+  auto found = co_await svc.db.run(q24_);
   if (!found.first || !found.second)
     co_return scheduler::RunOutcome{scheduler::RunState::failed, "no tenant '" + tenant_ref + "'"};
   auto tenant = *found.first;

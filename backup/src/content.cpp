@@ -5,11 +5,14 @@ namespace m365vault::backup {
 namespace asio = boost::asio;
 
 asio::awaitable<storage::BlobId> RepoWriter::add(std::string bytes) {
-  co_return co_await run([this, b = std::move(bytes)] { return repo_.add_blob(storage::BlobType::data, b); });
+  // Named, not a temporary inside co_await (GCC 12 destroys those twice).
+  auto add = [this, b = std::move(bytes)] { return repo_.add_blob(storage::BlobType::data, b); };
+  co_return co_await run(std::move(add));
 }
 
 asio::awaitable<void> RepoWriter::flush() {
-  co_await run([this] { repo_.flush(); });
+  auto flush = [this] { repo_.flush(); };
+  co_await run(std::move(flush));
 }
 
 asio::awaitable<void> ContentSink::write(std::string_view data) {
@@ -25,7 +28,8 @@ asio::awaitable<void> ContentSink::cut(bool eof) {
   while (pos < buf_.size()) {
     auto n = chunker.next_cut(std::string_view(buf_).substr(pos), eof);
     if (n == 0) break;
-    auto id = co_await writer_.add(buf_.substr(pos, n));
+    std::string chunk = buf_.substr(pos, n);
+    auto id = co_await writer_.add(std::move(chunk));
     blobs_.emplace_back(id.view());
     pos += n;
   }

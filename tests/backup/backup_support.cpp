@@ -28,6 +28,7 @@ BackupStack::BackupStack(json spec, std::uint64_t seed) {
     storage::migrate(c, storage::builtin_migrations(), *quiet("migrate"));
   }
   db_ = std::make_unique<storage::Database>(sdb_.conninfo(), 4, storage::PgTimeouts{}, quiet("db"));
+  std::filesystem::create_directories(dir_ / "repo");
   store_ = std::make_unique<storage::FsStore>(dir_ / "repo");
   storage::InitOptions init;
   init.keys.passphrase = "correct horse battery staple";

@@ -39,6 +39,7 @@ class PgResult {
  public:
   explicit PgResult(PgResultPtr r) : r_(std::move(r)) {}
   int rows() const { return PQntuples(r_.get()); }
+  int cols() const { return PQnfields(r_.get()); }
   bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
   std::string_view get(int row, int col) const {
     return {PQgetvalue(r_.get(), row, col), static_cast<size_t>(PQgetlength(r_.get(), row, col))};
