@@ -75,6 +75,14 @@ TEST_CASE("backup: a second run after activity fetches only the changes and keep
   REQUIRE(s.run().state == scheduler::RunState::succeeded);
   auto before = s.query("SELECT now()")[0][0];
   auto& emu = s.emulator();
+  // Activity names messages by their REST ids; the index keys them by immutable id.
+  std::map<std::string, std::string> immutable;
+  for (auto cat : {"mail", "contacts", "calendar"}) {
+    auto m = emu.admin("GET", "/_emulator/tenants/" + s.tenant().tenant + "/manifest?category=" + cat);
+    for (auto& it : m["items"])
+      immutable[it["id"].get<std::string>()] =
+          it.value("immutable_id", json()).is_string() ? it["immutable_id"].get<std::string>() : it["id"].get<std::string>();
+  }
   emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
   auto act = emu.admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity",
                        {{"seed", 7}, {"creates", 6}, {"updates", 5}, {"deletes", 4}, {"moves", 3},
@@ -92,15 +100,20 @@ TEST_CASE("backup: a second run after activity fetches only the changes and keep
   INFO(stats.dump());
   CHECK(mime <= 6 + 5 + 3);
   CHECK(r.summary.items_deleted >= 4);
-  // Deleted items are still there as they were before the run.
+  // Deleted items are still there as they were before the run (those the
+  // activity also created or moved first have no earlier version to keep).
+  int checked = 0;
   for (auto& d : act["deleted"]) {
-    auto id = d["id"].get<std::string>();
+    auto it = immutable.find(d["id"].get<std::string>());
+    if (it == immutable.end()) continue;
     auto rows = s.query(
         "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id"
         " WHERE i.graph_id = $1 AND v.from_at <= $2::timestamptz AND v.to_at IS NOT NULL",
-        {id, before});
+        {it->second, before});
     CHECK(rows[0][0] == "1");
+    ++checked;
   }
+  CHECK(checked >= 2);
   // A third run with nothing new changes nothing.
   auto again = s.run();
   REQUIRE(again.state == scheduler::RunState::succeeded);
@@ -137,7 +150,7 @@ TEST_CASE("backup: throttled and failing Graph still gives the same result, with
   auto& emu = s.emulator();
   emu.admin("PUT", "/_emulator/faults",
             {{"mailbox_concurrency", 4},
-             {"mailbox_requests_per_window", 150},
+             {"mailbox_requests_per_window", 25},
              {"window_seconds", 2},
              {"retry_after", "fractional"},
              {"error_rate", {{"503", 0.02}, {"504", 0.01}, {"reset", 0.01}, {"truncated", 0.01}}}});
