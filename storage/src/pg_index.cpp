@@ -382,6 +382,47 @@ PgBlobIndex::PruneReport PgBlobIndex::prune(std::chrono::seconds grace, bool dry
   return rep;
 }
 
+std::vector<PgBlobIndex::SparsePack> PgBlobIndex::sparse_packs(double max_used) {
+  std::lock_guard rl(read_mu_);
+  auto r = read_->exec(
+      "WITH refs AS (SELECT DISTINCT blob_id FROM blob_refs),"
+      " usage AS (SELECT b.pack, sum(b.length) AS total,"
+      "   coalesce(sum(b.length) FILTER (WHERE refs.blob_id IS NOT NULL), 0) AS used"
+      "   FROM repo_blobs b JOIN repo_packs p ON p.id = b.pack AND p.state = 'live'"
+      "   LEFT JOIN refs ON refs.blob_id = b.id GROUP BY b.pack)"
+      " SELECT encode(pack, 'hex'), total, used FROM usage"
+      " WHERE used > 0 AND used < $1::double precision * total ORDER BY pack",
+      {std::to_string(max_used)});
+  std::vector<SparsePack> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    SparsePack sp;
+    sp.id = id_of(r.get(i, 0));
+    sp.blob_bytes = static_cast<std::uint64_t>(r.get_int(i, 1));
+    sp.referenced_bytes = static_cast<std::uint64_t>(r.get_int(i, 2));
+    auto ids = read_->exec(
+        "SELECT encode(b.id, 'hex') FROM repo_blobs b WHERE b.pack = decode($1, 'hex')"
+        " AND b.id IN (SELECT blob_id FROM blob_refs) ORDER BY b.\"offset\"",
+        {sp.id.hex()});
+    for (int k = 0; k < ids.rows(); ++k) sp.referenced.push_back(id_of(ids.get(k, 0)));
+    out.push_back(std::move(sp));
+  }
+  return out;
+}
+
+void PgBlobIndex::doom(const std::vector<PackId>& packs) {
+  if (packs.empty()) return;
+  {
+    std::lock_guard wl(write_mu_);
+    write_->exec(
+        "UPDATE repo_packs SET state = 'doomed', doomed_at = now() WHERE state = 'live'"
+        " AND id IN (SELECT decode(x, 'hex') FROM unnest($1::text[]) AS x)",
+        {hex_array(packs)});
+  }
+  std::lock_guard cl(cache_mu_);
+  for (auto& p : packs)
+    if (auto it = pack_slots_.find(p); it != pack_slots_.end()) pack_live_[it->second] = 0;
+}
+
 std::size_t PgBlobIndex::cached_blobs() const {
   std::lock_guard cl(cache_mu_);
   return used_;

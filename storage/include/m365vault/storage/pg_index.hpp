@@ -85,6 +85,18 @@ class PgBlobIndex final : public BlobIndex {
   // (nothing would survive: the catalog is missing, not everything unreferenced).
   PruneReport prune(std::chrono::seconds grace, bool dry_run);
 
+  // Live packs in which blob_refs references some blob bytes, but less than
+  // `max_used` (0..1) of them: candidates for repacking, with their referenced blobs.
+  struct SparsePack {
+    PackId id;
+    std::uint64_t blob_bytes = 0, referenced_bytes = 0;
+    std::vector<BlobId> referenced;
+  };
+  std::vector<SparsePack> sparse_packs(double max_used);
+  // Marks live packs doomed now (repack: their blobs are written again elsewhere,
+  // and add_pack moves the rows away from a doomed pack).
+  void doom(const std::vector<PackId>& packs);
+
   // Number of blob ids in the cache (for tests and the benchmark).
   std::size_t cached_blobs() const;
 
