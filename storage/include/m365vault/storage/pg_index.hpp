@@ -5,7 +5,7 @@
 //
 // The cache holds, per indexed blob, the first 16 bytes of its id (ids are keyed
 // HMACs: two distinct blobs share 128 bits with probability about n^2 / 2^129,
-// below 10^-20 at 10^9 blobs) and the pack it lives in, about 32 bytes a blob. It is
+// below 10^-20 at 10^9 blobs) and the pack it lives in, 32 to 64 bytes a blob. It is
 // loaded when the index is opened and kept up to date by add_pack(). Every
 // `refresh` it re-reads which packs prune has doomed or deleted, so the writer
 // stops deduping against them long before they go (prune's grace period). Blobs
