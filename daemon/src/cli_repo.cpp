@@ -10,6 +10,7 @@
 #include "m365vault/core/error.hpp"
 #include "m365vault/daemon/app.hpp"
 #include "m365vault/storage/maintenance.hpp"
+#include "m365vault/storage/s3_store.hpp"
 #include "cli_common.hpp"
 
 namespace m365vault::daemon {
@@ -56,6 +57,8 @@ int repo_init(const Config& cfg, const Args& a) {
     init.keys.key_file = key_file;
   }
   auto store = open_store(cfg, logging, true);
+  // A new S3 repository may need its bucket (succeeds when we already own it).
+  if (auto* s3 = dynamic_cast<storage::S3Store*>(store.get())) s3->create_bucket();
   storage::RepositoryConfig rc;
   try {
     rc = storage::Repository::init(*store, init);
