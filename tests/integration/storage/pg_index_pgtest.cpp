@@ -279,25 +279,16 @@ TEST_CASE("pg index: SIGKILL at 20 random moments leaves a consistent repository
   auto repo_dir = dir / "repo";
   std::filesystem::create_directories(repo_dir);
   FsStore store(repo_dir);
-  InitOptions init;
-  init.keys.passphrase = "crash passphrase";
-  init.kdf = {1024, 8, 1};
-  init.pack_size = 1u << 20;
-  Repository::init(store, init);
+  test::init_crash_repository(store);
   auto ack_file = (dir / "acks").string();
   std::mt19937 rng(std::random_device{}());
   std::size_t acked_total = 0, adopted_total = 0;
   for (int round = 0; round < 20; ++round) {
-    ProcessOptions o;
-    o.argv = {M365VAULT_CRASH_WRITER, repo_dir.string(), ack_file, std::to_string(round), db.conninfo()};
-    o.output_file = (dir / "writer.log").string();
-    ChildProcess child(o);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 500));
-    child.signal(SIGKILL);
-    auto code = child.wait(std::chrono::milliseconds(10'000));
-    REQUIRE(code.has_value());
-    INFO("round " << round << ", writer exit " << *code);
-    CHECK(*code == 128 + SIGKILL);
+    int code = test::run_and_kill(
+        {M365VAULT_CRASH_WRITER, repo_dir.string(), ack_file, std::to_string(round), db.conninfo()},
+        (dir / "writer.log").string(), std::chrono::milliseconds(100 + rng() % 500));
+    INFO("round " << round << ", writer exit " << code);
+    CHECK(code == 128 + SIGKILL);
 
     PgBlobIndex index(db.conninfo());
     Repository repo(store, KeySource{"crash passphrase", std::nullopt}, index);

@@ -4,7 +4,10 @@
 // the crash writer's acknowledgements.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <csignal>
 #include <fstream>
+#include <thread>
 #include <functional>
 #include <random>
 #include <sstream>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "m365vault/core/error.hpp"
+#include "m365vault/core/process.hpp"
 #include "m365vault/storage/repository.hpp"
 
 namespace m365vault::test {
@@ -82,6 +86,28 @@ inline std::vector<std::pair<std::uint64_t, storage::BlobId>> read_acks(const st
     out.emplace_back(content, *id);
   }
   return out;
+}
+
+// A repository for the crash writer (tests/unit/storage/crash_writer.cpp), which
+// opens it with "crash passphrase".
+inline void init_crash_repository(storage::ObjectStore& store) {
+  auto init = fast_init("crash passphrase");
+  storage::Repository::init(store, init);
+}
+
+// Runs `argv`, kills it with SIGKILL after `after`, and returns its exit status
+// (128 + SIGKILL when the kill landed while it was still writing).
+inline int run_and_kill(const std::vector<std::string>& argv, const std::string& output_file,
+                        std::chrono::milliseconds after) {
+  ProcessOptions o;
+  o.argv = argv;
+  o.output_file = output_file;
+  ChildProcess child(o);
+  std::this_thread::sleep_for(after);
+  child.signal(SIGKILL);
+  auto code = child.wait(std::chrono::milliseconds(10'000));
+  REQUIRE(code.has_value());
+  return *code;
 }
 
 }  // namespace m365vault::test
