@@ -145,6 +145,25 @@ TEST_CASE("pg index: prune is two-phase, keeps what is referenced, and the write
   CHECK(v.unindexed.empty());
 }
 
+TEST_CASE("pg index: a daemon's cache learns the packs another daemon indexed", "[pg]") {
+  IndexDb db;
+  PgBlobIndexOptions io;
+  io.refresh = std::chrono::milliseconds(0);
+  PgBlobIndex a(db.conninfo(), io), b(db.conninfo(), io);
+  std::vector<PackedBlob> blobs(3);
+  for (std::size_t i = 0; i < blobs.size(); ++i) {
+    blobs[i].id.bytes[0] = static_cast<std::uint8_t>(i + 1);
+    blobs[i].offset = i * 100;
+    blobs[i].length = 100;
+  }
+  PackId pack;
+  pack.bytes[31] = 9;
+  CHECK_FALSE(b.contains(blobs[0].id));
+  a.add_pack(pack, 300, blobs);
+  for (auto& blob : blobs) CHECK(b.contains(blob.id));
+  CHECK(b.cached_blobs() == 3);
+}
+
 TEST_CASE("pg index: prune repacks a mostly-unreferenced pack and frees it after the grace", "[pg]") {
   IndexDb db;
   db.reference_table();

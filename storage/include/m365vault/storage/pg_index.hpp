@@ -8,9 +8,9 @@
 // below 10^-20 at 10^9 blobs) and the pack it lives in, 32 to 64 bytes a blob. It is
 // loaded when the index is opened and kept up to date by add_pack(). Every
 // `refresh` it re-reads which packs prune has doomed or deleted, so the writer
-// stops deduping against them long before they go (prune's grace period). Blobs
-// other daemons index after this one opened are not in its cache: it stores its
-// own copy (garbage for prune to collect), never loses one.
+// stops deduping against them long before they go (prune's grace period), and
+// loads the packs other daemons indexed meanwhile. Until then a blob another
+// daemon just stored is stored again here (garbage for prune), never lost.
 #include <spdlog/logger.h>
 
 #include <chrono>
@@ -28,7 +28,7 @@ namespace m365vault::storage {
 
 struct PgBlobIndexOptions {
   PgTimeouts timeouts;
-  std::chrono::milliseconds refresh{10'000};  // how often contains() re-reads doomed packs
+  std::chrono::milliseconds refresh{10'000};  // how often contains() re-reads doomed and new packs
   std::shared_ptr<spdlog::logger> log;
 };
 
@@ -110,6 +110,7 @@ class PgBlobIndex final : public BlobIndex {
   const Slot* cache_get(const Slot& s) const;
   std::uint32_t pack_slot(const PackId& p);
   void load();
+  void cache_rows(const PgResult& r);
   void maybe_refresh();
 
   PgBlobIndexOptions options_;
@@ -125,6 +126,7 @@ class PgBlobIndex final : public BlobIndex {
   std::vector<std::uint8_t> pack_live_;
   std::unordered_map<PackId, std::uint32_t, IdHash> pack_slots_;
   std::chrono::steady_clock::time_point next_refresh_;
+  std::string newest_;  // created_at of the newest pack seen by load/refresh (text)
 };
 
 }  // namespace m365vault::storage
