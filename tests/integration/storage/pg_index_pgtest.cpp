@@ -316,12 +316,7 @@ TEST_CASE("pg index: SIGKILL at 20 random moments leaves a consistent repository
     CHECK(v.missing.empty());
     adopted_total += v.adopted.size();
     CHECK(verify_repository(repo, store, index, {}).unindexed.empty());
-    std::size_t acked = 0;
-    for (auto& [content, id] : test::read_acks(ack_file)) {
-      CHECK(repo.read_blob(id) == test::crash_content(content));
-      ++acked;
-    }
-    acked_total = acked;
+    acked_total = test::check_acknowledged(repo, ack_file);
   }
   CHECK(acked_total > 0);
   WARN("crash test: " << acked_total << " acknowledged blobs checked, " << adopted_total

@@ -43,12 +43,7 @@ TEST_CASE("repository survives SIGKILL at 20 random moments", "[unit]") {
       CHECK(check.ok());
       index.add_pack(p, 0, check.blobs);
     }
-    std::size_t acked = 0;
-    for (auto& [content, id] : test::read_acks(ack_file)) {
-      CHECK(repo.read_blob(id) == test::crash_content(content));
-      ++acked;
-    }
-    acked_total = acked;
+    acked_total = test::check_acknowledged(repo, ack_file);
   }
   // The kills landed while work was being acknowledged, not all before the first flush.
   CHECK(acked_total > 0);
