@@ -3,7 +3,11 @@
 // from Debian), twice each, and prints throughput, CPU per GB, peak RSS and
 // repository size side by side.
 //
-//   repo_ingest [--dir DIR] [--scale S] [--restic PATH]
+//   repo_ingest [--dir DIR] [--scale S] [--restic PATH] [--pg CONNINFO]
+//
+// With --pg the ingests use the PostgreSQL blob index (PgBlobIndex) in that
+// database (migrated, its repo_* tables emptied first), as the daemon does;
+// without it an in-memory index rebuilt from the pack tables.
 //
 // Each ingest runs in a child process (this binary with --ingest, or restic), so
 // CPU time and peak RSS come from wait4() and cover that ingest alone.
@@ -26,6 +30,8 @@
 
 #include "m365vault/core/error.hpp"
 #include "m365vault/storage/fs_store.hpp"
+#include "m365vault/storage/migrate.hpp"
+#include "m365vault/storage/pg_index.hpp"
 #include "m365vault/storage/repository.hpp"
 
 namespace fs = std::filesystem;
@@ -183,7 +189,7 @@ void generate(const fs::path& dir, double scale) {
 
 // ---- our ingest (child process) ----
 
-int ingest(const fs::path& repo_dir, const fs::path& corpus) {
+int ingest(const fs::path& repo_dir, const fs::path& corpus, const std::string& conninfo) {
   // Pack-sized buffers are allocated and freed on several threads. glibc's dynamic
   // mmap threshold would move them into per-thread heap arenas that never shrink;
   // a fixed threshold keeps them mmapped and returned on free (the daemon does
@@ -196,10 +202,16 @@ int ingest(const fs::path& repo_dir, const fs::path& corpus) {
     o.keys.passphrase = kPassphrase;
     storage::Repository::init(store, o);
   }
-  storage::MemoryIndex index;
-  storage::Repository repo(store, storage::KeySource{kPassphrase, std::nullopt}, index);
-  // The index a real run gets from PostgreSQL; here it is rebuilt from pack tables.
-  for (auto& p : repo.list_packs()) index.add_pack(p, 0, repo.read_pack_table(p));
+  std::unique_ptr<storage::BlobIndex> index;
+  if (!conninfo.empty()) {
+    index = std::make_unique<storage::PgBlobIndex>(conninfo);
+  } else {
+    index = std::make_unique<storage::MemoryIndex>();
+  }
+  storage::Repository repo(store, storage::KeySource{kPassphrase, std::nullopt}, *index);
+  // Without PostgreSQL, the index is rebuilt from pack tables.
+  if (conninfo.empty())
+    for (auto& p : repo.list_packs()) index->add_pack(p, 0, repo.read_pack_table(p));
 
   std::vector<fs::path> paths;
   for (auto& e : fs::recursive_directory_iterator(corpus))
@@ -287,15 +299,18 @@ void row(const char* name, const Run& r, double gb, std::uint64_t repo_bytes) {
 int main(int argc, char** argv) {
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
-    if (args.size() == 3 && args[0] == "--ingest") return ingest(args[1], args[2]);
+    if ((args.size() == 3 || args.size() == 4) && args[0] == "--ingest")
+      return ingest(args[1], args[2], args.size() == 4 ? args[3] : std::string());
     const char* tmp = std::getenv("TMPDIR");
     fs::path dir = fs::path(tmp && *tmp ? tmp : "/tmp") / "m365vault-bench";
     double scale = 1.0;
     std::string restic = "restic";
+    std::string conninfo;
     for (std::size_t i = 0; i + 1 < args.size(); i += 2) {
       if (args[i] == "--dir") dir = args[i + 1];
       else if (args[i] == "--scale") scale = std::stod(args[i + 1]);
       else if (args[i] == "--restic") restic = args[i + 1];
+      else if (args[i] == "--pg") conninfo = args[i + 1];
       else throw std::runtime_error("unknown option " + args[i]);
     }
     fs::path corpus = dir / "corpus", ours = dir / "m365vault-repo", theirs = dir / "restic-repo";
@@ -309,8 +324,18 @@ int main(int argc, char** argv) {
     fs::remove_all(ours);
     fs::remove_all(theirs);
     std::string self = fs::read_symlink("/proc/self/exe").string();
-    auto o1 = measure({self, "--ingest", ours.string(), corpus.string()}, {}, log);
-    auto o2 = measure({self, "--ingest", ours.string(), corpus.string()}, {}, log);
+    std::vector<std::string> ingest_args = {self, "--ingest", ours.string(), corpus.string()};
+    if (!conninfo.empty()) {
+      auto c = storage::PgConnection::connect(conninfo);
+      spdlog::logger quiet("bench");
+      quiet.set_level(spdlog::level::warn);
+      storage::migrate(c, storage::builtin_migrations(), quiet);
+      c.exec("TRUNCATE repo_packs, repo_blobs");
+      ingest_args.push_back(conninfo);
+      std::printf("index: PostgreSQL (PgBlobIndex)\n");
+    }
+    auto o1 = measure(ingest_args, {}, log);
+    auto o2 = measure(ingest_args, {}, log);
     auto ours_size = tree_size(ours);
     std::vector<std::string> env = {"RESTIC_PASSWORD=" + std::string(kPassphrase), "RESTIC_CACHE_DIR=" + (dir / "restic-cache").string()};
     fs::remove_all(dir / "restic-cache");

@@ -255,17 +255,19 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
                        logging.get("db"));
 
   // The repository, before anything is written: a wrong passphrase stops start-up
-  // here with one line. A serve with no repository and no key configured starts
-  // without one (API, scheduler) and says how to create it.
+  // here with one line. A serve with no key configured and no local repository
+  // starts without one (API, scheduler) and says how to create it; an s3://
+  // repository is configured on purpose, so it must open.
   RepositoryHandle repository;
   if (mode == ServeMode::demo) ensure_demo_repository(cfg, logging);
+  const std::string repo_url = cfg.repository_url();
   if (mode == ServeMode::demo || !cfg.storage.passphrase.empty() || !cfg.storage.key.empty() ||
-      open_store(cfg, logging)->stat("config")) {
+      repo_url.rfind("file://", 0) != 0 || std::filesystem::exists(std::filesystem::path(repo_url.substr(7)) / "config")) {
     repository = open_repository(cfg, dbh.conninfo, logging);
     log->info("repository {} at '{}' open", repository.repo->config().id, repository.store->describe());
   } else {
     log->warn("no repository at '{}': backups cannot run until one exists (create it with 'm365vaultd repo init')",
-              cfg.repository_url());
+              repo_url);
   }
 
   // This daemon's row among the daemons sharing the database.

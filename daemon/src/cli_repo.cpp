@@ -10,6 +10,7 @@
 #include "m365vault/core/error.hpp"
 #include "m365vault/daemon/app.hpp"
 #include "m365vault/storage/maintenance.hpp"
+#include "m365vault/storage/s3_store.hpp"
 #include "cli_common.hpp"
 
 namespace m365vault::daemon {
@@ -56,6 +57,8 @@ int repo_init(const Config& cfg, const Args& a) {
     init.keys.key_file = key_file;
   }
   auto store = open_store(cfg, logging, true);
+  // A new S3 repository may need its bucket (succeeds when we already own it).
+  if (auto* s3 = dynamic_cast<storage::S3Store*>(store.get())) s3->create_bucket();
   storage::RepositoryConfig rc;
   try {
     rc = storage::Repository::init(*store, init);
@@ -131,7 +134,10 @@ int repo_prune(const Config& cfg, const Args& a) {
   bool dry = a.flags.count("dry-run") != 0;
   Session s(cfg);
   auto h = open_repository(cfg, s.dbh.conninfo, s.logging);
-  auto r = storage::prune_repository(*h.store, *h.index, *grace, dry);
+  storage::PruneOptions po;
+  po.grace = *grace;
+  po.dry_run = dry;
+  auto r = storage::prune_repository(*h.repo, *h.store, *h.index, po);
   const char* would = dry ? "would be " : "";
   std::cout << r.index.referenced_blobs << " blob(s) referenced\n";
   for (auto& p : r.index.revived) std::cout << "pack " << short_id(p) << ": referenced again, " << would << "kept\n";
@@ -140,6 +146,10 @@ int repo_prune(const Config& cfg, const Args& a) {
   std::cout << r.index.newly_doomed.size() << " unreferenced pack(s) " << would << "marked for deletion after "
             << grace->count() << " s; " << r.index.expired.size() << " pack(s) (" << r.index.expired_bytes << " bytes) "
             << would << "deleted\n";
+  for (auto& sp : r.repacked)
+    std::cout << "pack " << short_id(sp.id) << ": " << sp.referenced_bytes << " of " << sp.blob_bytes
+              << " blob bytes referenced, " << sp.referenced.size() << " blob(s) " << (dry ? "would be " : "")
+              << "repacked; the pack goes after the grace period\n";
   for (auto& f : r.remove_failed) std::cout << "FAILED to delete " << f << " (no longer indexed; 'repo verify' lists it)\n";
   if (!dry)
     audit_cli(s.conn, "repo prune", std::nullopt, "repository:" + h.repo->config().id, r.remove_failed.empty() ? 200 : 500,

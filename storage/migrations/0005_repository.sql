@@ -13,6 +13,8 @@ CREATE TABLE repo_packs (
     doomed_at   timestamptz,
     CHECK ((state = 'doomed') = (doomed_at IS NOT NULL))
 );
+-- Each daemon's blob cache picks up the packs other daemons add by creation time.
+CREATE INDEX repo_packs_created ON repo_packs (created_at);
 
 -- One row per blob id: its first durable location (a later copy in another pack is
 -- garbage for prune), unless that location is in a doomed pack, which the newer

@@ -65,17 +65,35 @@ VerifyReport verify_repository(Repository& repo, ObjectStore& store, PgBlobIndex
   return r;
 }
 
-PruneResult prune_repository(ObjectStore& store, PgBlobIndex& index, std::chrono::seconds grace, bool dry_run) {
+PruneResult prune_repository(Repository& repo, ObjectStore& store, PgBlobIndex& index, const PruneOptions& o) {
   PruneResult r;
-  r.index = index.prune(grace, dry_run);
-  if (dry_run) return r;
-  for (auto& p : r.index.expired) {
-    try {
-      store.remove(pack_key(p.id));
-    } catch (const Error& e) {
-      r.remove_failed.push_back(pack_key(p.id) + ": " + e.what());
+  r.index = index.prune(o.grace, o.dry_run);
+  if (!o.dry_run) {
+    for (auto& p : r.index.expired) {
+      try {
+        store.remove(pack_key(p.id));
+      } catch (const Error& e) {
+        r.remove_failed.push_back(pack_key(p.id) + ": " + e.what());
+      }
     }
   }
+  if (o.repack_below <= 0) return r;
+  r.repacked = index.sparse_packs(o.repack_below);
+  if (o.dry_run || r.repacked.empty()) return r;
+  // Doomed first: from then on no writer dedupes against these packs, and the
+  // copies written below take over their blobs' rows (add_pack moves a row away
+  // from a doomed pack). A crash half-way leaves blobs readable where they were;
+  // the next prune revives a doomed pack still referenced.
+  std::vector<PackId> ids;
+  for (auto& sp : r.repacked) ids.push_back(sp.id);
+  index.doom(ids);
+  for (auto& sp : r.repacked)
+    for (auto& id : sp.referenced) {
+      auto loc = index.find(id);
+      if (!loc || loc->pack != sp.id) continue;  // already moved by a backup
+      repo.add_blob(loc->type, repo.read_blob(id));
+    }
+  repo.flush();
   return r;
 }
 

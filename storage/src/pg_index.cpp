@@ -136,38 +136,46 @@ std::uint32_t PgBlobIndex::pack_slot(const PackId& p) {
   return it->second;
 }
 
+// Rows of (pack hex, live, concatenated 16-byte id prefixes in hex) into the cache.
+void PgBlobIndex::cache_rows(const PgResult& r) {
+  for (int row = 0; row < r.rows(); ++row) {
+    std::uint32_t ps = pack_slot(id_of(r.get(row, 0)));
+    pack_live_[ps] = r.get(row, 1) == "t";
+    if (r.is_null(row, 2)) continue;
+    auto hex = r.get(row, 2);
+    for (std::size_t at = 0; at + 32 <= hex.size(); at += 32) {
+      std::uint8_t raw[16];
+      decode_hex(hex.substr(at, 32), raw, 16);
+      Slot s;
+      std::memcpy(&s.a, raw, 8);
+      std::memcpy(&s.b, raw + 8, 8);
+      s.pack = ps;
+      if (s.a == 0 && s.b == 0) continue;  // the empty marker: contains() asks the database
+      cache_put(s, true);
+    }
+  }
+}
+
+namespace {
+constexpr const char* kPackRows =
+    "SELECT encode(p.id, 'hex'), p.state = 'live',"
+    " (SELECT encode(string_agg(substring(b.id FROM 1 FOR 16), ''::bytea), 'hex')"
+    "    FROM repo_blobs b WHERE b.pack = p.id)"
+    " FROM repo_packs p ";
+}  // namespace
+
 void PgBlobIndex::load() {
   std::lock_guard rl(read_mu_);
   std::lock_guard cl(cache_mu_);
+  // Packs created from here on are picked up by maybe_refresh().
+  newest_ = std::string(read_->exec("SELECT coalesce(max(created_at), '-infinity')::text FROM repo_packs").get(0, 0));
   // One page per ~200 packs, each row a pack and the concatenated 16-byte id
   // prefixes of its blobs: about 32 hex characters a blob, bounded memory.
   std::string after;  // hex of the last pack seen
   for (;;) {
-    auto r = read_->exec(
-        "SELECT encode(p.id, 'hex'), p.state = 'live',"
-        " (SELECT encode(string_agg(substring(b.id FROM 1 FOR 16), ''::bytea), 'hex')"
-        "    FROM repo_blobs b WHERE b.pack = p.id)"
-        " FROM repo_packs p WHERE p.id > decode($1, 'hex') ORDER BY p.id LIMIT 200",
-        {after});
-    for (int row = 0; row < r.rows(); ++row) {
-      auto pack = id_of(r.get(row, 0));
-      std::uint32_t ps = pack_slot(pack);
-      pack_live_[ps] = r.get(row, 1) == "t";
-      if (!r.is_null(row, 2)) {
-        auto hex = r.get(row, 2);
-        for (std::size_t at = 0; at + 32 <= hex.size(); at += 32) {
-          std::uint8_t raw[16];
-          decode_hex(hex.substr(at, 32), raw, 16);
-          Slot s;
-          std::memcpy(&s.a, raw, 8);
-          std::memcpy(&s.b, raw + 8, 8);
-          s.pack = ps;
-          if (s.a == 0 && s.b == 0) continue;  // the empty marker: contains() asks the database
-          cache_put(s, true);
-        }
-      }
-      after = std::string(r.get(row, 0));
-    }
+    auto r = read_->exec(std::string(kPackRows) + "WHERE p.id > decode($1, 'hex') ORDER BY p.id LIMIT 200", {after});
+    cache_rows(r);
+    if (r.rows() > 0) after = std::string(r.get(r.rows() - 1, 0));
     if (r.rows() < 200) break;
   }
 }
@@ -186,6 +194,27 @@ void PgBlobIndex::maybe_refresh() {
       if (!pack_live_[i]) was_dead.push_back(pack_ids_[i]);
   }
   std::lock_guard rl(read_mu_);
+  // Packs other daemons indexed since: created_at is the committing transaction's
+  // start, so look back a margin longer than any add_pack transaction can last,
+  // and load only the packs this cache does not know.
+  auto newest = std::string(read_->exec("SELECT coalesce(max(created_at), '-infinity')::text FROM repo_packs").get(0, 0));
+  auto recent = read_->exec(
+      "SELECT encode(id, 'hex') FROM repo_packs WHERE created_at > $1::timestamptz - interval '10 minutes'", {newest_});
+  std::vector<PackId> unknown;
+  {
+    std::lock_guard cl(cache_mu_);
+    for (int i = 0; i < recent.rows(); ++i) {
+      auto id = id_of(recent.get(i, 0));
+      if (!pack_slots_.count(id)) unknown.push_back(id);
+    }
+  }
+  if (!unknown.empty()) {
+    auto rows = read_->exec(std::string(kPackRows) + "WHERE p.id IN (SELECT decode(x, 'hex') FROM unnest($1::text[]) AS x)",
+                            {hex_array(unknown)});
+    std::lock_guard cl(cache_mu_);
+    cache_rows(rows);
+  }
+  newest_ = newest;
   auto doomed = read_->exec("SELECT encode(id, 'hex') FROM repo_packs WHERE state = 'doomed'");
   auto revived = read_->exec(
       "SELECT encode(id, 'hex') FROM repo_packs WHERE state = 'live'"
@@ -380,6 +409,47 @@ PgBlobIndex::PruneReport PgBlobIndex::prune(std::chrono::seconds grace, bool dry
     for (auto& p : rep.expired) mark(p.id, 0);
   }
   return rep;
+}
+
+std::vector<PgBlobIndex::SparsePack> PgBlobIndex::sparse_packs(double max_used) {
+  std::lock_guard rl(read_mu_);
+  auto r = read_->exec(
+      "WITH refs AS (SELECT DISTINCT blob_id FROM blob_refs),"
+      " usage AS (SELECT b.pack, sum(b.length) AS total,"
+      "   coalesce(sum(b.length) FILTER (WHERE refs.blob_id IS NOT NULL), 0) AS used"
+      "   FROM repo_blobs b JOIN repo_packs p ON p.id = b.pack AND p.state = 'live'"
+      "   LEFT JOIN refs ON refs.blob_id = b.id GROUP BY b.pack)"
+      " SELECT encode(pack, 'hex'), total, used FROM usage"
+      " WHERE used > 0 AND used < $1::double precision * total ORDER BY pack",
+      {std::to_string(max_used)});
+  std::vector<SparsePack> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    SparsePack sp;
+    sp.id = id_of(r.get(i, 0));
+    sp.blob_bytes = static_cast<std::uint64_t>(r.get_int(i, 1));
+    sp.referenced_bytes = static_cast<std::uint64_t>(r.get_int(i, 2));
+    auto ids = read_->exec(
+        "SELECT encode(b.id, 'hex') FROM repo_blobs b WHERE b.pack = decode($1, 'hex')"
+        " AND b.id IN (SELECT blob_id FROM blob_refs) ORDER BY b.\"offset\"",
+        {sp.id.hex()});
+    for (int k = 0; k < ids.rows(); ++k) sp.referenced.push_back(id_of(ids.get(k, 0)));
+    out.push_back(std::move(sp));
+  }
+  return out;
+}
+
+void PgBlobIndex::doom(const std::vector<PackId>& packs) {
+  if (packs.empty()) return;
+  {
+    std::lock_guard wl(write_mu_);
+    write_->exec(
+        "UPDATE repo_packs SET state = 'doomed', doomed_at = now() WHERE state = 'live'"
+        " AND id IN (SELECT decode(x, 'hex') FROM unnest($1::text[]) AS x)",
+        {hex_array(packs)});
+  }
+  std::lock_guard cl(cache_mu_);
+  for (auto& p : packs)
+    if (auto it = pack_slots_.find(p); it != pack_slots_.end()) pack_live_[it->second] = 0;
 }
 
 std::size_t PgBlobIndex::cached_blobs() const {

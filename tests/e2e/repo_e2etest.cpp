@@ -25,7 +25,7 @@ std::map<std::string, std::pair<std::uintmax_t, fs::file_time_type>> snapshot(co
 }
 }  // namespace
 
-TEST_CASE("repo init, verify, prune, rebuild-index from the command line; a wrong passphrase writes nothing", "[e2e]") {
+TEST_CASE("repo commands from the command line and a wrong passphrase that stops them and serve writing nothing", "[e2e]") {
   TempDir dir;
   ScratchDatabase db;
   const auto repo = dir / "repo";

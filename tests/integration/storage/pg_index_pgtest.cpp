@@ -96,15 +96,15 @@ TEST_CASE("pg index: prune is two-phase, keeps what is referenced, and the write
   REQUIRE(keep_pack != drop_pack);
 
   // With the catalog's view still empty, prune refuses rather than doom everything.
-  CHECK_THROWS_AS(prune_repository(store, index, std::chrono::hours(24), false), Error);
+  CHECK_THROWS_AS(prune_repository(repo, store, index, {std::chrono::hours(24), false}), Error);
 
   db.reference_table();
   db.reference({keep});
-  auto dry = prune_repository(store, index, std::chrono::hours(24), true);
+  auto dry = prune_repository(repo, store, index, {std::chrono::hours(24), true});
   CHECK(dry.index.newly_doomed == std::vector<PackId>{drop_pack});
   CHECK(index.contains(drop));  // a dry run changes nothing
 
-  auto first = prune_repository(store, index, std::chrono::hours(24), false);
+  auto first = prune_repository(repo, store, index, {std::chrono::hours(24), false});
   CHECK(first.index.newly_doomed == std::vector<PackId>{drop_pack});
   CHECK(first.index.expired.empty());
   CHECK(store.objects().count(pack_key(drop_pack)) == 1);  // phase 1 deletes nothing
@@ -123,7 +123,7 @@ TEST_CASE("pg index: prune is two-phase, keeps what is referenced, and the write
 
   // Before the grace has passed nothing goes (the new copy's pack, unreferenced
   // yet, is doomed in its turn).
-  auto early = prune_repository(store, index, std::chrono::hours(24), false);
+  auto early = prune_repository(repo, store, index, {std::chrono::hours(24), false});
   CHECK(early.index.expired.empty());
   CHECK(early.index.newly_doomed == std::vector<PackId>{moved});
   // The backup commits its reference to the blob; after the grace the doomed pack
@@ -131,7 +131,7 @@ TEST_CASE("pg index: prune is two-phase, keeps what is referenced, and the write
   // referenced again comes back to life instead.
   db.reference({drop});
   db.age_doomed(25);
-  auto second = prune_repository(store, index, std::chrono::hours(24), false);
+  auto second = prune_repository(repo, store, index, {std::chrono::hours(24), false});
   REQUIRE(second.index.expired.size() == 1);
   CHECK(second.index.expired[0].id == drop_pack);
   CHECK(second.index.revived == std::vector<PackId>{moved});
@@ -140,6 +140,62 @@ TEST_CASE("pg index: prune is two-phase, keeps what is referenced, and the write
   CHECK(repo.read_blob(drop) == text_data(400'000, 2));  // from its new pack
   CHECK(repo.read_blob(keep) == text_data(400'000, 1));
   CHECK(index.contains(drop));
+  auto v = verify_repository(repo, store, index, {true, false, {}});
+  CHECK(v.ok());
+  CHECK(v.unindexed.empty());
+}
+
+TEST_CASE("pg index: a daemon's cache learns the packs another daemon indexed", "[pg]") {
+  IndexDb db;
+  PgBlobIndexOptions io;
+  io.refresh = std::chrono::milliseconds(0);
+  PgBlobIndex a(db.conninfo(), io), b(db.conninfo(), io);
+  std::vector<PackedBlob> blobs(3);
+  for (std::size_t i = 0; i < blobs.size(); ++i) {
+    blobs[i].id.bytes[0] = static_cast<std::uint8_t>(i + 1);
+    blobs[i].offset = i * 100;
+    blobs[i].length = 100;
+  }
+  PackId pack;
+  pack.bytes[31] = 9;
+  CHECK_FALSE(b.contains(blobs[0].id));
+  a.add_pack(pack, 300, blobs);
+  for (auto& blob : blobs) CHECK(b.contains(blob.id));
+  CHECK(b.cached_blobs() == 3);
+}
+
+TEST_CASE("pg index: prune repacks a mostly-unreferenced pack and frees it after the grace", "[pg]") {
+  IndexDb db;
+  db.reference_table();
+  test::MemoryStore store;
+  Repository::init(store, fast_init());
+  PgBlobIndex index(db.conninfo());
+  Repository repo(store, kKeys, index);
+  std::vector<BlobId> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(repo.add_blob(BlobType::data, text_data(80'000, 500 + static_cast<unsigned>(i))));
+  repo.flush();
+  auto old_pack = index.find(ids[3])->pack;
+  REQUIRE(index.find(ids[9])->pack == old_pack);
+  db.reference({ids[3]});  // a tenth of the pack is still needed
+
+  auto dry = prune_repository(repo, store, index, {std::chrono::hours(24), true});
+  REQUIRE(dry.repacked.size() == 1);
+  CHECK(index.find(ids[3])->pack == old_pack);
+  auto r = prune_repository(repo, store, index, {std::chrono::hours(24), false});
+  REQUIRE(r.repacked.size() == 1);
+  CHECK(r.repacked[0].id == old_pack);
+  CHECK(r.repacked[0].referenced == std::vector<BlobId>{ids[3]});
+  auto moved = index.find(ids[3])->pack;
+  CHECK(moved != old_pack);
+  CHECK(repo.read_blob(ids[3]) == text_data(80'000, 503));
+  db.age_doomed(25);
+  auto later = prune_repository(repo, store, index, {std::chrono::hours(24), false});
+  REQUIRE(later.index.expired.size() == 1);
+  CHECK(later.index.expired[0].id == old_pack);
+  CHECK(store.objects().count(pack_key(old_pack)) == 0);
+  CHECK(later.repacked.empty());
+  CHECK(repo.read_blob(ids[3]) == text_data(80'000, 503));
+  CHECK_FALSE(index.find(ids[4]).has_value());  // unreferenced: gone with its pack
   auto v = verify_repository(repo, store, index, {true, false, {}});
   CHECK(v.ok());
   CHECK(v.unindexed.empty());
@@ -242,25 +298,16 @@ TEST_CASE("pg index: SIGKILL at 20 random moments leaves a consistent repository
   auto repo_dir = dir / "repo";
   std::filesystem::create_directories(repo_dir);
   FsStore store(repo_dir);
-  InitOptions init;
-  init.keys.passphrase = "crash passphrase";
-  init.kdf = {1024, 8, 1};
-  init.pack_size = 1u << 20;
-  Repository::init(store, init);
+  test::init_crash_repository(store);
   auto ack_file = (dir / "acks").string();
   std::mt19937 rng(std::random_device{}());
   std::size_t acked_total = 0, adopted_total = 0;
   for (int round = 0; round < 20; ++round) {
-    ProcessOptions o;
-    o.argv = {M365VAULT_CRASH_WRITER, repo_dir.string(), ack_file, std::to_string(round), db.conninfo()};
-    o.output_file = (dir / "writer.log").string();
-    ChildProcess child(o);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 500));
-    child.signal(SIGKILL);
-    auto code = child.wait(std::chrono::milliseconds(10'000));
-    REQUIRE(code.has_value());
-    INFO("round " << round << ", writer exit " << *code);
-    CHECK(*code == 128 + SIGKILL);
+    int code = test::run_and_kill(
+        {M365VAULT_CRASH_WRITER, repo_dir.string(), ack_file, std::to_string(round), db.conninfo()},
+        (dir / "writer.log").string(), std::chrono::milliseconds(100 + rng() % 500));
+    INFO("round " << round << ", writer exit " << code);
+    CHECK(code == 128 + SIGKILL);
 
     PgBlobIndex index(db.conninfo());
     Repository repo(store, KeySource{"crash passphrase", std::nullopt}, index);
@@ -269,12 +316,7 @@ TEST_CASE("pg index: SIGKILL at 20 random moments leaves a consistent repository
     CHECK(v.missing.empty());
     adopted_total += v.adopted.size();
     CHECK(verify_repository(repo, store, index, {}).unindexed.empty());
-    std::size_t acked = 0;
-    for (auto& [content, id] : test::read_acks(ack_file)) {
-      CHECK(repo.read_blob(id) == test::crash_content(content));
-      ++acked;
-    }
-    acked_total = acked;
+    acked_total = test::check_acknowledged(repo, ack_file);
   }
   CHECK(acked_total > 0);
   WARN("crash test: " << acked_total << " acknowledged blobs checked, " << adopted_total

@@ -4,7 +4,10 @@
 // the crash writer's acknowledgements.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <csignal>
 #include <fstream>
+#include <thread>
 #include <functional>
 #include <random>
 #include <sstream>
@@ -13,7 +16,9 @@
 #include <vector>
 
 #include "m365vault/core/error.hpp"
+#include "m365vault/core/process.hpp"
 #include "m365vault/storage/repository.hpp"
+#include "support/storage/crash_content.hpp"
 
 namespace m365vault::test {
 
@@ -65,12 +70,13 @@ inline void backup_like(storage::ObjectStore& store, storage::BlobIndex& index, 
   }
 }
 
-// The crash writer's ack file: (content number, blob id) per complete line; a
-// last line without its newline was never acknowledged.
-inline std::vector<std::pair<std::uint64_t, storage::BlobId>> read_acks(const std::string& file) {
-  std::vector<std::pair<std::uint64_t, storage::BlobId>> out;
-  std::ifstream acks(file);
+// Reads back every blob the crash writer acknowledged in `ack_file` (one
+// "<content number> <blob id>" line per blob; a last line without its newline was
+// never acknowledged) and checks it against its content. Returns how many.
+inline std::size_t check_acknowledged(storage::Repository& repo, const std::string& ack_file) {
+  std::ifstream acks(ack_file);
   std::string line;
+  std::size_t n = 0;
   while (std::getline(acks, line)) {
     if (acks.eof()) break;
     std::istringstream in(line);
@@ -79,9 +85,32 @@ inline std::vector<std::pair<std::uint64_t, storage::BlobId>> read_acks(const st
     in >> content >> hex;
     auto id = storage::BlobId::from_hex(hex);
     REQUIRE(id.has_value());
-    out.emplace_back(content, *id);
+    CHECK(repo.read_blob(*id) == crash_content(content));
+    ++n;
   }
-  return out;
+  return n;
+}
+
+// A repository for the crash writer (tests/unit/storage/crash_writer.cpp), which
+// opens it with "crash passphrase".
+inline void init_crash_repository(storage::ObjectStore& store) {
+  auto init = fast_init("crash passphrase");
+  storage::Repository::init(store, init);
+}
+
+// Runs `argv`, kills it with SIGKILL after `after`, and returns its exit status
+// (128 + SIGKILL when the kill landed while it was still writing).
+inline int run_and_kill(const std::vector<std::string>& argv, const std::string& output_file,
+                        std::chrono::milliseconds after) {
+  ProcessOptions o;
+  o.argv = argv;
+  o.output_file = output_file;
+  ChildProcess child(o);
+  std::this_thread::sleep_for(after);
+  child.signal(SIGKILL);
+  auto code = child.wait(std::chrono::milliseconds(10'000));
+  REQUIRE(code.has_value());
+  return *code;
 }
 
 }  // namespace m365vault::test

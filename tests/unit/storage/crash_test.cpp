@@ -23,26 +23,16 @@ TEST_CASE("repository survives SIGKILL at 20 random moments", "[unit]") {
   auto repo_dir = dir / "repo";
   std::filesystem::create_directories(repo_dir);
   storage::FsStore store(repo_dir);
-  storage::InitOptions init;
-  init.keys.passphrase = "crash passphrase";
-  init.kdf = {1024, 8, 1};
-  init.pack_size = 1u << 20;
-  storage::Repository::init(store, init);
+  test::init_crash_repository(store);
   auto ack_file = (dir / "acks").string();
 
   std::mt19937 rng(std::random_device{}());
   std::size_t acked_total = 0;
   for (int round = 0; round < 20; ++round) {
-    ProcessOptions o;
-    o.argv = {M365VAULT_CRASH_WRITER, repo_dir.string(), ack_file, std::to_string(round)};
-    o.output_file = (dir / "writer.log").string();
-    ChildProcess child(o);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30 + rng() % 400));
-    child.signal(SIGKILL);
-    auto code = child.wait(std::chrono::milliseconds(10'000));
-    REQUIRE(code.has_value());
-    INFO("round " << round << ", writer exit " << *code);
-    CHECK(*code == 128 + SIGKILL);
+    int code = test::run_and_kill({M365VAULT_CRASH_WRITER, repo_dir.string(), ack_file, std::to_string(round)},
+                                  (dir / "writer.log").string(), std::chrono::milliseconds(30 + rng() % 400));
+    INFO("round " << round << ", writer exit " << code);
+    CHECK(code == 128 + SIGKILL);
 
     // verify --deep, and the index rebuilt from the store alone.
     storage::MemoryIndex index;
@@ -53,12 +43,7 @@ TEST_CASE("repository survives SIGKILL at 20 random moments", "[unit]") {
       CHECK(check.ok());
       index.add_pack(p, 0, check.blobs);
     }
-    std::size_t acked = 0;
-    for (auto& [content, id] : test::read_acks(ack_file)) {
-      CHECK(repo.read_blob(id) == test::crash_content(content));
-      ++acked;
-    }
-    acked_total = acked;
+    acked_total = test::check_acknowledged(repo, ack_file);
   }
   // The kills landed while work was being acknowledged, not all before the first flush.
   CHECK(acked_total > 0);

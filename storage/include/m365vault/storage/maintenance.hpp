@@ -37,14 +37,25 @@ struct VerifyReport {
 // index places in it. Never writes unless `repair`.
 VerifyReport verify_repository(Repository& repo, ObjectStore& store, PgBlobIndex& index, const VerifyOptions& options);
 
+struct PruneOptions {
+  std::chrono::seconds grace{24 * 3600};
+  bool dry_run = false;
+  // Repack live packs in which less than this share of the blob bytes is
+  // referenced: their referenced blobs are written again into new packs and the old
+  // pack is doomed (deleted by a prune after the grace). 0 turns repacking off.
+  double repack_below = 0.2;
+};
+
 struct PruneResult {
   PgBlobIndex::PruneReport index;
-  std::vector<std::string> remove_failed;  // objects whose deletion failed (retried by the next prune: see docs)
+  std::vector<PgBlobIndex::SparsePack> repacked;  // (dry run: would be)
+  std::vector<std::string> remove_failed;  // objects whose deletion failed (an unindexed pack: verify --repair)
 };
 
 // Two-phase prune (see PgBlobIndex::prune); then deletes the expired packs' objects,
-// after their rows are gone, so the index never names a missing pack.
-PruneResult prune_repository(ObjectStore& store, PgBlobIndex& index, std::chrono::seconds grace, bool dry_run);
+// after their rows are gone, so the index never names a missing pack; then repacks
+// sparse packs through `repo` (which must not be written by anyone else meanwhile).
+PruneResult prune_repository(Repository& repo, ObjectStore& store, PgBlobIndex& index, const PruneOptions& options);
 
 struct RebuildReport {
   std::uint64_t packs = 0, blobs = 0;

@@ -5,12 +5,12 @@
 //
 // The cache holds, per indexed blob, the first 16 bytes of its id (ids are keyed
 // HMACs: two distinct blobs share 128 bits with probability about n^2 / 2^129,
-// below 10^-20 at 10^9 blobs) and the pack it lives in, about 32 bytes a blob. It is
+// below 10^-20 at 10^9 blobs) and the pack it lives in, 32 to 64 bytes a blob. It is
 // loaded when the index is opened and kept up to date by add_pack(). Every
 // `refresh` it re-reads which packs prune has doomed or deleted, so the writer
-// stops deduping against them long before they go (prune's grace period). Blobs
-// other daemons index after this one opened are not in its cache: it stores its
-// own copy (garbage for prune to collect), never loses one.
+// stops deduping against them long before they go (prune's grace period), and
+// loads the packs other daemons indexed meanwhile. Until then a blob another
+// daemon just stored is stored again here (garbage for prune), never lost.
 #include <spdlog/logger.h>
 
 #include <chrono>
@@ -28,7 +28,7 @@ namespace m365vault::storage {
 
 struct PgBlobIndexOptions {
   PgTimeouts timeouts;
-  std::chrono::milliseconds refresh{10'000};  // how often contains() re-reads doomed packs
+  std::chrono::milliseconds refresh{10'000};  // how often contains() re-reads doomed and new packs
   std::shared_ptr<spdlog::logger> log;
 };
 
@@ -85,6 +85,18 @@ class PgBlobIndex final : public BlobIndex {
   // (nothing would survive: the catalog is missing, not everything unreferenced).
   PruneReport prune(std::chrono::seconds grace, bool dry_run);
 
+  // Live packs in which blob_refs references some blob bytes, but less than
+  // `max_used` (0..1) of them: candidates for repacking, with their referenced blobs.
+  struct SparsePack {
+    PackId id;
+    std::uint64_t blob_bytes = 0, referenced_bytes = 0;
+    std::vector<BlobId> referenced;
+  };
+  std::vector<SparsePack> sparse_packs(double max_used);
+  // Marks live packs doomed now (repack: their blobs are written again elsewhere,
+  // and add_pack moves the rows away from a doomed pack).
+  void doom(const std::vector<PackId>& packs);
+
   // Number of blob ids in the cache (for tests and the benchmark).
   std::size_t cached_blobs() const;
 
@@ -98,6 +110,7 @@ class PgBlobIndex final : public BlobIndex {
   const Slot* cache_get(const Slot& s) const;
   std::uint32_t pack_slot(const PackId& p);
   void load();
+  void cache_rows(const PgResult& r);
   void maybe_refresh();
 
   PgBlobIndexOptions options_;
@@ -113,6 +126,7 @@ class PgBlobIndex final : public BlobIndex {
   std::vector<std::uint8_t> pack_live_;
   std::unordered_map<PackId, std::uint32_t, IdHash> pack_slots_;
   std::chrono::steady_clock::time_point next_refresh_;
+  std::string newest_;  // created_at of the newest pack seen by load/refresh (text)
 };
 
 }  // namespace m365vault::storage
