@@ -16,7 +16,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DM365VAULT_TESTS=OFF \
-    && ninja -C build m365vaultd
+    && ninja -C build m365vaultd graph-emulator
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -26,6 +26,8 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
     && useradd --system --uid 10001 --home-dir /var/lib/m365vault --shell /usr/sbin/nologin m365vault \
     && install -d -o m365vault -g m365vault -m 0700 /var/lib/m365vault
 COPY --from=build /src/build/daemon/m365vaultd /usr/local/bin/m365vaultd
+# `m365vaultd demo` starts the Graph emulator found beside it.
+COPY --from=build /src/build/emulator/graph-emulator /usr/local/bin/graph-emulator
 COPY deploy/m365vault.example.toml /etc/m365vault/m365vault.toml
 USER m365vault
 ENV M365VAULT_DATA_DIR=/var/lib/m365vault M365VAULT_LISTEN=0.0.0.0:8080
