@@ -126,6 +126,7 @@ DemoEmulator::DemoEmulator(const std::string& dir) {
                       {"messages_per_user", 200},
                       {"contacts_per_user", 40},
                       {"events_per_user", 60},
+                      {"max_attachment_bytes", 2000000},
                       {"unlicensed_users", 1}};
   boost::asio::io_context ioc;
   net::ClientOptions co;
