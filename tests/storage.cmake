@@ -9,6 +9,7 @@ target_link_libraries(m365vault_storage_test_support
 m365vault_test(storage_unit_tests unit
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/object_store_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/unit/storage/fs_store_faults_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/sigv4_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/s3_store_faults_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/unit/storage/repository_test.cpp

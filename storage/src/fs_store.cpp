@@ -38,6 +38,7 @@ struct Fd {
   Errc code = (err == EACCES || err == EPERM || err == EROFS) ? Errc::storage_denied : Errc::storage;
   std::string hint;
   if (err == ENOSPC || err == EDQUOT) hint = " (the filesystem is full: free space or grow the volume)";
+  if (err == EFBIG) hint = " (larger than the filesystem or the process file-size limit allows)";
   if (err == EROFS) hint = " (the filesystem is read-only)";
   if (err == EACCES || err == EPERM) hint = " (check the directory's owner and mode)";
   throw Error(code, what + " '" + path.string() + "': " + std::strerror(err) + hint);
