@@ -300,7 +300,7 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
                                co_return store_probe.status();
                              }});
   api::add_health_routes(router, health);
-  scheduler::Queue queue;
+  scheduler::Queue queue(std::chrono::seconds(cfg.scheduler.lease_s));
   queue.set_notifications(!cfg.notify.webhook_url.empty());
   api::ApiOptions api_opts{&db, queue, logging.get("api")};
   // The repository seals tenant credentials and serves item content; without one
@@ -347,7 +347,10 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
     emulator = std::make_unique<DemoEmulator>(cfg.storage.data_dir + "/emulator");
     demo_run = start_demo_backup(db, *sealer, emulator->tenant());
   }
-  scheduler::Worker worker(ioc.get_executor(), db, queue, kinds, scheduler::WorkerOptions{}, instance_id,
+  scheduler::WorkerOptions wopts;
+  wopts.concurrency = static_cast<std::size_t>(cfg.scheduler.concurrency);
+  wopts.heartbeat_interval = std::chrono::seconds(cfg.scheduler.heartbeat_s);
+  scheduler::Worker worker(ioc.get_executor(), db, queue, kinds, wopts, instance_id,
                            logging.get("scheduler"));
   worker.start();
   net::HttpClient http(ioc.get_executor(), net::ClientOptions{});

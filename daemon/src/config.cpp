@@ -183,6 +183,9 @@ const std::vector<KeySpec>& keys() {
       {"storage.s3_secret_key", Kind::string, str(&Config::storage, &St::s3_secret_key), "", true},
       {"storage.s3_path_style", Kind::boolean, boolean(&Config::storage, &St::s3_path_style)},
       {"storage.s3_ca_file", Kind::string, str(&Config::storage, &St::s3_ca_file)},
+      {"scheduler.concurrency", Kind::integer, int_in(&Config::scheduler, &Config::Scheduler::concurrency, 1, 64)},
+      {"scheduler.lease_s", Kind::integer, int_in(&Config::scheduler, &Config::Scheduler::lease_s, 5, 3600)},
+      {"scheduler.heartbeat_s", Kind::integer, int_in(&Config::scheduler, &Config::Scheduler::heartbeat_s, 1, 1800)},
       {"notify.webhook_url", Kind::string, parse_webhook},
       {"notify.webhook_secret", Kind::string, str(&Config::notify, &Config::Notify::webhook_secret), "", true},
       {"log.level", Kind::string, parse_level, "M365VAULT_LOG_LEVEL"},
@@ -291,7 +294,7 @@ Config load_config(const ConfigSource& source, const Environment& env, Config de
       for (auto& [section, node] : tbl) {
         std::string sec(section.str());
         auto* inner = node.as_table();
-        if (!inner) fail(sec, "unknown key (settings live in sections: [server], [database], [storage], [notify], [log])");
+        if (!inner) fail(sec, "unknown key (settings live in sections: [server], [database], [storage], [scheduler], [notify], [log])");
         for (auto& [name, val] : *inner) {
           std::string key = sec + "." + std::string(name.str());
           std::string base = key;
@@ -359,6 +362,9 @@ Config load_config(const ConfigSource& source, const Environment& env, Config de
   if (c.server.tls_cert.empty() != c.server.tls_key.empty())
     fail(c.server.tls_cert.empty() ? "server.tls_cert" : "server.tls_key",
          "TLS needs both server.tls_cert and server.tls_key");
+  if (c.scheduler.heartbeat_s * 2 > c.scheduler.lease_s)
+    fail("scheduler.heartbeat_s", "must be at most half of scheduler.lease_s (" + std::to_string(c.scheduler.lease_s) +
+                                      "), or a slow heartbeat loses the lease of a live run");
   for (auto* f : {&c.server.tls_cert, &c.server.tls_key}) {
     if (f->empty()) continue;
     std::ifstream probe(*f);

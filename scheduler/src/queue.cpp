@@ -21,22 +21,10 @@ PgParam ts(std::optional<sys_seconds> t) {
   return format_rfc3339(*t);
 }
 
-// Rolls back unless committed.
-struct Tx {
-  PgConnection& c;
-  bool done = false;
-  explicit Tx(PgConnection& conn) : c(conn) { c.exec("BEGIN"); }
-  void commit() {
-    c.exec("COMMIT");
-    done = true;
-  }
-  ~Tx() {
-    if (!done) try {
-        if (c.healthy()) c.exec("ROLLBACK");
-      } catch (...) {
-      }
-  }
-};
+using Tx = storage::PgTransaction;
+
+// The advisory lock key of claims ("m365clm" as a number; any constant unique to us).
+constexpr const char* kClaimLock = "7877379655134541";
 
 const char* kJobColumns =
     "id, name, kind, tenant_id, params::text, schedule, timezone, enabled, max_attempts,"
@@ -293,6 +281,12 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
   }
   for (int attempt = 0; attempt < 5; ++attempt) {
     try {
+      // Claims are serialised across daemons by a transaction-scoped advisory
+      // lock: "no other live run of this tenant" is then a true statement when
+      // the claim commits (SKIP LOCKED alone cannot see another worker's claim
+      // of a different run of the same tenant in the same instant).
+      Tx tx(c);
+      c.exec("SELECT pg_advisory_xact_lock($1::bigint)", {std::string(kClaimLock)});
       auto r = c.exec(
           "WITH pick AS ("
           "  SELECT r.id, r.state AS old_state FROM runs r"
@@ -301,6 +295,12 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
           "    AND ($3::text[] IS NULL OR r.kind = ANY($3::text[]))"
           "    AND ($4::uuid IS NULL OR r.id = $4::uuid)"
           "    AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.job_id = r.job_id AND o.state = 'running' AND o.id <> r.id)"
+          // One live run per tenant: two backups of the same mailboxes at once
+          // would only contend for the same delta cursors and Graph budget.
+          "    AND NOT EXISTS (SELECT 1 FROM jobs j JOIN jobs oj ON oj.tenant_id = j.tenant_id"
+          "                    JOIN runs o ON o.job_id = oj.id AND o.state = 'running' AND o.id <> r.id"
+          "                                   AND o.lease_expires_at >= now()"
+          "                    WHERE j.id = r.job_id)"
           "  ORDER BY r.not_before, r.queued_at"
           "  LIMIT 1 FOR UPDATE OF r SKIP LOCKED)"
           " UPDATE runs r SET state = 'running', worker_id = $1::uuid,"
@@ -312,13 +312,17 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
           "   pick.old_state, (SELECT tenant_id::text FROM jobs WHERE id = r.job_id)",
           {worker_id, std::to_string(lease_.count()), kinds_param,
            only_run ? PgParam(*only_run) : PgParam()});
-      if (r.rows() == 0) return std::nullopt;
+      if (r.rows() == 0) {
+        tx.commit();
+        return std::nullopt;
+      }
       ClaimedRun run{std::string(r.get(0, 0)), std::string(r.get(0, 1)), std::string(r.get(0, 2)),
                      nlohmann::json::parse(r.is_null(0, 3) ? std::string_view("{}") : r.get(0, 3)),
                      static_cast<int>(r.get_int(0, 4)), r.get(0, 5) == "running",
                      r.is_null(0, 6) ? std::nullopt : std::optional<std::string>(r.get(0, 6))};
       if (run.taken_over)
         add_event(c, run.id, "warn", "taken over by worker " + worker_id + " after the previous lease expired");
+      tx.commit();
       return run;
     } catch (const PgError& e) {
       // Another worker claimed a run of the same job in the same instant: the

@@ -19,21 +19,7 @@ constexpr const char* kUniqueViolation = "23505";
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-struct Tx {
-  PgConnection& c;
-  bool done = false;
-  explicit Tx(PgConnection& conn) : c(conn) { c.exec("BEGIN"); }
-  void commit() {
-    c.exec("COMMIT");
-    done = true;
-  }
-  ~Tx() {
-    if (!done) try {
-        if (c.healthy()) c.exec("ROLLBACK");
-      } catch (...) {
-      }
-  }
-};
+using Tx = PgTransaction;
 
 std::optional<std::string> opt(const PgResult& r, int row, int col) {
   if (r.is_null(row, col)) return std::nullopt;

@@ -11,6 +11,7 @@
 #include "m365vault/storage/crypto.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "m365vault/storage/sealer.hpp"
+#include "support/http_client.hpp"
 
 namespace m365vault::test {
 
@@ -60,6 +61,19 @@ BackupStack::BackupStack(json spec, std::uint64_t seed) {
 }
 
 BackupStack::~BackupStack() = default;
+
+std::vector<std::string> BackupStack::daemon_env(const std::string& name, std::vector<std::string> extra) {
+  auto pass = dir_ / "passphrase";
+  if (!std::filesystem::exists(pass)) write_file(pass, "correct horse battery staple\n");
+  std::filesystem::create_directories(dir_ / name);
+  std::vector<std::string> env{"M365VAULT_DATABASE_URL=" + sdb_.conninfo(),
+                               "M365VAULT_DATA_DIR=" + (dir_ / name).string(),
+                               "M365VAULT_STORAGE_REPOSITORY=file://" + (dir_ / "repo").string(),
+                               "M365VAULT_STORAGE_PASSPHRASE_FILE=" + pass.string(),
+                               "M365VAULT_LISTEN=127.0.0.1:" + std::to_string(free_port())};
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
 
 BackupStack::Result BackupStack::run(backup::BackupParams params, backup::BackupOptions opts) {
   scheduler::Queue q;

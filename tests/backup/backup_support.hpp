@@ -46,6 +46,11 @@ class BackupStack {
   std::map<std::pair<std::string, std::string>, std::string> manifest(const std::string& category);
   // What the index holds now (open versions): (owner graph id, item graph id) -> sha256 hex.
   std::map<std::pair<std::string, std::string>, std::string> indexed(const std::string& category);
+  // What a daemon needs to serve this stack: the environment for m365vaultd (the
+  // scratch database, this repository and its passphrase file, a data dir of
+  // its own under `name`, a free port) plus `extra` (NAME=value).
+  std::vector<std::string> daemon_env(const std::string& name, std::vector<std::string> extra = {});
+  const std::string& conninfo() const { return sdb_.conninfo(); }
   // Rows of a query with text results (for assertions on the catalog).
   std::vector<std::vector<std::string>> query(const std::string& sql, const std::vector<std::string>& params = {});
   // The content of an open version, read back from the repository.

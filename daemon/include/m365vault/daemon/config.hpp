@@ -56,6 +56,11 @@ struct Config {
     bool s3_path_style = true;
     std::string s3_ca_file;
   } storage;
+  struct Scheduler {
+    std::int64_t concurrency = 2;    // runs this daemon executes at once
+    std::int64_t lease_s = 60;       // a dead daemon's run is taken over after this
+    std::int64_t heartbeat_s = 10;   // lease renewal and progress saving; under lease_s / 2
+  } scheduler;
   struct Notify {
     std::string webhook_url;     // empty: no webhooks
     std::string webhook_secret;  // HMAC-SHA-256 signing key; empty: unsigned

@@ -100,6 +100,30 @@ std::string redact_conninfo(const std::string& conninfo);
 // A pool of connections used from a small dedicated thread pool, behind an
 // awaitable interface: `co_await db.run([](PgConnection& c) { return ...; })`.
 // Broken connections are dropped and replaced on the next use. Thread-safe.
+// A transaction on a connection: BEGIN now, COMMIT by commit(), ROLLBACK when
+// destroyed without it (an exception on the way out leaves nothing half-written).
+class PgTransaction {
+ public:
+  explicit PgTransaction(PgConnection& c) : c_(c) { c_.exec("BEGIN"); }
+  PgTransaction(const PgTransaction&) = delete;
+  PgTransaction& operator=(const PgTransaction&) = delete;
+  void commit() {
+    c_.exec("COMMIT");
+    done_ = true;
+  }
+  ~PgTransaction() {
+    if (done_) return;
+    try {
+      if (c_.healthy()) c_.exec("ROLLBACK");
+    } catch (...) {
+    }
+  }
+
+ private:
+  PgConnection& c_;
+  bool done_ = false;
+};
+
 class Database {
  public:
   Database(std::string conninfo, std::size_t pool_size, PgTimeouts timeouts, std::shared_ptr<spdlog::logger> log);
