@@ -40,6 +40,23 @@ std::string implied_extension(const storage::ItemVersion& v) {
   return "";
 }
 
+// If-None-Match is `*` or a list of entity tags compared weakly (RFC 9110 13.1.2):
+// `W/"x"` matches `"x"`, and a client that cached several versions sends them all.
+bool none_match_hits(std::string_view header, const std::string& etag) {
+  std::size_t pos = 0;
+  while (pos < header.size()) {
+    auto comma = header.find(',', pos);
+    auto tag = header.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    pos = comma == std::string_view::npos ? header.size() : comma + 1;
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag == "*") return true;
+    if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
+    if (tag == etag) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::optional<ByteRange> parse_range(const std::optional<std::string_view>& header, std::uint64_t total) {
@@ -141,7 +158,7 @@ net::Response content_response(const net::Request& req, const storage::ItemVersi
   res.headers.set("ETag", etag);
   res.headers.set("Accept-Ranges", "bytes");
   res.headers.set("Cache-Control", "private, no-store");
-  if (auto inm = req.headers.get("If-None-Match"); inm && (*inm == etag || *inm == "*")) {
+  if (auto inm = req.headers.get("If-None-Match"); inm && none_match_hits(*inm, etag)) {
     res.status = 304;
     return res;
   }

@@ -117,6 +117,14 @@ TEST_CASE("content: conditional requests by ETag", "[unit]") {
   auto nm = content_response(get({{"If-None-Match", etag}}), v, reader);
   CHECK(nm.status == 304);
   CHECK_FALSE(nm.stream);
+  // A list of cached validators, a weak one, or `*` match too (weak comparison);
+  // a list of others does not.
+  CHECK(content_response(get({{"If-None-Match", "\"old\", " + etag}}), v, reader).status == 304);
+  CHECK(content_response(get({{"If-None-Match", "W/" + etag}}), v, reader).status == 304);
+  CHECK(content_response(get({{"If-None-Match", "*"}}), v, reader).status == 304);
+  CHECK(content_response(get({{"If-None-Match", "\"old\", W/\"older\""}}), v, reader).status == 200);
+  // If-Range compares strongly: a weak validator never applies the range.
+  CHECK(content_response(get({{"Range", "bytes=0-1"}, {"If-Range", "W/" + etag}}), v, reader).status == 200);
   // If-Range with another validator: the range is ignored, the whole new content comes back.
   CHECK(content_response(get({{"Range", "bytes=0-1"}, {"If-Range", "\"old\""}}), v, reader).status == 200);
   CHECK(content_response(get({{"Range", "bytes=0-1"}, {"If-Range", etag}}), v, reader).status == 206);
