@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "content.hpp"
+#include "drive.hpp"
 #include "items.hpp"
 #include "m365vault/core/error.hpp"
 #include "m365vault/graph/errors.hpp"
@@ -50,9 +51,9 @@ BackupParams BackupParams::from_json(const json& j) {
       p.categories.clear();
       for (auto& c : v) {
         auto cat = c.is_string() ? storage::parse_category(c.get<std::string>()) : std::nullopt;
-        if (!cat || (*cat != Category::mail && *cat != Category::contacts && *cat != Category::calendar))
+        if (!cat || *cat == Category::teams)
           throw Error(Errc::bad_request, "backup params 'categories': unknown category " + c.dump() +
-                                             " (mail, contacts or calendar)");
+                                             " (mail, contacts, calendar, onedrive or sharepoint)");
         if (std::find(p.categories.begin(), p.categories.end(), *cat) == p.categories.end()) p.categories.push_back(*cat);
       }
     } else {
@@ -321,10 +322,13 @@ awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
   const std::string who = owner.spec.upn.value_or(owner.spec.graph_id);
   for (auto cat : params_.categories) {
     if (ctx_.cancelled()) co_return;
+    if (cat == Category::sharepoint) continue;  // sites are owners of their own (run())
     Pass pass{owner, cat, {}, owner.spec.graph_id};
-    std::optional<std::string> skipped, failed;
+    std::optional<std::string> skipped, failed, category_skipped;
     try {
       co_await backup_category(pass);
+    } catch (const CategorySkipped& e) {
+      category_skipped = e.what();
     } catch (const graph::GraphError& e) {
       if (graph::is_auth_failure(e)) throw;
       if (graph::is_mailbox_not_enabled(e))
@@ -336,6 +340,13 @@ awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
       throw;
     } catch (const std::exception& e) {
       failed = e.what();
+    }
+    if (category_skipped) {
+      const std::string msg_ = "owner '" + who + "' " + std::string(storage::to_string(cat)) +
+                               " skipped: " + *category_skipped;
+      co_await event("info", msg_);
+      ++summary.categories_skipped;
+      continue;
     }
     if (skipped) {
       auto q5_ = [&](PgConnection& c) {
@@ -368,6 +379,11 @@ awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
 }
 
 awaitable<void> TenantRun::backup_category(Pass& pass) {
+  if (pass.cat == Category::onedrive) {  // drive.cpp
+    DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_};
+    co_await backup_onedrive(env, pass.owner);
+    co_return;
+  }
   progress_.set_phase(std::string(storage::to_string(pass.cat)));
   auto snap = co_await db(
       [&](PgConnection& c) { return cat_.begin_snapshot(c, pass.owner.id, pass.cat, ctx_.run().id); });
@@ -809,6 +825,11 @@ awaitable<scheduler::RunOutcome> TenantRun::run() {
   const auto parallel = static_cast<std::size_t>(std::max(1, svc_.opts.parallel_owners));
   co_await for_each_concurrent(parallel, owners.size(), one_owner);
   if (fatal) std::rethrow_exception(fatal);
+  if (!ctx_.cancelled() &&
+      std::find(params_.categories.begin(), params_.categories.end(), Category::sharepoint) != params_.categories.end()) {
+    DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_};  // drive.cpp
+    co_await backup_sharepoint(env, params_.owners);
+  }
   progress_.set_phase("done");
   if (ctx_.cancelled()) co_return scheduler::RunOutcome{scheduler::RunState::cancelled, std::string("cancelled")};
   if (summary.owners_failed > 0) {

@@ -35,7 +35,7 @@ namespace m365vault::backup {
 // What a backup job's params hold: {"tenant": "...", "owners": [...], "categories": [...]}.
 struct BackupParams {
   std::string tenant;                // catalog id or name; the job's tenant when empty
-  std::vector<std::string> owners;   // user ids, UPNs or mail addresses; empty: every user
+  std::vector<std::string> owners;   // user ids, UPNs or mail addresses (sites: id, name or URL); empty: all
   std::vector<storage::Category> categories{storage::Category::mail, storage::Category::contacts,
                                             storage::Category::calendar};
   // Throws Error(Errc::bad_request) naming the field that is wrong.
@@ -65,6 +65,7 @@ struct BackupServices {
 // Counts of one run, for the CLI's summary and the tests.
 struct BackupSummary {
   int owners = 0, owners_skipped = 0, owners_failed = 0;
+  int categories_skipped = 0;  // an owner without one category (a user without a OneDrive)
   long long items_new = 0, items_changed = 0, items_deleted = 0, items_faulted = 0;
   long long bytes_read = 0;
   std::vector<std::string> problems;  // one line per failed owner / category

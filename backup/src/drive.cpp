@@ -1,0 +1,600 @@
+#include "drive.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "m365vault/backup/quickxor.hpp"
+#include "m365vault/graph/errors.hpp"
+#include "m365vault/graph/pager.hpp"
+#include "m365vault/scheduler/queue.hpp"
+#include "m365vault/storage/crypto.hpp"
+
+namespace m365vault::backup {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using nlohmann::json;
+using storage::Category;
+using storage::PgConnection;
+
+namespace {
+
+constexpr int kDownloadAttempts = 3;  // a hash mismatch is downloaded again twice, then a fault
+constexpr int kMaxResyncs = 8;        // 410s in one pass before the pass gives up
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string str(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool has(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && !it->is_null();
+}
+
+std::string parent_of(const json& item) {
+  auto p = item.find("parentReference");
+  return p != item.end() && p->is_object() ? str(*p, "id") : std::string();
+}
+
+std::string hash_of(const json& item, const char* which) {
+  auto f = item.find("file");
+  if (f == item.end() || !f->is_object()) return {};
+  auto h = f->find("hashes");
+  return h != f->end() && h->is_object() ? str(*h, which) : std::string();
+}
+
+// SHA-1, only for drives that give sha1Hash without sha256Hash.
+class Sha1 {
+ public:
+  Sha1() : ctx_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) { reset(); }
+  void reset() { EVP_DigestInit_ex(ctx_.get(), EVP_sha1(), nullptr); }
+  void update(std::string_view d) { EVP_DigestUpdate(ctx_.get(), d.data(), d.size()); }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_.get(), md, &n);
+    return storage::crypto::to_hex(md, n);
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+};
+
+// What the index holds for a drive item now: enough to decide whether its
+// content must be downloaded, and to reuse it when not.
+struct StoredFile {
+  std::string change_key, container, ctag, quick_xor;
+  std::vector<std::string> blobs;  // raw ids
+  std::optional<std::string> sha256;  // raw
+  std::optional<long long> content_size;
+};
+
+// Open versions of these items with their content references. (Catalog::known_items
+// gives the change key only; a move or rename of a file reuses its blobs, so the
+// pass needs them too. Candidate for a Catalog method.)
+std::unordered_map<std::string, StoredFile> stored_files(PgConnection& c, const std::string& owner_id, Category cat,
+                                                         const std::vector<std::string>& ids) {
+  std::unordered_map<std::string, StoredFile> out;
+  if (ids.empty()) return out;
+  auto r = c.exec(
+      "SELECT i.graph_id, coalesce(v.change_key, ''), coalesce(k.graph_id, ''), coalesce(v.meta->>'cTag', ''),"
+      " coalesce(v.meta#>>'{file,hashes,quickXorHash}', ''), encode(v.content_sha256, 'hex'), v.content_size,"
+      " array_to_string(ARRAY(SELECT encode(b, 'hex') FROM unnest(v.content_blobs) WITH ORDINALITY AS u(b, n)"
+      "   ORDER BY n), ',')"
+      " FROM items i JOIN item_versions v ON v.item_id = i.id AND v.to_at IS NULL"
+      " LEFT JOIN containers k ON k.id = v.container_id"
+      " WHERE i.owner_id = $1::uuid AND i.category = $2 AND i.graph_id IN (SELECT jsonb_array_elements_text($3::jsonb))",
+      {owner_id, std::string(storage::to_string(cat)), json(ids).dump()});
+  for (int i = 0; i < r.rows(); ++i) {
+    StoredFile f;
+    f.change_key = r.get(i, 1);
+    f.container = r.get(i, 2);
+    f.ctag = r.get(i, 3);
+    f.quick_xor = r.get(i, 4);
+    if (!r.is_null(i, 5)) f.sha256 = storage::crypto::from_hex(r.get(i, 5));
+    if (!r.is_null(i, 6)) f.content_size = std::stoll(std::string(r.get(i, 6)));
+    std::string_view list = r.get(i, 7);
+    while (!list.empty()) {
+      auto comma = list.find(',');
+      if (auto raw = storage::crypto::from_hex(list.substr(0, comma))) f.blobs.push_back(std::move(*raw));
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+    out[std::string(r.get(i, 0))] = std::move(f);
+  }
+  return out;
+}
+
+// A driveItem's metadata as a catalog version (content filled by the caller).
+storage::ItemChange drive_item_change(const json& it) {
+  storage::ItemChange ch;
+  ch.graph_id = str(it, "id");
+  ch.kind = has(it, "file") ? "file" : has(it, "package") ? "package" : has(it, "remoteItem") ? "remote" : "item";
+  if (auto p = parent_of(it); !p.empty()) ch.container_graph_id = p;
+  ch.change_key = str(it, "eTag");
+  if (ch.change_key.empty()) ch.change_key = str(it, "cTag");
+  ch.name = str(it, "name");
+  if (auto s = it.find("size"); s != it.end() && s->is_number_integer()) ch.size = s->get<long long>();
+  if (auto m = str(it, "lastModifiedDateTime"); !m.empty()) ch.modified_at = m;
+  if (ch.kind == "file") {
+    auto mt = it["file"].is_object() ? str(it["file"], "mimeType") : std::string();
+    ch.content_type = mt.empty() ? std::string("application/octet-stream") : mt;
+  }
+  if (ch.kind == "package") ch.flags.push_back("package");
+  // Lossless metadata, without the pre-authenticated download URL (a short-lived
+  // credential for the bytes: it never belongs in the index).
+  ch.meta = it;
+  ch.meta.erase("@microsoft.graph.downloadUrl");
+  ch.meta.erase("@odata.context");
+  return ch;
+}
+
+class DrivePass {
+ public:
+  DrivePass(DriveEnv& env, storage::Owner owner, Category cat, std::string drive_id, std::string who)
+      : env_(env), owner_(std::move(owner)), cat_(cat), drive_(std::move(drive_id)), who_(std::move(who)) {}
+
+  awaitable<void> run() {
+    env_.progress.set_phase(std::string(storage::to_string(cat_)));
+    auto q_snap = [&](PgConnection& c) {
+      return catalog_.begin_snapshot(c, owner_.id, cat_, env_.ctx.run().id);
+    };
+    auto snap = co_await env_.svc.db.run(q_snap);
+    snapshot_ = snap.id;
+    co_await walk();
+    if (env_.ctx.cancelled()) co_return;
+    co_await retry_faults();
+    if (env_.ctx.cancelled()) co_return;
+    auto state = faults_ > 0 ? storage::SnapshotState::partial : storage::SnapshotState::complete;
+    auto q_done = [&](PgConnection& c) { catalog_.complete_snapshot(c, snapshot_, state); };
+    co_await env_.svc.db.run(q_done);
+  }
+
+ private:
+  using Faults = std::vector<std::pair<std::string, std::string>>;  // item id, reason
+
+  awaitable<void> event(const char* level, const std::string& message) {
+    try {
+      auto q = [&](PgConnection& c) { scheduler::Queue{}.add_event(c, env_.ctx.run().id, level, message); };
+      co_await env_.svc.db.run(q);
+    } catch (const std::exception& e) {
+      env_.svc.log->warn("run={} event not recorded: {}", env_.ctx.run().id, e.what());
+    }
+  }
+
+  std::string delta_start() const { return "/v1.0/drives/" + drive_ + "/root/delta"; }
+
+  awaitable<void> walk() {
+    auto q_state = [&](PgConnection& c) { return catalog_.delta_state(c, owner_.id, cat_, std::nullopt); };
+    auto state = co_await env_.svc.db.run(q_state);
+    std::string expected = state.cursor.value_or("");
+    graph::RequestOptions opts;
+    std::optional<graph::DeltaPager> pager;
+    pager.emplace(env_.client, state.cursor.value_or(delta_start()), opts);
+    int resyncs = 0;
+    for (;;) {
+      if (env_.ctx.cancelled()) co_return;
+      std::optional<graph::Page> page;
+      std::optional<std::string> resync;  // where the new round starts
+      std::string why;
+      try {
+        page = co_await pager->next();
+      } catch (const graph::GraphError& e) {
+        if (!graph::is_invalid_delta(e) || graph::is_not_found(e) || ++resyncs > kMaxResyncs) throw;
+        resync = e.location().empty() ? delta_start() : e.location();
+        why = e.inner_code().empty() ? (e.code().empty() ? std::to_string(e.status()) : e.code()) : e.inner_code();
+      }
+      if (resync) {
+        // The service lost our place: enumerate the drive again in a round that
+        // downloads only what differs and closes only what it no longer reports.
+        const std::string msg = "drive delta of '" + who_ + "' (" + std::string(storage::to_string(cat_)) +
+                                ") needs a resync (" + why + "): enumerating the drive again";
+        co_await event("warn", msg);
+        auto q_round = [&](PgConnection& c) {
+          return catalog_.start_round(c, owner_.id, cat_, std::nullopt, storage::RoundCovers::both);
+        };
+        co_await env_.svc.db.run(q_round);
+        expected.clear();
+        pager.emplace(env_.client, *resync, opts);
+        continue;
+      }
+      if (!page) break;
+      std::string cursor = page->delta_link ? *page->delta_link : page->next_link.value_or("");
+      co_await apply(page->items, cursor, page->delta_link.has_value(), expected);
+      expected = cursor;
+    }
+  }
+
+  // One page (or one re-read item): folders, files, deletions, committed with the
+  // cursor that follows them once their content is durable.
+  awaitable<void> apply(const std::vector<json>& items, const std::string& cursor, bool delta_link,
+                        const std::string& expected) {
+    // The last report of an item wins.
+    std::vector<const json*> latest;
+    std::unordered_map<std::string, std::size_t> at;
+    for (auto& it : items) {
+      auto id = str(it, "id");
+      if (id.empty()) continue;
+      if (auto a = at.find(id); a != at.end()) {
+        latest[a->second] = &it;
+      } else {
+        at[id] = latest.size();
+        latest.push_back(&it);
+      }
+    }
+
+    storage::PageCommit pc;
+    pc.owner_id = owner_.id;
+    pc.category = cat_;
+    pc.snapshot_id = snapshot_;
+    std::vector<storage::ContainerChange> removed_folders;
+    std::vector<const json*> files;
+    for (auto* p : latest) {
+      const json& it = *p;
+      const auto id = str(it, "id");
+      if (has(it, "deleted")) {
+        // Business drives keep the facet on deletions; without one, the id may be
+        // either, and closing a missing one is a no-op.
+        const bool folder = has(it, "folder"), file = has(it, "file") || has(it, "package");
+        if (folder || !file) {
+          storage::ContainerChange gone;
+          gone.graph_id = id;
+          gone.removed = true;
+          removed_folders.push_back(std::move(gone));
+        }
+        if (file || !folder) pc.removed_items.push_back(id);
+        continue;
+      }
+      if (has(it, "root") || has(it, "folder")) {
+        storage::ContainerChange ch;
+        ch.graph_id = id;
+        ch.display_name = str(it, "name");
+        if (has(it, "root")) {
+          ch.well_known = "root";
+          if (ch.display_name.empty()) ch.display_name = "root";
+        } else if (auto parent = parent_of(it); !parent.empty()) {
+          ch.parent_graph_id = parent;
+        }
+        pc.containers.push_back(std::move(ch));
+        continue;
+      }
+      files.push_back(p);
+    }
+
+    std::vector<std::string> ids;
+    for (auto* f : files) ids.push_back(str(*f, "id"));
+    std::unordered_map<std::string, StoredFile> stored;
+    if (!ids.empty()) {
+      auto q_known = [&](PgConnection& c) { return stored_files(c, owner_.id, cat_, ids); };
+      stored = co_await env_.svc.db.run(q_known);
+    }
+
+    Faults faults;
+    bool downloaded = false;
+    for (auto* f : files) {
+      if (env_.ctx.cancelled()) co_return;  // nothing of this page is committed; the cursor stays before it
+      auto ch = drive_item_change(*f);
+      auto s = stored.find(ch.graph_id);
+      const std::string parent = ch.container_graph_id.value_or("");
+      if (s != stored.end() && !ch.change_key.empty() && s->second.change_key == ch.change_key &&
+          s->second.container == parent) {
+        pc.unchanged_items.push_back(ch.graph_id);  // a replay, or a resync round meeting what is stored
+        continue;
+      }
+      if (ch.kind == "file") {
+        const std::string ctag = str(*f, "cTag"), qx = hash_of(*f, "quickXorHash");
+        const bool same_content = s != stored.end() && !s->second.blobs.empty() && s->second.sha256 &&
+                                  !ctag.empty() && s->second.ctag == ctag &&
+                                  (qx.empty() || s->second.quick_xor.empty() || qx == s->second.quick_xor);
+        if (same_content) {
+          // Renamed, moved or touched, not edited: the new version points at the stored bytes.
+          ch.content_blobs = s->second.blobs;
+          ch.content_sha256 = s->second.sha256;
+          ch.content_size = s->second.content_size;
+        } else {
+          std::string fault;
+          auto got = co_await download(ch, *f, fault);
+          if (!got) {
+            faults.emplace_back(ch.graph_id, fault);
+            pc.unchanged_items.push_back(ch.graph_id);  // keeps a stored version open through a resync round
+            continue;
+          }
+          ch = std::move(*got);
+          downloaded = true;
+        }
+      }
+      pc.items.push_back(std::move(ch));
+    }
+
+    pc.cursor = cursor;
+    pc.delta_link = delta_link;
+    pc.expected_cursor = expected;
+    std::vector<storage::PageCommit> pages;
+    if (!removed_folders.empty() && (!pc.containers.empty() || !pc.items.empty())) {
+      // Folder deletions after the rest of the page: a folder moved out of a
+      // deleted one (or a file) must land in its new parent before the deleted
+      // subtree is closed. The first part leaves the cursor where it was, so a
+      // crash between the two replays the page.
+      storage::PageCommit first = pc;
+      first.removed_items.clear();
+      first.cursor = expected;
+      first.delta_link = false;
+      pc.containers.clear();
+      pc.items.clear();
+      pc.unchanged_items.clear();
+      pages.push_back(std::move(first));
+    }
+    pc.containers.insert(pc.containers.end(), removed_folders.begin(), removed_folders.end());
+    pages.push_back(std::move(pc));
+    co_await commit(pages, faults, downloaded);
+  }
+
+  // Streams one file into the repository and checks it against the hash Graph
+  // gave. nullopt: the item could not be read (the reason is in `fault`).
+  awaitable<std::optional<storage::ItemChange>> download(const storage::ItemChange& meta, const json& item,
+                                                         std::string& fault) {
+    storage::ItemChange ch = meta;
+    const std::string want_qx = hash_of(item, "quickXorHash");
+    const std::string want_sha256 = lower(hash_of(item, "sha256Hash"));
+    const std::string want_sha1 = lower(hash_of(item, "sha1Hash"));
+    const std::string url = "/v1.0/drives/" + drive_ + "/items/" + ch.graph_id + "/content";
+    graph::RequestOptions opts;
+    std::string mismatch;
+    for (int attempt = 1; attempt <= kDownloadAttempts; ++attempt) {
+      ContentSink sink(env_.writer);
+      QuickXorHash qx;
+      Sha1 sha1;
+      graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
+        env_.progress.bytes_read(data.size());
+        qx.update(data);
+        if (!want_sha1.empty()) sha1.update(data);
+        co_await sink.write(data);
+      };
+      std::function<void()> on_restart = [&] {
+        sink.reset();
+        qx = QuickXorHash();
+        sha1.reset();
+      };
+      bool again = false;
+      try {
+        co_await env_.client.get_stream(url, on_chunk, opts, on_restart);
+      } catch (const graph::GraphError& e) {
+        if (graph::is_not_found(e) || graph::is_corrupt_item(e) || graph::is_malware(e) ||
+            graph::is_access_denied(e)) {
+          fault = e.what();
+          co_return std::nullopt;
+        }
+        // An expired download URL answers 401: /content gives a fresh one.
+        if (e.status() != 401 || attempt == kDownloadAttempts) throw;
+        again = true;
+      }
+      if (again) continue;
+      auto stored = co_await sink.finish();
+      const std::string sha256 = storage::crypto::to_hex(stored.sha256);
+      if (!want_qx.empty() && qx.base64() != want_qx)
+        mismatch = "quickXorHash " + qx.base64() + ", expected " + want_qx;
+      else if (want_qx.empty() && !want_sha256.empty() && sha256 != want_sha256)
+        mismatch = "sha256 " + sha256 + ", expected " + want_sha256;
+      else if (want_qx.empty() && want_sha256.empty() && !want_sha1.empty() && sha1.hex() != want_sha1)
+        mismatch = "sha1 mismatch, expected " + want_sha1;
+      else
+        mismatch.clear();
+      if (!mismatch.empty()) {
+        env_.svc.log->warn("run={} drive item '{}' of '{}': {} (download {} of {})", env_.ctx.run().id, ch.graph_id,
+                           who_, mismatch, attempt, kDownloadAttempts);
+        continue;
+      }
+      ch.content_blobs = std::move(stored.blobs);
+      ch.content_sha256 = std::move(stored.sha256);
+      ch.content_size = stored.size;
+      co_return ch;
+    }
+    fault = "get '" + url + "': content does not match its hash after " + std::to_string(kDownloadAttempts) +
+            " downloads (" + mismatch + ")";
+    co_return std::nullopt;
+  }
+
+  // Content durable first, then the faults, then the pages in order.
+  awaitable<void> commit(std::vector<storage::PageCommit>& pages, const Faults& faults, bool downloaded) {
+    if (downloaded) co_await env_.writer.flush();
+    if (!faults.empty()) {
+      auto q_faults = [&](PgConnection& c) {
+        for (auto& [gid, reason] : faults)
+          catalog_.record_fault(c, env_.ctx.run().id, owner_.id, cat_, gid, reason, std::nullopt, snapshot_);
+      };
+      co_await env_.svc.db.run(q_faults);
+      faults_ += static_cast<long long>(faults.size());
+      env_.summary.items_faulted += static_cast<long long>(faults.size());
+      for (std::size_t i = 0; i < faults.size(); ++i) env_.progress.item_faulted();
+    }
+    for (auto& pc : pages) {
+      auto q_page = [&](PgConnection& c) { return catalog_.commit_page(c, pc); };
+      auto r = co_await env_.svc.db.run(q_page);
+      env_.progress.count(static_cast<std::uint64_t>(r.items_added), static_cast<std::uint64_t>(r.items_changed),
+                          static_cast<std::uint64_t>(r.items_closed), static_cast<std::uint64_t>(r.bytes_added));
+      env_.summary.items_new += r.items_added;
+      env_.summary.items_changed += r.items_changed;
+      env_.summary.items_deleted += r.items_closed;
+    }
+  }
+
+  // Files that faulted in earlier runs: the delta will not report them again
+  // until they change, so each is read by id and applied as a page of its own
+  // that leaves the cursor where it is.
+  awaitable<void> retry_faults() {
+    auto q_open = [&](PgConnection& c) { return catalog_.open_faults(c, owner_.id, cat_); };
+    auto open = co_await env_.svc.db.run(q_open);
+    for (auto& f : open) {
+      if (env_.ctx.cancelled()) co_return;
+      if (f.run_id == env_.ctx.run().id) continue;  // failed in this very run: next time
+      std::optional<json> item;
+      try {
+        const std::string url = "/v1.0/drives/" + drive_ + "/items/" + f.item_graph_id;
+        graph::RequestOptions opts;  // named: a defaulted argument is a temporary inside co_await (GCC 12)
+        auto r = co_await env_.client.get(url, opts);
+        item = r.parse();
+      } catch (const graph::GraphError& e) {
+        if (!graph::is_not_found(e)) throw;
+      }
+      if (!item) {
+        auto q_gone = [&](PgConnection& c) {
+          return catalog_.resolve_faults(c, owner_.id, cat_, {f.item_graph_id});
+        };
+        co_await env_.svc.db.run(q_gone);
+        continue;
+      }
+      auto q_state = [&](PgConnection& c) { return catalog_.delta_state(c, owner_.id, cat_, std::nullopt); };
+      auto state = co_await env_.svc.db.run(q_state);
+      if (!state.cursor) continue;  // a round is under way: it meets the item itself
+      std::vector<json> one{std::move(*item)};
+      co_await apply(one, *state.cursor, false, *state.cursor);
+    }
+  }
+
+  DriveEnv& env_;
+  storage::Owner owner_;
+  Category cat_;
+  std::string drive_, who_;
+  std::string snapshot_;
+  storage::Catalog catalog_;
+  long long faults_ = 0;
+};
+
+std::string owner_label(const storage::Owner& o) {
+  return o.spec.upn.value_or(o.spec.display_name.value_or(o.spec.graph_id));
+}
+
+// Every page of a plain collection.
+awaitable<std::vector<json>> list_all(graph::GraphClient& client, const std::string& url) {
+  graph::RequestOptions opts;
+  graph::DeltaPager pager(client, url, opts);
+  std::vector<json> out;
+  while (auto page = co_await pager.next())
+    for (auto& it : page->items) out.push_back(std::move(it));
+  co_return out;
+}
+
+}  // namespace
+
+awaitable<void> backup_onedrive(DriveEnv& env, const storage::Owner& user) {
+  std::string drive_id, skip;
+  try {
+    const std::string url = "/v1.0/users/" + user.spec.graph_id + "/drive";
+    graph::RequestOptions opts;  // named: a defaulted argument is a temporary inside co_await (GCC 12)
+    auto r = co_await env.client.get(url, opts);
+    drive_id = str(r.parse(), "id");
+  } catch (const graph::GraphError& e) {
+    // Unlicensed, or OneDrive never provisioned: "User's mysite not found".
+    if (!graph::is_not_found(e) && !graph::is_mailbox_not_enabled(e)) throw;
+    skip = "no OneDrive provisioned (" + std::to_string(e.status()) + " " + e.code() + ": " + e.graph_message() + ")";
+  }
+  if (!skip.empty()) throw CategorySkipped(skip);
+  if (drive_id.empty()) throw Error(Errc::unavailable, "get '/users/" + user.spec.graph_id + "/drive': no drive id");
+  DrivePass pass(env, user, Category::onedrive, drive_id, owner_label(user));
+  co_await pass.run();
+}
+
+awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>& wanted) {
+  env.progress.set_phase("sharepoint");
+  // Sites: the search lists collections (and usually subsites); subsites of each
+  // are listed too, so none is missed whichever way the tenant answers.
+  std::vector<json> sites;
+  std::set<std::string> seen;
+  std::vector<json> todo;
+  {
+    const std::string url = "/v1.0/sites?search=*";
+    todo = co_await list_all(env.client, url);
+  }
+  while (!todo.empty()) {
+    json s = std::move(todo.back());
+    todo.pop_back();
+    auto id = str(s, "id");
+    if (id.empty() || !seen.insert(id).second) continue;
+    const std::string url = "/v1.0/sites/" + id + "/sites";
+    auto subs = co_await list_all(env.client, url);
+    for (auto& sub : subs) todo.push_back(std::move(sub));
+    sites.push_back(std::move(s));
+  }
+  if (!wanted.empty()) {
+    std::vector<json> kept;
+    for (auto& s : sites)
+      for (auto& w : wanted)
+        if (lower(w) == lower(str(s, "id")) || lower(w) == lower(str(s, "displayName")) ||
+            lower(w) == lower(str(s, "webUrl"))) {
+          kept.push_back(s);
+          break;
+        }
+    sites = std::move(kept);
+  }
+
+  storage::Catalog catalog;
+  std::vector<storage::OwnerSpec> specs;
+  for (auto& s : sites) {
+    storage::OwnerSpec o;
+    o.kind = storage::OwnerKind::site;
+    o.graph_id = str(s, "id");
+    if (auto n = str(s, "displayName"); !n.empty()) o.display_name = n;
+    if (auto u = str(s, "webUrl"); !u.empty()) o.upn = u;  // the site's address, what people search by
+    specs.push_back(std::move(o));
+  }
+  if (specs.empty()) co_return;
+  auto q_sites = [&](PgConnection& c) { return catalog.upsert_owners(c, env.tenant.id, specs); };
+  auto site_owners = co_await env.svc.db.run(q_sites);
+
+  for (auto& site : site_owners) {
+    if (env.ctx.cancelled()) co_return;
+    const std::string site_name = site.spec.display_name.value_or(site.spec.graph_id);
+    std::optional<std::string> failed;
+    try {
+      const std::string url = "/v1.0/sites/" + site.spec.graph_id + "/drives";
+      auto drives = co_await list_all(env.client, url);
+      std::vector<storage::OwnerSpec> dspecs;
+      for (auto& d : drives) {
+        storage::OwnerSpec o;
+        o.kind = storage::OwnerKind::drive;
+        o.graph_id = str(d, "id");
+        if (o.graph_id.empty()) continue;
+        o.display_name = site_name + " / " + str(d, "name");
+        if (auto u = str(d, "webUrl"); !u.empty()) o.upn = u;
+        dspecs.push_back(std::move(o));
+      }
+      if (dspecs.empty()) continue;
+      auto q_drives = [&](PgConnection& c) { return catalog.upsert_owners(c, env.tenant.id, dspecs); };
+      auto drive_owners = co_await env.svc.db.run(q_drives);
+      for (auto& d : drive_owners) {
+        if (env.ctx.cancelled()) co_return;
+        DrivePass pass(env, d, Category::sharepoint, d.spec.graph_id, d.spec.display_name.value_or(d.spec.graph_id));
+        co_await pass.run();
+      }
+      ++env.summary.owners;
+    } catch (const graph::GraphError& e) {
+      if (graph::is_auth_failure(e)) throw;
+      failed = e.what();
+    } catch (const graph::TokenError&) {
+      throw;
+    } catch (const std::exception& e) {
+      failed = e.what();
+    }
+    if (failed) {
+      if (env.ctx.cancelled()) co_return;
+      env.summary.problems.push_back("site '" + site_name + "' sharepoint: " + *failed);
+      ++env.summary.owners_failed;
+      auto msg = env.summary.problems.back();
+      auto q_event = [&](PgConnection& c) { scheduler::Queue{}.add_event(c, env.ctx.run().id, "error", msg); };
+      co_await env.svc.db.run(q_event);
+    }
+  }
+}
+
+}  // namespace m365vault::backup
