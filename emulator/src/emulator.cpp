@@ -175,7 +175,7 @@ std::shared_ptr<Tenant> EmulatorImpl::find_tenant(const std::string& id) {
 }
 
 net::Response EmulatorImpl::graph_error(const net::Request& req, int status, const std::string& code,
-                                        const std::string& message, bool inner) {
+                                        const std::string& message, bool inner, const std::string& inner_code) {
   json e = {{"code", code}, {"message", message}};
   std::string rid = new_guid();
   if (inner) {
@@ -183,6 +183,7 @@ net::Response EmulatorImpl::graph_error(const net::Request& req, int status, con
     date.pop_back();  // Graph's innerError date has no zone suffix
     json ie = {{"date", date}, {"request-id", rid}};
     ie["client-request-id"] = std::string(req.headers.get("client-request-id").value_or(rid));
+    if (!inner_code.empty()) ie["code"] = inner_code;
     e["innerError"] = ie;
   }
   auto r = net::Response::json(status, json{{"error", e}});
@@ -434,10 +435,8 @@ asio::awaitable<net::Response> EmulatorImpl::run_graph(net::Request& req, const 
   if (injected == "attachment_corrupt")
     co_return graph_error(req, 500, "ErrorCorruptData", "Data is corrupt.");
   if (injected == "cannot_snapshot_tree") {
-    auto r = graph_error(req, 503, "serviceNotAvailable", "Failed to get a consistent delta snapshot. Try again later.");
-    auto j = json::parse(r.body);
-    j["error"]["innerError"]["code"] = "cannotSnapshotTree";
-    r.body = j.dump();
+    auto r = graph_error(req, 503, "serviceNotAvailable", "Failed to get a consistent delta snapshot. Try again later.",
+                         true, "cannotSnapshotTree");
     r.headers.set("Retry-After", retry_after_value(2));
     co_return r;
   }

@@ -28,6 +28,8 @@ std::string hex_upper(std::string_view raw) {
   return h;
 }
 
+constexpr std::size_t kSimpleUploadMax = 250ull * 1024 * 1024;  // current docs (older ones: 4 MB)
+
 const std::string kResyncMessage =
     "Resync required. Replace any local items with the server's version (including deletes) if you're sure that the "
     "service was up to date with your local changes when you last sync'd. Upload any local changes that the server "
@@ -38,7 +40,7 @@ asio::awaitable<void> stream_blob(Blob b, std::uint64_t offset, std::uint64_t le
   constexpr std::uint64_t kChunk = 256 * 1024;
   if (b.kind == Blob::office) {  // small; built whole
     auto all = std::make_shared<const std::string>(b.all());
-    b = {Blob::supplied, 0, all->size(), 0, all};
+    b = {Blob::supplied, 0, all->size(), 0, all, nullptr};
   }
   std::string buf;
   buf.reserve(kChunk);
@@ -129,7 +131,7 @@ void EmulatorImpl::register_drive() {
     bool delta = false;
     bool download_url = false;
   };
-  auto item_json = [this](GraphCtx& c, Tenant& t, const DriveStore& d, std::uint32_t i, std::uint32_t child_count,
+  auto item_json = [this](Tenant& t, const DriveStore& d, std::uint32_t i, std::uint32_t child_count,
                           const ItemView& view) {
     const auto& e = d.items[i];
     const bool pers = personal(t.spec);
@@ -172,7 +174,8 @@ void EmulatorImpl::register_drive() {
     j["createdDateTime"] = iso_time(e.created);
     j["createdBy"] = person(1);
     j["lastModifiedBy"] = person(e.version + 2);
-    j["fileSystemInfo"] = {{"createdDateTime", iso_time(e.created)}, {"lastModifiedDateTime", iso_time(e.modified)}};
+    j["fileSystemInfo"] = {{"createdDateTime", iso_time(e.fs_created ? e.fs_created : e.created)},
+                           {"lastModifiedDateTime", iso_time(e.fs_modified ? e.fs_modified : e.modified)}};
     const std::string host = (d.key & 3) == 0
                                  ? "https://" + t.spec.domain.substr(0, t.spec.domain.find('.')) + "-my.sharepoint.com/personal/" +
                                        user_person(t, d.key >> 2).address.substr(0, user_person(t, d.key >> 2).address.find('@')) +
@@ -203,7 +206,6 @@ void EmulatorImpl::register_drive() {
             base_url + "/_download/" +
             seal({{"k", "dl"}, {"tid", t.spec.tenant_id}, {"d", d.key}, {"i", i}, {"exp", now() + current_faults().download_url_lifetime_s}});
     }
-    (void)c;
     return j;
   };
   auto child_counts = [](const DriveStore& d) {
@@ -346,10 +348,7 @@ void EmulatorImpl::register_drive() {
       // Resync on demand (contract 8.1): 410 with a fresh token-less delta URL.
       const auto f = current_faults();
       if (!latest && f.drive_resync_rate > 0 && chance() < f.drive_resync_rate) {
-        auto res = graph_error(c.req, 410, "resyncRequired", kResyncMessage);
-        auto j = json::parse(res.body);
-        j["error"]["innerError"]["code"] = f.drive_resync_code;
-        res.body = j.dump();
+        auto res = graph_error(c.req, 410, "resyncRequired", kResyncMessage, true, f.drive_resync_code);
         res.headers.set("Location", base_url + "/" + c.version + "/drives/" + drive_id(t, key) + "/root/delta");
         return res;
       }
@@ -375,7 +374,7 @@ void EmulatorImpl::register_drive() {
           else include = e.seq > base;
           if (!include) continue;
           if (!e.alive && base == 0 && !since) continue;
-          value.push_back(select(item_json(c, t, d, static_cast<std::uint32_t>(i), counts[i], {true, dl}), c));
+          value.push_back(select(item_json(t, d, static_cast<std::uint32_t>(i), counts[i], {true, dl}), c));
         }
         more = i < d.items.size();
         cursor = i;
@@ -427,7 +426,7 @@ void EmulatorImpl::register_drive() {
       auto i = resolve_item(t, key, c.req.params.count("item") ? c.req.params["item"] : "root");
       if (!i) return not_found(c);
       auto& d = drive(t, key);
-      j = select(item_json(c, t, d, *i, child_counts(d)[*i], {false, true}), c);
+      j = select(item_json(t, d, *i, child_counts(d)[*i], {false, true}), c);
     }
     j["@odata.context"] = base_url + "/" + c.version + "/$metadata#drives('" + drive_id(t, key) + "')/items/$entity";
     return graph_json(c, 200, j);
@@ -467,7 +466,7 @@ void EmulatorImpl::register_drive() {
           more = true;
           break;
         }
-        value.push_back(select(item_json(c, t, d, i, counts[i], {false, wants_download_url(c)}), c));
+        value.push_back(select(item_json(t, d, i, counts[i], {false, wants_download_url(c)}), c));
       }
     }
     json body = {{"@odata.context", base_url + "/" + c.version + "/$metadata#drives('" + drive_id(t, key) + "')/items('" +
@@ -570,6 +569,162 @@ void EmulatorImpl::register_drive() {
     res.stream = [blob, first, len](net::BodySink& sink) { return stream_blob(blob, first, len, sink); };
     co_return res;
   });
+
+  // ------------------------------------------------------------ writes (restore)
+  // Folder create, simple upload and upload sessions (contract 11). Writes are
+  // operations for apply_write, journaled like the mail writes; uploaded bytes are
+  // kept whole in memory (and base64 in the journal).
+  drive_item_json_fn = [item_json, child_counts](Tenant& t, std::uint32_t key, std::uint32_t i) {
+    auto& d = drive(t, key);
+    return item_json(t, d, i, child_counts(d)[i], {false, true});
+  };
+  // Where a write lands: an existing item ({item}, "root" for .../root/...) or a parent
+  // and a name ("{parent-id}:/{name}:" or "root:/{name}:"; one path segment).
+  struct Target {
+    std::uint32_t key = 0;
+    std::uint32_t item = 0;  // the existing item, or the parent when `name` is set
+    std::string name;
+  };
+  auto target_of = [this, resolve_drive, resolve_item, not_found](GraphCtx& c) -> std::variant<Target, net::Response> {
+    auto r = resolve_drive(c);
+    if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
+    Target tg;
+    tg.key = std::get<std::uint32_t>(r);
+    auto unquote = [](const std::string& seg) -> std::optional<std::string> {
+      if (seg.size() < 2 || seg.back() != ':') return std::nullopt;
+      return seg.substr(0, seg.size() - 1);
+    };
+    std::string ref = c.req.params.count("item") ? c.req.params["item"] : "root";
+    if (auto nc = c.req.params.find("nc"); nc != c.req.params.end()) {
+      auto name = unquote(nc->second);
+      auto parent = c.req.params.count("pc") ? unquote(c.req.params["pc"]) : std::optional<std::string>("root");
+      if (!name || !parent) return graph_error(c.req, 400, "invalidRequest", "Invalid API or resource.");
+      ref = *parent;
+      tg.name = *name;
+    }
+    auto& t = *c.tenant;
+    std::lock_guard lk(t.mu);
+    auto i = resolve_item(t, tg.key, ref);
+    if (!i) return not_found(c);
+    tg.item = *i;
+    return tg;
+  };
+  // The operation for a target: by id (existing file) or by parent and name.
+  auto target_op = [](const Target& tg, const char* kind, const std::string& conflict) {
+    json op = {{"kind", kind}, {"drive", tg.key}};
+    if (tg.name.empty() && std::string(kind) == "drive_put_file") {
+      op["item"] = tg.item;
+    } else {
+      op["parent"] = tg.item;
+      op["name"] = tg.name;
+      op["conflict"] = conflict;
+    }
+    return op;
+  };
+  const std::string kConflictKey = "@microsoft.graph.conflictBehavior";
+  auto conflict_of = [kConflictKey](GraphCtx& c, const json& body, const char* fallback) {
+    if (body.contains(kConflictKey) && body[kConflictKey].is_string()) return body[kConflictKey].get<std::string>();
+    return c.req.query_param(kConflictKey).value_or(fallback);
+  };
+  // fileSystemInfo as the client sets it; false when a timestamp is not ISO 8601.
+  auto file_system_info = [](const json& item, json& op) {
+    if (!item.contains("fileSystemInfo")) return true;
+    const auto& f = item["fileSystemInfo"];
+    if (!f.is_object()) return false;
+    for (auto [from, to] : {std::pair{"createdDateTime", "fs_created"}, std::pair{"lastModifiedDateTime", "fs_modified"}}) {
+      if (!f.contains(from)) continue;
+      auto when = f[from].is_string() ? parse_iso_time(f[from].get<std::string>()) : std::nullopt;
+      if (!when) return false;
+      op[to] = *when;
+    }
+    return true;
+  };
+  auto written = [this](GraphCtx& c, std::uint32_t key, const json& result) {
+    auto& t = *c.tenant;
+    json j;
+    {
+      std::lock_guard lk(t.mu);
+      j = drive_item_json_fn(t, key, result["index"].get<std::uint32_t>());
+      j["@odata.context"] = base_url + "/" + c.version + "/$metadata#drives('" + drive_id(t, key) + "')/items/$entity";
+    }
+    return graph_json(c, result["status"].get<int>(), j);
+  };
+  auto bad_request = [this](GraphCtx& c, const std::string& message) {
+    return graph_error(c.req, 400, "invalidRequest", message);
+  };
+
+  auto create_folder = [this, target_of, target_op, conflict_of, file_system_info, written, bad_request](GraphCtx& c) {
+    auto body = json::parse(c.req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("name") || !body["name"].is_string())
+      return bad_request(c, "The request body must be a driveItem with a name.");
+    if (!body.contains("folder")) return bad_request(c, "Only folders can be created here: add \"folder\": {}.");
+    auto tr = target_of(c);
+    if (auto* e = std::get_if<net::Response>(&tr)) return std::move(*e);
+    auto tg = std::get<Target>(tr);
+    tg.name = body["name"].get<std::string>();
+    json op = target_op(tg, "drive_create_folder", conflict_of(c, body, "fail"));
+    if (!file_system_info(body, op)) return bad_request(c, "fileSystemInfo timestamps must be ISO 8601.");
+    op["now"] = now();
+    json result;
+    if (auto refused = write_op(c.req, *c.tenant, op, result)) return std::move(*refused);
+    return written(c, tg.key, result);
+  };
+  auto put_content = [this, target_of, target_op, conflict_of, written](GraphCtx& c) {
+    if (c.req.body.size() > kSimpleUploadMax)
+      return graph_error(c.req, 413, "invalidRequest", "Simple upload takes at most 250 MiB: use an upload session.");
+    auto tr = target_of(c);
+    if (auto* e = std::get_if<net::Response>(&tr)) return std::move(*e);
+    const auto tg = std::get<Target>(tr);
+    json op = target_op(tg, "drive_put_file", conflict_of(c, json::object(), "replace"));
+    op["now"] = now();
+    op["base64"] = base64(c.req.body);
+    json result;
+    if (auto refused = write_op(c.req, *c.tenant, op, result)) return std::move(*refused);
+    return written(c, tg.key, result);
+  };
+  auto create_session = [this, target_of, target_op, conflict_of, file_system_info, bad_request](GraphCtx& c) {
+    auto body = c.req.body.empty() ? json::object() : json::parse(c.req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return bad_request(c, "The request body must be a JSON object.");
+    const json item = body.contains("item") && body["item"].is_object() ? body["item"] : json::object();
+    auto tr = target_of(c);
+    if (auto* e = std::get_if<net::Response>(&tr)) return std::move(*e);
+    const auto tg = std::get<Target>(tr);
+    json op = target_op(tg, "drive_put_file", conflict_of(c, item, "replace"));
+    if (!file_system_info(item, op)) return bad_request(c, "fileSystemInfo timestamps must be ISO 8601.");
+    try {  // refuse now what the commit would refuse (a taken name with "fail", a missing parent)
+      std::lock_guard lk(c.tenant->mu);
+      check_drive_write(*c.tenant, op);
+    } catch (const Error& e) {
+      return refused_write(c.req, e);
+    }
+    const std::string id = std::string(kDriveSessionPrefix) + base64(random_bytes(24), true, false);
+    const double expires = now_precise() + kUploadSessionLifetime;
+    UploadSession s;
+    s.kind = UploadSession::drive_item;
+    s.tenant = c.tenant->spec.tenant_id;
+    s.size = item.contains("fileSize") && item["fileSize"].is_number_unsigned() ? item["fileSize"].get<std::uint64_t>() : 0;
+    s.expires = expires;
+    s.target = op;
+    store_upload(id, std::move(s));
+    json j = {{"@odata.context", base_url + "/" + c.version + "/$metadata#microsoft.graph.uploadSession"},
+              {"uploadUrl", base_url + "/_upload/" + id},
+              {"expirationDateTime", iso_time(static_cast<std::int64_t>(expires))},
+              {"nextExpectedRanges", json::array({"0-"})}};
+    return graph_json(c, 200, j);
+  };
+  for (auto [prefix, permission] : {std::pair{"/drives/{drive}", "Files.ReadWrite.All"},
+                                    std::pair{"/users/{user}/drive", "Files.ReadWrite.All"},
+                                    std::pair{"/sites/{site}/drive", "Sites.ReadWrite.All"}}) {
+    const std::string p = prefix;
+    add_sp("POST", p + "/root/children", permission, 2, create_folder);
+    add_sp("POST", p + "/items/{item}/children", permission, 2, create_folder);
+    add_sp("PUT", p + "/items/{item}/content", permission, 2, put_content);
+    add_sp("PUT", p + "/items/{pc}/{nc}/content", permission, 2, put_content);
+    add_sp("PUT", p + "/root:/{nc}/content", permission, 2, put_content);
+    add_sp("POST", p + "/items/{item}/createUploadSession", permission, 2, create_session);
+    add_sp("POST", p + "/items/{pc}/{nc}/createUploadSession", permission, 2, create_session);
+    add_sp("POST", p + "/root:/{nc}/createUploadSession", permission, 2, create_session);
+  }
 
   // ------------------------------------------------------------ sites
   auto site_of = [this](GraphCtx& c) -> std::variant<std::uint32_t, net::Response> {

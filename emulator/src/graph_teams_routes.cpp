@@ -387,7 +387,7 @@ void EmulatorImpl::register_teams() {
       }
       auto bytes = [&](const std::string& hc) {
         std::string png("\x89PNG\r\n\x1a\n", 8);
-        Blob b{Blob::binary, hash_str(hc), 1800, 0, nullptr};
+        Blob b{Blob::binary, hash_str(hc), 1800, 0, nullptr, nullptr};
         b.read(0, b.size, png);
         return png;
       };

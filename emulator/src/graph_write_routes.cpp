@@ -10,25 +10,40 @@ namespace {
 constexpr std::size_t kDirectAttachmentLimit = 3 * 1024 * 1024;
 constexpr std::uint64_t kUploadMin = 3ull * 1024 * 1024, kUploadMax = 150ull * 1024 * 1024;
 constexpr std::size_t kUploadChunkMax = 4 * 1024 * 1024;
+constexpr std::size_t kFragmentUnit = 320 * 1024, kFragmentMax = 60ull * 1024 * 1024;
 }  // namespace
 
+std::optional<net::Response> EmulatorImpl::write_op(const net::Request& req, Tenant& t, const json& op, json& result) {
+  try {
+    std::lock_guard lk(t.mu);
+    result = apply_write(t, op);
+  } catch (const Error& e) {
+    return refused_write(req, e);
+  }
+  journal({{"op", "write"}, {"tenant", t.spec.tenant_id}, {"write", op}});
+  return std::nullopt;
+}
+
+net::Response EmulatorImpl::refused_write(const net::Request& req, const Error& e) {
+  std::string what = e.what();
+  auto colon = what.find(": ");
+  int status = e.code() == Errc::conflict ? 409 : e.code() == Errc::not_found ? 404 : 400;
+  return graph_error(req, status, what.substr(0, colon), what.substr(colon + 2), status != 400);
+}
+
+void EmulatorImpl::store_upload(const std::string& id, UploadSession s) {
+  const double now_s = now_precise();
+  std::lock_guard lk(umu);
+  std::erase_if(uploads, [&](const auto& kv) { return kv.second.expires < now_s; });  // abandoned sessions hold bytes
+  uploads[id] = std::move(s);
+}
+
 void EmulatorImpl::register_writes() {
-  // Applies a write under the tenant lock and journals it; Graph errors come back as
-  // Error("Code: text").
+  // Applies a write for the addressed user under the tenant lock and journals it.
   auto write = [this](GraphCtx& c, json op, json& result) -> std::optional<net::Response> {
     op["user"] = *c.user;
     op["now"] = now();
-    try {
-      std::lock_guard lk(c.tenant->mu);
-      result = apply_write(*c.tenant, op);
-    } catch (const Error& e) {
-      std::string what = e.what();
-      auto colon = what.find(": ");
-      int status = e.code() == Errc::conflict ? 409 : e.code() == Errc::not_found ? 404 : 400;
-      return graph_error(c.req, status, what.substr(0, colon), what.substr(colon + 2), status != 400);
-    }
-    journal({{"op", "write"}, {"tenant", c.tenant->spec.tenant_id}, {"write", op}});
-    return std::nullopt;
+    return write_op(c.req, *c.tenant, op, result);
   };
   auto body_json = [](GraphCtx& c) -> std::optional<json> {
     auto j = json::parse(c.req.body, nullptr, false);
@@ -212,12 +227,9 @@ void EmulatorImpl::register_writes() {
         return graph_error(c.req, 400, "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
                            "Attachment size must be between 3 MB and 150 MB for an upload session.");
       std::string id = base64(random_bytes(24), true, false);
-      double expires = now_precise() + 6 * 3600;
-      {
-        std::lock_guard lk(umu);
-        uploads[id] = {c.tenant->spec.tenant_id, *c.user, *m, item.value("name", "attachment"),
-                       item.value("contentType", "application/octet-stream"), size, {}, expires};
-      }
+      double expires = now_precise() + kUploadSessionLifetime;
+      store_upload(id, {UploadSession::attachment, c.tenant->spec.tenant_id, *c.user, *m, item.value("name", "attachment"),
+                        item.value("contentType", "application/octet-stream"), size, {}, expires, nullptr});
       json j = {{"@odata.context", base_url + "/" + c.version + "/$metadata#microsoft.graph.uploadSession"},
                 {"uploadUrl", base_url + "/_upload/" + id},
                 {"expirationDateTime", iso_time(static_cast<std::int64_t>(expires))},
@@ -226,43 +238,106 @@ void EmulatorImpl::register_writes() {
     });
   }
 
-  // Upload session chunks: no Authorization (the URL is the credential).
+  // Upload session chunks: no Authorization (the URL is the credential). Attachment
+  // sessions follow Outlook (≤ 4 MB per PUT, 200 with PascalCase, last → 201 and a
+  // Location); drive sessions follow OneDrive (fragments in multiples of 320 KiB under
+  // 60 MiB, 202 with camelCase, last → the driveItem with 201, or 200 when replacing).
   auto upload = [this](net::Request& req) -> boost::asio::awaitable<net::Response> {
-    auto err = [&](int status, const std::string& code, const std::string& msg) { return graph_error(req, status, code, msg); };
     const std::string id = req.params["session"];
+    const bool drive_url = id.rfind(kDriveSessionPrefix, 0) == 0;
+    auto err = [&](int status, const std::string& code, const std::string& msg, const std::string& inner_code = "") {
+      return graph_error(req, status, code, msg, true, inner_code);
+    };
     if (req.headers.get("Authorization"))
       co_return err(401, "InvalidAuthenticationToken", "The upload URL carries its own credentials: do not send an Authorization header.");
     std::unique_lock lk(umu);
     auto it = uploads.find(id);
-    if (it == uploads.end() || it->second.expires < now_precise())
-      co_return err(404, "ErrorItemNotFound", "The upload session was not found or has expired.");
+    if (it != uploads.end() && it->second.expires < now_precise()) {
+      uploads.erase(it);
+      it = uploads.end();
+    }
+    if (it == uploads.end())
+      co_return err(404, drive_url ? "itemNotFound" : "ErrorItemNotFound", "The upload session was not found or has expired.");
     auto& s = it->second;
+    const bool drive_session = s.kind == UploadSession::drive_item;
+    const auto received = s.data.size();
+    auto status_body = [&] {
+      const std::string expires = iso_time(static_cast<std::int64_t>(s.expires));
+      const json ranges = json::array({std::to_string(s.data.size()) + (drive_session ? "-" : "")});
+      return drive_session ? json{{"expirationDateTime", expires}, {"nextExpectedRanges", ranges}}
+                           : json{{"ExpirationDateTime", expires}, {"NextExpectedRanges", ranges}};
+    };
     if (req.method == "DELETE") {
       uploads.erase(it);
       net::Response r;
       r.status = 204;
       co_return r;
     }
+    if (req.method == "GET") co_return net::Response::json(200, status_body());
     auto range = std::string(req.headers.get("Content-Range").value_or(""));
     unsigned long long a = 0, b = 0, total = 0;
-    if (std::sscanf(range.c_str(), "bytes %llu-%llu/%llu", &a, &b, &total) != 3 || b < a || total != s.size ||
-        b - a + 1 != req.body.size())
-      co_return err(400, "ErrorInvalidRequest", "Content-Range is missing or does not match the body.");
-    if (req.body.size() > kUploadChunkMax) co_return err(413, "ErrorRequestEntityTooLarge", "A chunk may hold at most 4 MB.");
-    if (a != s.data.size())
-      co_return err(416, "invalidRange", "The uploaded fragment does not start at the next expected byte " +
-                                             std::to_string(s.data.size()) + ".");
+    const bool well_formed = std::sscanf(range.c_str(), "bytes %llu-%llu/%llu", &a, &b, &total) == 3 && b >= a &&
+                             b - a + 1 == req.body.size();
+    if (!drive_session) {
+      if (!well_formed || total != s.size)
+        co_return err(400, "ErrorInvalidRequest", "Content-Range is missing or does not match the body.");
+      if (req.body.size() > kUploadChunkMax) co_return err(413, "ErrorRequestEntityTooLarge", "A chunk may hold at most 4 MB.");
+      if (a != received)
+        co_return err(416, "invalidRange", "The uploaded fragment does not start at the next expected byte " +
+                                               std::to_string(received) + ".");
+    } else {
+      if (!well_formed || total == 0 || b >= total)
+        co_return err(400, "invalidRequest", "Content-Range is missing, malformed or does not match the body.");
+      if (s.size != 0 && total != s.size)
+        co_return err(400, "invalidRequest", "The declared file size does not match earlier fragments.",
+                      "fragmentLengthMismatch");
+      if (req.body.size() > kFragmentMax)
+        co_return err(413, "invalidRequest", "A fragment must be smaller than 60 MiB.");
+      if (a < received)
+        co_return err(416, "invalidRange", "Uploaded fragment overlaps with existing data.", "fragmentOverlap");
+      if (a > received)
+        co_return err(416, "invalidRange", "Fragments must be sent in order: the next expected byte is " +
+                                               std::to_string(received) + ".");
+      if (b + 1 < total && req.body.size() % kFragmentUnit != 0)
+        co_return err(400, "invalidRequest",
+                      "Fragments other than the last must be a multiple of 320 KiB (327,680 bytes).");
+      s.size = total;
+    }
     s.data += req.body;
     if (s.data.size() < s.size) {
-      auto r = net::Response::json(200, json{{"ExpirationDateTime", iso_time(static_cast<std::int64_t>(s.expires))},
-                                            {"NextExpectedRanges", json::array({std::to_string(s.data.size())})}});
-      co_return r;
+      s.expires = std::max(s.expires, now_precise() + kUploadSessionLifetime);  // progress keeps it alive
+      co_return net::Response::json(drive_session ? 202 : 200, status_body());
     }
     auto session = std::move(s);
     uploads.erase(it);
     lk.unlock();
     auto t = find_tenant(session.tenant);
     if (!t) co_return err(404, "ErrorItemNotFound", "The tenant is gone.");
+    if (drive_session) {
+      json op = session.target;
+      op["base64"] = base64(session.data);
+      op["now"] = now();
+      json result;
+      if (auto refused = write_op(req, *t, op, result)) {
+        if (refused->status != 409) co_return std::move(*refused);
+        // The name was taken while the bytes came in: the session stays, so the client
+        // can still redirect it (contract 11); the error has no innerError.
+        store_upload(id, std::move(session));
+        co_return graph_error(req, 409, "upload_name_conflict",
+                              "Another file exists with the same name as the uploaded session. You can redirect the "
+                              "upload session to use a new filename by calling PUT with the new metadata and "
+                              "@microsoft.graph.sourceUrl attribute.",
+                              false);
+      }
+      json item;
+      {
+        std::lock_guard tl(t->mu);
+        item = drive_item_json_fn(*t, op["drive"].get<std::uint32_t>(), result["index"].get<std::uint32_t>());
+      }
+      auto r = net::Response::json(result["status"].get<int>(), item);
+      r.headers.set("Content-Type", "application/json");
+      co_return r;
+    }
     json op = {{"kind", "add_attachment"}, {"user", session.user}, {"message", session.message}, {"name", session.name},
                {"contentType", session.content_type}, {"contentBytes", base64(session.data)}, {"now", now()}};
     json result;
@@ -286,6 +361,7 @@ void EmulatorImpl::register_writes() {
     co_return r;
   };
   router.add("PUT", "/_upload/{session}", upload);
+  router.add("GET", "/_upload/{session}", upload);
   router.add("DELETE", "/_upload/{session}", upload);
 
   // ---- contacts and calendars

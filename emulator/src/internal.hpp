@@ -13,6 +13,7 @@
 
 #include <strings.h>
 
+#include "m365vault/core/error.hpp"
 #include "m365vault/emulator/emulator.hpp"
 #include "m365vault/net/router.hpp"
 #include "model.hpp"
@@ -64,6 +65,11 @@ struct GraphCtx {
 
 using GraphFn = std::function<net::Response(GraphCtx&)>;
 
+// Upload session URLs are <base>/_upload/<id>. Drive session ids start with this
+// prefix ('.' is outside base64url, so no attachment session id can).
+inline constexpr std::string_view kDriveSessionPrefix = "od.";
+inline constexpr double kUploadSessionLifetime = 6 * 3600;  // seconds; each fragment renews it
+
 struct EmulatorImpl {
   std::shared_ptr<spdlog::logger> log;
   std::string base_url = "http://127.0.0.1";
@@ -107,9 +113,10 @@ struct EmulatorImpl {
 
   std::shared_ptr<Tenant> find_tenant(const std::string& id_or_domain);
 
-  // Graph error envelope with innerError (date, request-id, client-request-id).
+  // Graph error envelope with innerError (date, request-id, client-request-id and,
+  // OneDrive style, a more specific `inner_code` when given).
   net::Response graph_error(const net::Request& req, int status, const std::string& code, const std::string& message,
-                            bool inner = true);
+                            bool inner = true, const std::string& inner_code = "");
   net::Response graph_json(const GraphCtx& c, int status, const json& body);
   std::string retry_after_value(double seconds) const;
   // With probability delta_reset_rate, a delta call that carries a token is answered
@@ -140,14 +147,28 @@ struct EmulatorImpl {
   std::function<json(Tenant&, std::uint32_t, bool, std::uint32_t, const PimItem&)> pim_json_fn;
   std::function<json(Tenant&, std::uint32_t, bool, const PimStore&, const Folder&)> container_json_fn;
 
+  // Upload sessions (graph_write_routes.cpp): the URL is the credential, so chunks
+  // arrive without a token. One store and one route serve both kinds; the rules per
+  // fragment and the commit differ (contract 11).
   struct UploadSession {
+    enum Kind { attachment, drive_item } kind = attachment;
     std::string tenant;
-    std::uint32_t user, message;
-    std::string name, content_type;
-    std::uint64_t size;
+    std::uint32_t user = 0, message = 0;  // attachment
+    std::string name, content_type;       // attachment
+    std::uint64_t size = 0;  // the total; drive sessions learn it from the first Content-Range
     std::string data;
-    double expires;
+    double expires = 0;
+    json target;  // drive_item: the drive_put_file operation, without its bytes
   };
+  // Applies a restore write (apply_write) under the tenant lock and journals it; a
+  // refused write comes back as a Graph error ("Code: text", status by Errc).
+  std::optional<net::Response> write_op(const net::Request& req, Tenant& t, const json& op, json& result);
+  // The Graph error for a write the model refused (Error "Code: text").
+  net::Response refused_write(const net::Request& req, const Error& e);
+  // Stores a new session under `id`, dropping expired ones.
+  void store_upload(const std::string& id, UploadSession s);
+  // The driveItem as GET returns it (caller holds t.mu); set by register_drive.
+  std::function<json(Tenant&, std::uint32_t key, std::uint32_t index)> drive_item_json_fn;
   std::mutex umu;
   std::map<std::string, UploadSession> uploads;
   boost::asio::awaitable<net::Response> handle(net::Request& req);

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
     so.host = listen.substr(0, colon);
     if (so.host.size() > 2 && so.host.front() == '[') so.host = so.host.substr(1, so.host.size() - 2);
     so.port = static_cast<std::uint16_t>(std::atoi(listen.c_str() + colon + 1));
-    so.body_limit = 200ull << 20;  // MIME uploads and large batches
+    so.body_limit = 251ull << 20;  // simple drive uploads (250 MiB, refused by the route above that), MIME, batches
     so.server_name = "graph-emulator";
     if (!tls_dir.empty()) {
       auto tls = emulator::ensure_tls(tls_dir);

@@ -241,6 +241,7 @@ FileHashes blob_hashes(const Blob& b) {
   using Key = std::tuple<int, std::uint64_t, std::uint64_t, std::uint32_t>;
   static std::mutex mu;
   static std::map<Key, FileHashes> cache;
+  if (b.hashes) return *b.hashes;
   const Key key{b.kind, b.seed, b.size, b.edit};
   if (b.kind != Blob::supplied) {
     std::lock_guard lk(mu);
@@ -398,7 +399,7 @@ DriveStore& drive(Tenant& t, std::uint32_t key) {
       // The same bytes in many drives (a handbook everyone keeps a copy of).
       auto k = r.below(3);
       f.name = "Company Handbook " + std::to_string(2024 + k) + ".pdf";
-      f.blob = {Blob::binary, mix(mix(t.spec.seed, 0x73686172), k), 90000 + k * 37000, 0, nullptr};
+      f.blob = {Blob::binary, mix(mix(t.spec.seed, 0x73686172), k), 90000 + k * 37000, 0, nullptr, nullptr};
     } else if (x < 0.22 && last_plain >= 0) {
       // A copy that differs from an earlier file by a small edit.
       const auto& src = d.items[static_cast<std::size_t>(last_plain)];
@@ -658,6 +659,26 @@ void touch(DriveStore& d, std::uint32_t i, std::int64_t now) {
 }
 }  // namespace
 
+void remove_drive_item(DriveStore& d, std::uint32_t index, std::int64_t now) {
+  // A folder takes its descendants with it; each is reported deleted. Children can
+  // sit before their parent (an upload into an older folder that was later replaced),
+  // so mark until nothing changes.
+  std::vector<bool> gone(d.items.size(), false);
+  gone[index] = true;
+  for (bool more = true; more;) {
+    more = false;
+    for (std::size_t k = 0; k < d.items.size(); ++k)
+      if (!gone[k] && d.items[k].parent >= 0 && gone[static_cast<std::size_t>(d.items[k].parent)]) gone[k] = more = true;
+  }
+  const auto seq = ++d.seq;
+  for (std::size_t k = 0; k < d.items.size(); ++k)
+    if (gone[k] && d.items[k].alive) {
+      d.items[k].alive = false;
+      d.items[k].seq = seq;
+      d.items[k].modified = now;
+    }
+}
+
 void apply_drive_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, int moves, int renames, json& out) {
   auto keys = drive_keys(t);
   if (keys.empty()) return;
@@ -703,6 +724,7 @@ void apply_drive_activity(Tenant& t, Rng& r, int creates, int updates, int delet
       auto s = std::make_shared<std::string>(*e.blob.data + "\n[edit]");
       e.blob.data = s;
       e.blob.size = s->size();
+      e.blob.hashes.reset();
     } else {
       ++e.blob.edit;
     }
@@ -717,18 +739,7 @@ void apply_drive_activity(Tenant& t, Rng& r, int creates, int updates, int delet
     if (!i) i = pick_item(r, d, false);
     if (!i) continue;
     rec("deleted", key, *i);
-    // A folder takes its descendants with it; each is reported deleted.
-    std::vector<bool> gone(d.items.size(), false);
-    gone[*i] = true;
-    for (std::size_t k = *i + 1; k < d.items.size(); ++k)
-      if (d.items[k].parent >= 0 && gone[static_cast<std::size_t>(d.items[k].parent)]) gone[k] = true;
-    const auto seq = ++d.seq;
-    for (std::size_t k = 0; k < d.items.size(); ++k)
-      if (gone[k] && d.items[k].alive) {
-        d.items[k].alive = false;
-        d.items[k].seq = seq;
-        d.items[k].modified = now;
-      }
+    remove_drive_item(d, *i, now);
   }
   for (int n = 0; n < moves; ++n) {
     auto key = keys[r.below(keys.size())];
@@ -783,7 +794,7 @@ void apply_mass_rewrite(Tenant& t, const json& mass, json& out) {
     auto i = files[k];
     auto& e = d.items[i];
     // What ransomware leaves: same-size random bytes (plus a header), maybe a new name.
-    e.blob = {Blob::binary, r.next(), e.blob.size + 16, 0, nullptr};
+    e.blob = {Blob::binary, r.next(), e.blob.size + 16, 0, nullptr, nullptr};
     ++e.content_version;
     if (!suffix.empty()) e.name += suffix;
     touch(d, i, now);

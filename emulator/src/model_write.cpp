@@ -102,6 +102,7 @@ Msg& live_message(Mailbox& mb, std::uint32_t idx) {
 
 json apply_write(Tenant& t, const json& op) {
   const std::string kind = op.value("kind", "");
+  if (kind.rfind("drive_", 0) == 0) return apply_drive_write(t, op);  // no mailbox involved
   const auto u = op.value("user", 0u);
   if (u >= t.users.size()) fail(Errc::not_found, "ErrorInvalidUser", "The requested user is invalid.");
   auto& mb = mailbox(t, u);

@@ -15,45 +15,6 @@ using namespace m365vault::test;
 
 namespace {
 
-// QuickXorHash the slow way, straight from the description in the OneDrive docs:
-// byte i is XORed into a 160-bit block at bit 11*i (mod 160), then the length goes
-// little-endian into the last 8 bytes.
-std::string naive_quickxor(const std::string& data) {
-  std::vector<bool> bits(160, false);
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    auto c = static_cast<unsigned char>(data[i]);
-    for (int b = 0; b < 8; ++b)
-      if (c & (1 << b)) bits[(i * 11 + static_cast<std::size_t>(b)) % 160] = !bits[(i * 11 + static_cast<std::size_t>(b)) % 160];
-  }
-  std::string out(20, '\0');
-  for (std::size_t k = 0; k < 160; ++k)
-    if (bits[k]) out[k / 8] = static_cast<char>(static_cast<unsigned char>(out[k / 8]) | (1 << (k % 8)));
-  std::uint64_t len = data.size();
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(12 + i)] ^= static_cast<char>((len >> (8 * i)) & 0xff);
-  return out;
-}
-
-std::string b64(const std::string& raw) {
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(raw.data()),
-                          static_cast<int>(raw.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::string hex_digest(const EVP_MD* md, const std::string& d, bool upper = false) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  EVP_Digest(d.data(), d.size(), out, &n, md, nullptr);
-  std::string h;
-  char b[3];
-  for (unsigned i = 0; i < n; ++i) {
-    std::snprintf(b, sizeof b, upper ? "%02X" : "%02x", out[i]);
-    h += b;
-  }
-  return h;
-}
-
 std::string first_user(const EmulatorProcess& emu, const std::string& tok) {
   return emu.graph_json("/v1.0/users", tok)["value"][0]["id"].get<std::string>();
 }
@@ -114,7 +75,7 @@ TEST_CASE("drive delta enumerates the drive; content comes through a 302 and mat
     REQUIRE(bytes.status == 200);
     REQUIRE(bytes.body.size() == it["size"].get<std::size_t>());
     REQUIRE(hex_digest(EVP_sha256(), bytes.body) == truth[id]["sha256"]);
-    REQUIRE(b64(naive_quickxor(bytes.body)) == it["file"]["hashes"]["quickXorHash"]);
+    REQUIRE(base64_encode(naive_quickxor(bytes.body)) == it["file"]["hashes"]["quickXorHash"]);
     REQUIRE(truth[id]["quickXorHash"] == it["file"]["hashes"]["quickXorHash"]);
   }
   REQUIRE(roots == 1);

@@ -122,7 +122,7 @@ TEST_CASE("quickXorHash matches the published vectors, in one piece and in fragm
 
 TEST_CASE("generated file bytes are random-access and office files are zips", "[unit]") {
   for (auto kind : {Blob::binary, Blob::text}) {
-    Blob b{kind, 42, 100003, 2, nullptr};
+    Blob b{kind, 42, 100003, 2, nullptr, nullptr};
     auto all = b.all();
     REQUIRE(all.size() == 100003);
     std::string part;
@@ -130,7 +130,7 @@ TEST_CASE("generated file bytes are random-access and office files are zips", "[
     REQUIRE(part == all.substr(4093, 9000));
     REQUIRE(all.find("[edit 2]") != std::string::npos);
   }
-  Blob o{Blob::office, 7, 50000, 1, nullptr};
+  Blob o{Blob::office, 7, 50000, 1, nullptr, nullptr};
   auto z = o.all();
   REQUIRE(z.size() == 50000);
   REQUIRE(z.substr(0, 4) == std::string("PK\x03\x04", 4));

@@ -64,6 +64,44 @@ std::string url_only_target(const std::string& base, const std::string& t) {
 
 }  // namespace
 
+// Byte i is XORed into a 160-bit block at bit 11*i (mod 160), then the length goes
+// little-endian into the last 8 bytes.
+std::string naive_quickxor(const std::string& data) {
+  std::vector<bool> bits(160, false);
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    auto c = static_cast<unsigned char>(data[i]);
+    for (int b = 0; b < 8; ++b)
+      if (c & (1 << b)) bits[(i * 11 + static_cast<std::size_t>(b)) % 160] = !bits[(i * 11 + static_cast<std::size_t>(b)) % 160];
+  }
+  std::string out(20, '\0');
+  for (std::size_t k = 0; k < 160; ++k)
+    if (bits[k]) out[k / 8] = static_cast<char>(static_cast<unsigned char>(out[k / 8]) | (1 << (k % 8)));
+  std::uint64_t len = data.size();
+  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(12 + i)] ^= static_cast<char>((len >> (8 * i)) & 0xff);
+  return out;
+}
+
+std::string base64_encode(const std::string& raw) {
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(raw.data()),
+                          static_cast<int>(raw.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string hex_digest(const EVP_MD* md, const std::string& d, bool upper) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  EVP_Digest(d.data(), d.size(), out, &n, md, nullptr);
+  std::string h;
+  char b[3];
+  for (unsigned i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, upper ? "%02X" : "%02x", out[i]);
+    h += b;
+  }
+  return h;
+}
+
 std::string new_uuid() {
   unsigned char b[16];
   RAND_bytes(b, 16);
@@ -169,6 +207,18 @@ json EmulatorProcess::graph_json(const std::string& target, const std::string& t
   INFO("GET " << target << " -> " << r.status << " " << r.body.substr(0, 500));
   REQUIRE(r.status == 200);
   return json::parse(r.body);
+}
+
+HttpResult GraphWriter::send(const std::string& method, const std::string& path, const std::string& body,
+                             const std::string& ctype) const {
+  return emu.call(method, path, {{"Authorization", "Bearer " + tok}, {"Content-Type", ctype}}, body);
+}
+
+json GraphWriter::post(const std::string& path, const json& body, int expect) const {
+  auto r = send("POST", path, body.dump());
+  INFO("POST " << path << " -> " << r.status << " " << r.body.substr(0, 400));
+  REQUIRE(r.status == expect);
+  return r.body.empty() ? json() : json::parse(r.body);
 }
 
 TestTenant make_tenant(const EmulatorProcess& emu, std::uint64_t seed, int users, int messages, json extra) {

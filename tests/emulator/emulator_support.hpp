@@ -2,6 +2,7 @@
 // Starts the real graph-emulator binary over HTTPS and talks to it as an outside
 // client would: only the admin API, the token endpoint and Graph URLs.
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include <memory>
 #include <optional>
@@ -52,6 +53,16 @@ class EmulatorProcess {
   unsigned short port_ = 0;
 };
 
+// Sends writes with a bearer token: the restore side of Graph.
+struct GraphWriter {
+  const EmulatorProcess& emu;
+  std::string tok;
+  HttpResult send(const std::string& method, const std::string& path, const std::string& body,
+                  const std::string& ctype = "application/json") const;
+  // POST a JSON body, require `expect`, return the parsed body (null when empty).
+  json post(const std::string& path, const json& body, int expect = 201) const;
+};
+
 // A standard tenant for tests: returns {tenant_id, client_id, client_secret}.
 struct TestTenant {
   std::string tenant, client, secret;
@@ -84,5 +95,13 @@ TestCert make_test_cert();
 // A signed client assertion JWT (alg RS256 with x5t, or PS256 with x5t#S256).
 std::string make_assertion(const TestCert& c, const std::string& alg, const json& claims);
 std::string new_uuid();
+
+// QuickXorHash the slow way, straight from the description in the OneDrive docs, so
+// tests check the emulator's fast one against something independent (raw 20 bytes).
+std::string naive_quickxor(const std::string& data);
+// Standard base64 with padding (as Graph sends hashes).
+std::string base64_encode(const std::string& raw);
+// Hex digest (lower case unless `upper`) with an OpenSSL EVP_MD.
+std::string hex_digest(const EVP_MD* md, const std::string& d, bool upper = false);
 
 }  // namespace m365vault::test

@@ -7,42 +7,12 @@
 
 using namespace m365vault::test;
 
-namespace {
-struct Writer {
-  const EmulatorProcess& emu;
-  std::string tok;
-  HttpResult send(const std::string& method, const std::string& path, const std::string& body,
-                  const std::string& ctype = "application/json") const {
-    return emu.call(method, path, {{"Authorization", "Bearer " + tok}, {"Content-Type", ctype}}, body);
-  }
-  json post(const std::string& path, const json& body, int expect = 201) const {
-    auto r = send("POST", path, body.dump());
-    INFO("POST " << path << " -> " << r.status << " " << r.body.substr(0, 400));
-    REQUIRE(r.status == expect);
-    return r.body.empty() ? json() : json::parse(r.body);
-  }
-};
-std::string b64(const std::string& raw) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < raw.size(); i += 3) {
-    unsigned v = static_cast<unsigned char>(raw[i]) << 16;
-    if (i + 1 < raw.size()) v |= static_cast<unsigned char>(raw[i + 1]) << 8;
-    if (i + 2 < raw.size()) v |= static_cast<unsigned char>(raw[i + 2]);
-    out += a[v >> 18];
-    out += a[(v >> 12) & 63];
-    out += i + 1 < raw.size() ? a[(v >> 6) & 63] : '=';
-    out += i + 2 < raw.size() ? a[v & 63] : '=';
-  }
-  return out;
-}
-}  // namespace
 
 TEST_CASE("restore writes: folders, JSON and MIME messages, attachments, upload sessions, move, delete", "[graph]") {
   TempDir state("emu-write-state");
   EmulatorProcess emu(state.path().string());
   auto t = make_tenant(emu, 71, 2, 5);
-  Writer w{emu, emu.token(t.tenant, t.client, t.secret)};
+  GraphWriter w{emu, emu.token(t.tenant, t.client, t.secret)};
   const std::string u = emu.graph_json("/v1.0/users", w.tok)["value"][0]["id"];
   const std::string base = "/v1.0/users/" + u;
 
@@ -68,8 +38,8 @@ TEST_CASE("restore writes: folders, JSON and MIME messages, attachments, upload 
   // MIME into a folder is refused; MIME to /messages lands in Drafts.
   const std::string mime = "From: A <a@example.com>\r\nTo: B <b@example.com>\r\nSubject: imported\r\nMessage-ID: <x1@example.com>\r\n"
                            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n";
-  REQUIRE(w.send("POST", base + "/mailFolders/inbox/messages", b64(mime), "text/plain").status == 400);
-  auto r = w.send("POST", base + "/messages", b64(mime), "text/plain");
+  REQUIRE(w.send("POST", base + "/mailFolders/inbox/messages", base64_encode(mime), "text/plain").status == 400);
+  auto r = w.send("POST", base + "/messages", base64_encode(mime), "text/plain");
   REQUIRE(r.status == 201);
   auto imported = json::parse(r.body);
   REQUIRE(imported["isDraft"] == true);
@@ -85,10 +55,10 @@ TEST_CASE("restore writes: folders, JSON and MIME messages, attachments, upload 
   const std::string mid = msg["id"];
   auto att = w.post(base + "/messages/" + mid + "/attachments",
                     {{"@odata.type", "#microsoft.graph.fileAttachment"}, {"name", "small.txt"}, {"contentType", "text/plain"},
-                     {"contentBytes", b64("hello attachment")}});
+                     {"contentBytes", base64_encode("hello attachment")}});
   REQUIRE(att["size"] == 16);
   REQUIRE(w.post(base + "/messages/" + mid + "/attachments",
-                 {{"@odata.type", "#microsoft.graph.fileAttachment"}, {"name", "big.bin"}, {"contentBytes", b64(std::string(3500000, 'x'))}},
+                 {{"@odata.type", "#microsoft.graph.fileAttachment"}, {"name", "big.bin"}, {"contentBytes", base64_encode(std::string(3500000, 'x'))}},
                  413)["error"]["code"].is_string());
   const std::size_t big = 5 * 1024 * 1024 + 123;
   std::string payload(big, '\0');
@@ -137,7 +107,7 @@ TEST_CASE("restore writes: folders, JSON and MIME messages, attachments, upload 
 TEST_CASE("restore writes: contact folders, contacts, calendars and events, attendees count as invitations", "[graph]") {
   EmulatorProcess emu;
   auto t = make_tenant(emu, 72, 2, 1, {{"contacts_per_user", 2}, {"events_per_user", 2}});
-  Writer w{emu, emu.token(t.tenant, t.client, t.secret)};
+  GraphWriter w{emu, emu.token(t.tenant, t.client, t.secret)};
   const std::string u = emu.graph_json("/v1.0/users", w.tok)["value"][0]["id"];
   const std::string base = "/v1.0/users/" + u;
   auto cf = w.post(base + "/contactFolders", {{"displayName", "Restored contacts"}});
