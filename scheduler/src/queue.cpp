@@ -305,7 +305,9 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
           "  LIMIT 1 FOR UPDATE OF r SKIP LOCKED)"
           " UPDATE runs r SET state = 'running', worker_id = $1::uuid,"
           "   lease_expires_at = now() + make_interval(secs => $2::int),"
-          "   started_at = coalesce(r.started_at, now()),"
+          // clock_timestamp(): now() is when the claim transaction began, before it
+          // waited for the claim lock, which could predate the end of the run before.
+          "   started_at = coalesce(r.started_at, clock_timestamp()),"
           "   takeovers = r.takeovers + CASE WHEN pick.old_state = 'running' THEN 1 ELSE 0 END"
           " FROM pick WHERE r.id = pick.id"
           " RETURNING r.id, r.job_id, r.kind, (SELECT params::text FROM jobs WHERE id = r.job_id), r.attempt,"
