@@ -1,5 +1,5 @@
-// Measures graph-emulator alone on loopback: delta items served per second and MIME
-// megabytes per second, with N client threads each on its own keep-alive TLS
+// Measures graph-emulator alone on loopback: delta items served per second, MIME
+// megabytes per second and file content megabytes per second (through the 302), with N client threads each on its own keep-alive TLS
 // connection. The client does as little as it can (no JSON parsing of items) so the
 // figure is the server's. Usage: emulator-bench BASE_URL CA_FILE [clients] [seconds]
 #include <boost/asio/connect.hpp>
@@ -33,6 +33,7 @@ struct Client {
   asio::ssl::context ctx{asio::ssl::context::tls_client};
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> s;
   std::string host, port;
+  std::string location;  // of the last response
 
   Client(const std::string& h, const std::string& p, const std::string& ca) : host(h), port(p) {
     ctx.load_verify_file(ca);
@@ -63,6 +64,7 @@ struct Client {
     p.body_limit(1ull << 31);
     http::read(*s, buf, p);
     out = std::move(p.get().body());
+    location = std::string(p.get()[http::field::location]);
     return static_cast<int>(p.get().result_int());
   }
 };
@@ -114,7 +116,9 @@ int main(int argc, char** argv) {
   Client admin(host, port, ca);
   std::string out;
   json spec = {{"tenant_id", "bench"}, {"client_id", "bench-app"}, {"client_secret", "s"}, {"seed", 2026},
-               {"users", clients}, {"mail_folders_per_user", 4}, {"messages_per_user", 5000}};
+               {"users", clients}, {"mail_folders_per_user", 4}, {"messages_per_user", 5000},
+               // Files for the content figure: 40 per user, 400 MB each user in all.
+               {"drive_files_per_user", 40}, {"drive_bytes_per_user", 400000000}};
   if (admin.call("POST", "/_emulator/tenants", "", spec.dump(), out) != 201) {
     std::cerr << "tenant: " << out << "\n";
     return 1;
@@ -204,5 +208,44 @@ int main(int argc, char** argv) {
   std::printf("mime:  %ld messages, %.1f MB in %.2f s = %.0f MB/s, %.0f messages/s with %d clients\n", messages.load(),
               mime_bytes / 1e6, dt, mime_bytes / 1e6 / dt, messages / dt, clients);
   if (pid > 0) std::printf("       emulator CPU %.2f s = %.0f MB per CPU-second\n", cpu, mime_bytes / 1e6 / cpu);
+
+  // 3. File content: /content (302) then the pre-authenticated URL without the token.
+  admin.call("GET", "/_emulator/tenants/bench/manifest?category=files", "", "", out);
+  auto files = json::parse(out)["items"];
+  std::vector<std::vector<std::string>> file_paths(static_cast<std::size_t>(clients));
+  for (auto& it : files)
+    for (int c = 0; c < clients; ++c)
+      if (it["owner"] == users[static_cast<std::size_t>(c)])
+        file_paths[static_cast<std::size_t>(c)].push_back("/v1.0/drives/" + it["drive_id"].get<std::string>() +
+                                                          "/items/" + it["id"].get<std::string>() + "/content");
+  std::atomic<long> file_bytes{0}, downloads{0};
+  ts.clear();
+  t0 = std::chrono::steady_clock::now();
+  cpu0 = cpu_seconds(pid);
+  for (int c = 0; c < clients; ++c) {
+    ts.emplace_back([&, c] {
+      Client cl(host, port, ca);
+      std::string body;
+      for (auto& p : file_paths[static_cast<std::size_t>(c)]) {
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) break;
+        if (cl.call("GET", p, token, "", body) != 302) {
+          std::cerr << "content: " << body.substr(0, 300) << "\n";
+          return;
+        }
+        if (cl.call("GET", after(cl.location, base), "", "", body) != 200) {
+          std::cerr << "download: " << body.substr(0, 300) << "\n";
+          return;
+        }
+        file_bytes += static_cast<long>(body.size());
+        ++downloads;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  cpu = cpu_seconds(pid) - cpu0;
+  std::printf("files: %ld downloads, %.1f MB in %.2f s = %.0f MB/s with %d clients\n", downloads.load(),
+              file_bytes / 1e6, dt, file_bytes / 1e6 / dt, clients);
+  if (pid > 0) std::printf("       emulator CPU %.2f s = %.0f MB per CPU-second\n", cpu, file_bytes / 1e6 / cpu);
   return 0;
 }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Benchmarks graph-emulator alone on loopback: delta items/s and MIME MB/s with 4
+# Benchmarks graph-emulator alone on loopback: delta items/s, MIME MB/s and file
+# content MB/s (through the 302 to the download URL) with 4
 # clients, the emulator on one I/O thread (one core). Usage: bench/emulator/run.sh [build dir]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
