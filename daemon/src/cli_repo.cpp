@@ -111,6 +111,24 @@ int repo_verify(const Config& cfg, const Args& a) {
   if (!r.damaged_referenced.empty()) {
     std::cout << r.damaged_referenced.size() << " damaged blob(s) are referenced by retained versions:\n";
     for (auto& b : r.damaged_referenced) std::cout << "  referenced blob " << short_id(b) << "\n";
+    // The items whose content they are: what an operator must restore from elsewhere.
+    std::vector<std::string> hex;
+    for (auto& b : r.damaged_referenced) hex.push_back(b.hex());
+    auto items = s.conn.exec(
+        "SELECT t.name, o.coalesce_name, v.category, coalesce(v.path, v.name), v.id,"
+        "  to_char(v.from_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), v.to_at IS NULL"
+        " FROM item_versions v"
+        " JOIN (SELECT id, tenant_id, coalesce(upn, mail, display_name, graph_id) AS coalesce_name FROM owners) o"
+        "   ON o.id = v.owner_id"
+        " JOIN tenants t ON t.id = o.tenant_id"
+        " WHERE v.content_blobs && (SELECT array_agg(decode(h, 'hex')) FROM jsonb_array_elements_text($1::jsonb) h)"
+        " ORDER BY 1, 2, 3, 4, v.from_at",
+        {nlohmann::json(hex).dump()});
+    std::cout << items.rows() << " item version(s) have damaged content:\n";
+    for (int i = 0; i < items.rows(); ++i)
+      std::cout << "  tenant '" << items.get(i, 0) << "' owner '" << items.get(i, 1) << "' " << items.get(i, 2) << " '"
+                << items.get(i, 3) << "' (version " << items.get(i, 4) << " from " << items.get(i, 5)
+                << (items.get(i, 6) == "t" ? ", current" : "") << ")\n";
   }
   if (o.repair) {
     for (auto& p : r.adopted) std::cout << "repaired: adopted pack " << short_id(p) << "\n";

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -195,4 +196,33 @@ TEST_CASE("daemons: an every-minute schedule fires once a minute for 5 minutes, 
     CHECK(s->query("SELECT count(*) FROM runs WHERE state NOT IN ('succeeded', 'queued', 'running')")[0][0] == "0");
   }
   (void)started;
+}
+
+TEST_CASE("repo verify --deep names the backed-up items a damaged byte affects", "[graph][pg][e2e]") {
+  BackupStack s(tiny_tenant());
+  REQUIRE(s.run().state == scheduler::RunState::succeeded);
+  // Flip one byte in the middle of the largest pack.
+  auto env = s.daemon_env("verify");
+  std::string repo;
+  for (auto& e : env)
+    if (e.rfind("M365VAULT_STORAGE_REPOSITORY=file://", 0) == 0) repo = e.substr(std::string("M365VAULT_STORAGE_REPOSITORY=file://").size());
+  std::filesystem::path biggest;
+  for (auto& f : std::filesystem::recursive_directory_iterator(std::filesystem::path(repo) / "packs"))
+    if (f.is_regular_file() && (biggest.empty() || f.file_size() > std::filesystem::file_size(biggest))) biggest = f.path();
+  REQUIRE_FALSE(biggest.empty());
+  {
+    std::fstream f(biggest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(std::filesystem::file_size(biggest) / 3));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(biggest) / 3));
+    f.write(&c, 1);
+  }
+  auto r = run_daemon_command({"repo", "verify", "--deep"}, env);
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("DAMAGED pack " + biggest.filename().string().substr(0, 8)) != std::string::npos);
+  CHECK(r.output.find("item version(s) have damaged content") != std::string::npos);
+  CHECK(r.output.find("tenant 'contoso' owner '") != std::string::npos);
 }
