@@ -385,8 +385,9 @@ awaitable<void> TenantRun::backup_category(Pass& pass) {
     co_return;
   }
   progress_.set_phase(std::string(storage::to_string(pass.cat)));
-  auto snap = co_await db(
-      [&](PgConnection& c) { return cat_.begin_snapshot(c, pass.owner.id, pass.cat, ctx_.run().id); });
+  // Named: a lambda temporary inside co_await is destroyed twice by GCC 12.
+  auto begin_ = [&](PgConnection& c) { return cat_.begin_snapshot(c, pass.owner.id, pass.cat, ctx_.run().id); };
+  auto snap = co_await db(begin_);
   pass.snapshot_id = snap.id;
 
   // The container tree first, then every live container's items.

@@ -4,18 +4,33 @@
 // the backup job kind), so what it does is exactly what a scheduled run does.
 // A running daemon never takes the run: this process claims it first, and the
 // lease keeps it. Ctrl-C cancels the run; what was committed stays.
+//
+// A `backup run` killed outright (SIGKILL, power loss) leaves its run `running`
+// under a lease, and a job has at most one running run (runs_one_running_per_job).
+// The next `backup run` of the same tenant therefore resumes that run rather than
+// queueing a second one: at once when the process that held it is gone (it is
+// registered in `instances` with this host and its pid, and that pid no longer
+// exists), when the lease has expired, or, when a live worker elsewhere holds it,
+// after waiting for that worker to finish or its lease to expire. The resumed run
+// starts again from the last committed cursor of every folder (DESIGN.md
+// invariant 1), so nothing is fetched twice that was already committed.
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <future>
 #include <iostream>
 #include <sstream>
 
 #include "cli_common.hpp"
 #include "m365vault/backup/backup.hpp"
+#include "m365vault/core/version.hpp"
 #include "m365vault/daemon/app.hpp"
 #include "m365vault/scheduler/worker.hpp"
 #include "m365vault/storage/catalog.hpp"
@@ -30,6 +45,59 @@ std::vector<std::string> split_list(const std::string& s) {
   while (std::getline(ss, part, ','))
     if (!part.empty()) out.push_back(part);
   return out;
+}
+
+std::string host_name() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// True when `pid` on this host is certainly gone (not: belongs to another user).
+bool process_gone(long long pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
+
+// The run this command executes: a run of `job_id` left behind by a dead process
+// or an expired lease (taken over), a queued one, or a new one. Waits while a
+// live worker holds a run of the job.
+std::string run_to_execute(storage::PgConnection& c, const scheduler::Queue& q, const std::string& job_id) {
+  const std::string host = host_name();
+  bool said_waiting = false;
+  for (;;) {
+    auto r = c.exec(
+        "SELECT r.id::text, r.state, r.lease_expires_at IS NULL OR r.lease_expires_at < now(), i.hostname, i.pid,"
+        "  r.worker_id::text FROM runs r LEFT JOIN instances i ON i.id = r.worker_id"
+        " WHERE r.job_id = $1::uuid AND (r.state = 'running' OR (r.state = 'queued' AND NOT r.cancel_requested))"
+        " ORDER BY r.state = 'running' DESC, r.queued_at LIMIT 1",
+        {job_id});
+    if (r.rows() == 0) return q.enqueue(c, job_id);
+    std::string id(r.get(0, 0));
+    if (r.get(0, 1) == "queued") {
+      std::cout << "executing run " << id << ", queued earlier for this tenant" << std::endl;
+      return id;
+    }
+    const bool expired = r.get(0, 2) == "t";
+    const bool dead = !r.is_null(0, 3) && r.get(0, 3) == host && process_gone(r.get_int(0, 4));
+    if (expired || dead) {
+      if (!expired) {
+        // Its holder is gone: end the lease now rather than wait it out.
+        c.exec("UPDATE runs SET lease_expires_at = now() - interval '1 second'"
+               " WHERE id = $1::uuid AND state = 'running' AND worker_id = $2::uuid",
+               {id, std::string(r.get(0, 5))});
+      }
+      std::cout << "resuming run " << id << " of this tenant, left running by "
+                << (dead ? "process " + std::string(r.get(0, 4)) + ", which is gone"
+                         : std::string("a worker whose lease expired"))
+                << std::endl;
+      return id;
+    }
+    if (!said_waiting) {
+      std::cout << "run " << id << " of this tenant is held by a live worker"
+                << (r.is_null(0, 3) ? std::string() : " (" + std::string(r.get(0, 3)) + " pid " + std::string(r.get(0, 4)) + ")")
+                << ": waiting for it to end or for its lease to expire" << std::endl;
+      said_waiting = true;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
 }
 }  // namespace
 
@@ -84,7 +152,12 @@ int run_backup_command(const Config& cfg, const std::vector<std::string>& raw) {
     job_id = q.update_job(s.conn, job->id, js, now_s()).id;
   else
     job_id = q.create_job(s.conn, js, now_s()).id;
-  auto run_id = q.enqueue(s.conn, job_id);
+  // This process registers like a daemon does, so that the next `backup run` can
+  // tell a run it left behind (killed) from one that is still being worked on.
+  const std::string worker_id = boost::uuids::to_string(boost::uuids::random_generator()());
+  s.conn.exec("INSERT INTO instances (id, hostname, pid, version) VALUES ($1::uuid, $2, $3::int, $4)",
+              {worker_id, host_name(), std::to_string(::getpid()), std::string(version())});
+  auto run_id = run_to_execute(s.conn, q, job_id);
   audit_cli(s.conn, "backup run", tenant->id, "run:" + run_id, 202, params.to_json());
   std::cout << "backing up tenant '" << tenant->spec.name << "' (run " << run_id << ")" << std::endl;
 
@@ -100,8 +173,7 @@ int run_backup_command(const Config& cfg, const std::vector<std::string>& raw) {
   wo.only_run = run_id;
   wo.poll_interval = std::chrono::milliseconds(200);
   wo.heartbeat_interval = std::chrono::milliseconds(2000);
-  scheduler::Worker worker(ioc.get_executor(), db, q, kinds, wo, boost::uuids::to_string(boost::uuids::random_generator()()),
-                           s.logging.get("scheduler"));
+  scheduler::Worker worker(ioc.get_executor(), db, q, kinds, wo, worker_id, s.logging.get("scheduler"));
   worker.start();
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
@@ -120,6 +192,7 @@ int run_backup_command(const Config& cfg, const std::vector<std::string>& raw) {
   work.reset();
   ioc.stop();
   io.join();
+  s.conn.exec("UPDATE instances SET stopped_at = now(), last_seen = now() WHERE id = $1::uuid", {worker_id});
 
   auto r = q.get_run(s.conn, run_id);
   if (r) {

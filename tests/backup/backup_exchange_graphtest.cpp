@@ -17,31 +17,10 @@ json small_tenant() {
           {"contacts_per_user", 15}, {"events_per_user", 20},   {"max_attachment_bytes", 300000}};
 }
 
-std::string sha_hex(const std::string& s) { return storage::crypto::to_hex(storage::crypto::sha256(s)); }
 
-// The index equals the manifest: the same items, each with the manifest's hash
-// (MIME bytes for mail, canonical JSON for contacts and events).
+// The index equals the manifest (backup_support.hpp).
 void require_matches_manifest(BackupStack& s, const std::string& category) {
-  auto want = s.manifest(category);
-  auto have = s.indexed(category);
-  REQUIRE_FALSE(want.empty());
-  std::vector<std::string> missing, extra, wrong;
-  for (auto& [k, sha] : want) {
-    auto it = have.find(k);
-    if (it == have.end()) {
-      missing.push_back(k.second);
-      continue;
-    }
-    std::string got = it->second;
-    if (category != "mail") got = sha_hex(canonical_item_json(json::parse(s.content(k.first, k.second))));
-    if (got != sha) wrong.push_back(k.second);
-  }
-  for (auto& [k, _] : have)
-    if (!want.count(k)) extra.push_back(k.second);
-  INFO(category << ": " << want.size() << " in the manifest, " << have.size() << " indexed");
-  CHECK(missing.empty());
-  CHECK(extra.empty());
-  CHECK(wrong.empty());
+  check_index_matches(s.manifest(category), s.reader(), category);
 }
 
 long long stat(const json& stats, const std::string& route) {

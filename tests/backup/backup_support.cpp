@@ -96,9 +96,9 @@ BackupStack::Result BackupStack::run(backup::BackupParams params, backup::Backup
   return out;
 }
 
-std::map<std::pair<std::string, std::string>, std::string> BackupStack::manifest(const std::string& category) {
-  auto m = emu_.admin("GET", "/_emulator/tenants/" + tenant_.tenant + "/manifest?category=" + category);
-  std::map<std::pair<std::string, std::string>, std::string> out;
+ItemHashes manifest_of(const EmulatorProcess& emu, const std::string& tenant_id, const std::string& category) {
+  auto m = emu.admin("GET", "/_emulator/tenants/" + tenant_id + "/manifest?category=" + category);
+  ItemHashes out;
   for (auto& it : m["items"]) {
     auto id = it.contains("immutable_id") && it["immutable_id"].is_string() ? it["immutable_id"].get<std::string>()
                                                                              : it["id"].get<std::string>();
@@ -107,8 +107,9 @@ std::map<std::pair<std::string, std::string>, std::string> BackupStack::manifest
   return out;
 }
 
-std::vector<std::vector<std::string>> BackupStack::query(const std::string& sql, const std::vector<std::string>& params) {
-  auto c = storage::PgConnection::connect(sdb_.conninfo(), {});
+std::vector<std::vector<std::string>> IndexReader::query(const std::string& sql,
+                                                         const std::vector<std::string>& params) const {
+  auto c = storage::PgConnection::connect(conninfo_, {});
   std::vector<storage::PgParam> ps(params.begin(), params.end());
   auto r = c.exec(sql, ps);
   std::vector<std::vector<std::string>> rows;
@@ -120,8 +121,8 @@ std::vector<std::vector<std::string>> BackupStack::query(const std::string& sql,
   return rows;
 }
 
-std::map<std::pair<std::string, std::string>, std::string> BackupStack::indexed(const std::string& category) {
-  std::map<std::pair<std::string, std::string>, std::string> out;
+ItemHashes IndexReader::indexed(const std::string& category) const {
+  ItemHashes out;
   for (auto& row : query("SELECT o.graph_id, i.graph_id, encode(v.content_sha256, 'hex')"
                          " FROM item_versions v JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
                          " WHERE v.to_at IS NULL AND v.category = $1",
@@ -130,14 +131,54 @@ std::map<std::pair<std::string, std::string>, std::string> BackupStack::indexed(
   return out;
 }
 
-std::string BackupStack::content(const std::string& owner_graph_id, const std::string& item_graph_id) {
+std::string IndexReader::content(const std::string& owner_graph_id, const std::string& item_graph_id) const {
   auto rows = query("SELECT encode(b, 'hex') FROM item_versions v JOIN items i ON i.id = v.item_id"
                     " JOIN owners o ON o.id = i.owner_id, unnest(v.content_blobs) WITH ORDINALITY AS u(b, n)"
                     " WHERE v.to_at IS NULL AND o.graph_id = $1 AND i.graph_id = $2 ORDER BY n",
                     {owner_graph_id, item_graph_id});
   std::string out;
-  for (auto& r : rows) out += repo_->read_blob(*storage::BlobId::from_hex(r[0]));
+  for (auto& r : rows) out += repo_.read_blob(*storage::BlobId::from_hex(r[0]));
   return out;
+}
+
+void check_index_matches(const ItemHashes& want, const IndexReader& index, const std::string& category) {
+  auto have = index.indexed(category);
+  REQUIRE_FALSE(want.empty());
+  std::vector<std::string> missing, extra, wrong;
+  for (auto& [k, sha] : want) {
+    auto it = have.find(k);
+    if (it == have.end()) {
+      missing.push_back(k.second);
+      continue;
+    }
+    std::string got = it->second;
+    if (category != "mail")
+      got = storage::crypto::to_hex(
+          storage::crypto::sha256(canonical_item_json(json::parse(index.content(k.first, k.second)))));
+    if (got != sha) wrong.push_back(k.second);
+  }
+  for (auto& [k, _] : have)
+    if (!want.count(k)) extra.push_back(k.second);
+  INFO(category << ": " << want.size() << " in the manifest, " << have.size() << " indexed");
+  CHECK(missing.empty());
+  CHECK(extra.empty());
+  CHECK(wrong.empty());
+}
+
+void check_index_consistent(const IndexReader& index) {
+  // Never two open versions of one item.
+  CHECK(index.query("SELECT count(*) FROM (SELECT item_id FROM item_versions WHERE to_at IS NULL"
+                    " GROUP BY item_id HAVING count(*) > 1) d")[0][0] == "0");
+  // No duplicate versions: a version whose change key (and content) equals the
+  // one before it of the same item is a replay that was stored twice.
+  CHECK(index.query("SELECT count(*) FROM (SELECT change_key, content_sha256, lag(change_key) OVER w AS prev_key,"
+                    "   lag(content_sha256) OVER w AS prev_sha FROM item_versions"
+                    "   WINDOW w AS (PARTITION BY item_id ORDER BY from_at, id)) v"
+                    " WHERE v.prev_key IS NOT DISTINCT FROM v.change_key AND v.prev_sha IS NOT DISTINCT FROM v.content_sha256"
+                    "   AND v.prev_key IS NOT NULL")[0][0] == "0");
+  // Every referenced blob is indexed (its pack is known to the index).
+  CHECK(index.query("SELECT count(*) FROM item_versions v, unnest(v.content_blobs) AS u(b)"
+                    " WHERE NOT EXISTS (SELECT 1 FROM repo_blobs rb WHERE rb.id = u.b)")[0][0] == "0");
 }
 
 std::string canonical_item_json(const json& item) {

@@ -21,6 +21,38 @@
 
 namespace m365vault::test {
 
+// (owner graph id, item graph id or immutable id) -> sha256 hex.
+using ItemHashes = std::map<std::pair<std::string, std::string>, std::string>;
+
+// The emulator's ground truth for a category of tenant `tenant_id`.
+ItemHashes manifest_of(const EmulatorProcess& emu, const std::string& tenant_id, const std::string& category);
+
+// Reads an index and its repository, whoever created them (a BackupStack, or
+// m365vaultd run as a child process).
+class IndexReader {
+ public:
+  IndexReader(std::string conninfo, storage::Repository& repo) : conninfo_(std::move(conninfo)), repo_(repo) {}
+  // Rows of a query with text results (NULL reads as "").
+  std::vector<std::vector<std::string>> query(const std::string& sql, const std::vector<std::string>& params = {}) const;
+  // Open versions of a category.
+  ItemHashes indexed(const std::string& category) const;
+  // The content of an open version, read back from the repository.
+  std::string content(const std::string& owner_graph_id, const std::string& item_graph_id) const;
+
+ private:
+  std::string conninfo_;
+  storage::Repository& repo_;
+};
+
+// Catch checks that the index equals the manifest: the same items, each with the
+// manifest's hash (MIME bytes for mail, canonical JSON for contacts and events).
+void check_index_matches(const ItemHashes& manifest, const IndexReader& index, const std::string& category);
+
+// Catch checks of the index's own consistency: at most one open version per item,
+// no version that repeats its predecessor's change key, and every blob an item
+// version references is in the repository's index.
+void check_index_consistent(const IndexReader& index);
+
 class BackupStack {
  public:
   // `spec` completes the emulator tenant (users, messages_per_user, ...).
@@ -43,18 +75,23 @@ class BackupStack {
   Result run(backup::BackupParams params = {}, backup::BackupOptions opts = {});
 
   // The emulator's ground truth for a category: (owner, immutable id) -> sha256 hex.
-  std::map<std::pair<std::string, std::string>, std::string> manifest(const std::string& category);
+  ItemHashes manifest(const std::string& category) { return manifest_of(emu_, tenant_.tenant, category); }
   // What the index holds now (open versions): (owner graph id, item graph id) -> sha256 hex.
-  std::map<std::pair<std::string, std::string>, std::string> indexed(const std::string& category);
+  ItemHashes indexed(const std::string& category) { return reader().indexed(category); }
   // What a daemon needs to serve this stack: the environment for m365vaultd (the
   // scratch database, this repository and its passphrase file, a data dir of
   // its own under `name`, a free port) plus `extra` (NAME=value).
   std::vector<std::string> daemon_env(const std::string& name, std::vector<std::string> extra = {});
   const std::string& conninfo() const { return sdb_.conninfo(); }
   // Rows of a query with text results (for assertions on the catalog).
-  std::vector<std::vector<std::string>> query(const std::string& sql, const std::vector<std::string>& params = {});
+  std::vector<std::vector<std::string>> query(const std::string& sql, const std::vector<std::string>& params = {}) {
+    return reader().query(sql, params);
+  }
   // The content of an open version, read back from the repository.
-  std::string content(const std::string& owner_graph_id, const std::string& item_graph_id);
+  std::string content(const std::string& owner_graph_id, const std::string& item_graph_id) {
+    return reader().content(owner_graph_id, item_graph_id);
+  }
+  IndexReader reader() { return IndexReader(sdb_.conninfo(), *repo_); }
 
  private:
   EmulatorProcess emu_;

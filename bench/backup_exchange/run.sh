@@ -1,0 +1,138 @@
+#!/bin/bash
+# Benchmarks `m365vaultd backup run` of Exchange mail against graph-emulator on
+# this machine (HTTPS), a private PostgreSQL cluster and a filesystem repository.
+#
+#   bench/backup_exchange/run.sh [build dir]
+#
+# 1. Unthrottled: USERS x MESSAGES messages (default 50 x 2,000 = 100,000); prints
+#    messages/s, MB/s, CPU seconds of m365vaultd and of the emulator, and the
+#    daemon's peak RSS.
+# 2. Throttled: THR_USERS (8) mailboxes under the emulator's per-mailbox budget
+#    (THR_LIMIT requests per THR_WINDOW seconds); prints the requests each mailbox
+#    achieved as a fraction of what the budget allowed over the run.
+# Environment: USERS, MESSAGES, FOLDERS, MAX_ATTACH, EMU_THREADS, THR_USERS,
+# THR_MESSAGES, THR_LIMIT, THR_WINDOW, SKIP_THROTTLED=1.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:-$here/../../build}" && pwd)
+USERS=${USERS:-50} MESSAGES=${MESSAGES:-2000} FOLDERS=${FOLDERS:-8} MAX_ATTACH=${MAX_ATTACH:-20000}
+EMU_THREADS=${EMU_THREADS:-2}
+THR_USERS=${THR_USERS:-8} THR_MESSAGES=${THR_MESSAGES:-400} THR_LIMIT=${THR_LIMIT:-120} THR_WINDOW=${THR_WINDOW:-10}
+
+ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
+emu_bin=$build/emulator/graph-emulator
+daemon=$build/daemon/m365vaultd
+pgtool=$build/tests/m365vault-test-pg
+work=$(mktemp -d /tmp/bench-backup-XXXXXX)
+chmod 755 "$work"  # the test-pg tool runs PostgreSQL as its own user when we are root
+emu_pid=
+cleanup() {
+  [ -n "$emu_pid" ] && { kill "$emu_pid" 2>/dev/null || true; wait "$emu_pid" 2>/dev/null || true; }
+  "$pgtool" stop "$work/pg" >/dev/null 2>&1 || true
+  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# CPU seconds (user + system) of a live process.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+"$emu_bin" --listen 127.0.0.1:0 --tls-dir "$work/tls" --threads "$EMU_THREADS" >"$work/emu.out" 2>&1 &
+emu_pid=$!
+for _ in $(seq 200); do grep -q '^listening on ' "$work/emu.out" && break; sleep 0.05; done
+url=$(sed -n 's/^listening on //p' "$work/emu.out")
+[ -n "$url" ] || { cat "$work/emu.out"; exit 1; }
+ca=$work/tls/ca.pem
+admin() { curl -sS --fail --cacert "$ca" -X "$1" -H 'content-type: application/json' "$url$2" ${3:+--data "$3"}; }
+
+pg_url=$("$pgtool" start "$work/pg" 2>"$work/pg.log") || { cat "$work/pg.log"; exit 1; }
+echo "secret-bench" >"$work/secret"
+echo "bench passphrase" >"$work/passphrase"
+
+# A fresh database and repository per scenario; prints the config path.
+setup() {  # name tenant_id
+  local name=$1 tid=$2 db="bench_$1"
+  psql "$pg_url" -qc "CREATE DATABASE $db" >/dev/null
+  local dburl=${pg_url/dbname=m365vault/dbname=$db}
+  cat >"$work/$name.toml" <<TOML
+[database]
+url = "$dburl"
+[storage]
+data_dir = "$work/$name-data"
+repository = "file://$work/$name-repo"
+passphrase_file = "$work/passphrase"
+[log]
+level = "warn"
+TOML
+  "$daemon" --config "$work/$name.toml" repo init >/dev/null
+  "$daemon" --config "$work/$name.toml" tenant add --name "$name" --tenant-id "$tid" --client-id app-bench \
+    --client-secret-file "$work/secret" --graph-url "$url" --login-url "$url" --ca-file "$ca" >/dev/null
+}
+
+# Runs `backup run` of tenant $1 (mail only) under /usr/bin/time; sets secs, rss_kb, dcpu, ecpu, out.
+backup() {
+  local name=$1 e0 e1 t0 t1
+  e0=$(cpu_s "$emu_pid")
+  t0=$(date +%s.%N)
+  /usr/bin/time -v -o "$work/$name.time" ${DAEMON_WRAP:-} "$daemon" --config "$work/$name.toml" backup run --tenant "$name" \
+    --category mail >"$work/$name.out" 2>&1 || { cat "$work/$name.out"; exit 1; }
+  t1=$(date +%s.%N)
+  e1=$(cpu_s "$emu_pid")
+  secs=$(echo "$t1 - $t0" | bc -l)
+  ecpu=$(echo "$e1 - $e0" | bc -l)
+  rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$name.time")
+  dcpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/$name.time")
+  out=$(tail -1 "$work/$name.out")
+}
+
+echo "graph-emulator at $url ($EMU_THREADS I/O threads); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------- unthrottled
+echo "creating tenant: $USERS users x $MESSAGES messages in $FOLDERS folders (attachments <= $MAX_ATTACH bytes)"
+admin POST /_emulator/tenants "{\"tenant_id\":\"t-bench\",\"client_id\":\"app-bench\",\"client_secret\":\"secret-bench\",
+  \"seed\":7,\"users\":$USERS,\"mail_folders_per_user\":$FOLDERS,\"messages_per_user\":$MESSAGES,
+  \"contacts_per_user\":0,\"events_per_user\":0,\"max_attachment_bytes\":$MAX_ATTACH}" >/dev/null
+admin PUT /_emulator/faults '{"mailbox_requests_per_window":100000000,"window_seconds":600}' >/dev/null
+admin DELETE /_emulator/stats >/dev/null
+setup full t-bench
+backup full
+msgs=$(psql "${pg_url/dbname=m365vault/dbname=bench_full}" -tAc "SELECT count(*) FROM item_versions WHERE category = 'mail'")
+bytes=$(psql "${pg_url/dbname=m365vault/dbname=bench_full}" -tAc "SELECT coalesce(sum(content_size), 0) FROM item_versions WHERE category = 'mail'")
+run_s=$(psql "${pg_url/dbname=m365vault/dbname=bench_full}" -tAc "SELECT extract(epoch FROM finished_at - started_at) FROM runs ORDER BY queued_at DESC LIMIT 1")
+reqs=$(admin GET /_emulator/stats | jq '[.status[]] | add')
+echo "$out"
+printf '%-34s %s\n' "messages backed up" "$msgs ($(echo "$bytes / 1000000" | bc -l | xargs printf '%.1f') MB of MIME, $reqs Graph requests)"
+printf '%-34s %.1f s (the run itself: %.1f s)\n' "wall time of 'backup run'" "$secs" "$run_s"
+printf '%-34s %.0f msg/s (run: %.0f msg/s)\n' "messages/s" "$(echo "$msgs / $secs" | bc -l)" "$(echo "$msgs / $run_s" | bc -l)"
+printf '%-34s %.1f MB/s\n' "MB/s (MIME bytes)" "$(echo "$bytes / 1000000 / $secs" | bc -l)"
+printf '%-34s %.1f s\n' "CPU m365vaultd" "$dcpu"
+printf '%-34s %.1f s\n' "CPU graph-emulator" "$ecpu"
+printf '%-34s %.0f MB\n' "peak RSS m365vaultd" "$(echo "$rss_kb / 1024" | bc -l)"
+
+[ "${SKIP_THROTTLED:-}" = 1 ] && exit 0
+# ---------------------------------------------------------------- throttled
+echo
+echo "throttled: $THR_USERS mailboxes x $THR_MESSAGES messages, $THR_LIMIT requests per $THR_WINDOW s per mailbox"
+admin POST /_emulator/tenants "{\"tenant_id\":\"t-thr\",\"client_id\":\"app-bench\",\"client_secret\":\"secret-bench\",
+  \"seed\":8,\"users\":$THR_USERS,\"mail_folders_per_user\":4,\"messages_per_user\":$THR_MESSAGES,
+  \"contacts_per_user\":0,\"events_per_user\":0,\"max_attachment_bytes\":$MAX_ATTACH}" >/dev/null
+setup thr t-thr
+admin PUT /_emulator/faults "{\"mailbox_requests_per_window\":$THR_LIMIT,\"window_seconds\":$THR_WINDOW}" >/dev/null
+w0=$(date +%s.%N)  # the windows start here
+admin DELETE /_emulator/stats >/dev/null
+backup thr
+stats=$(admin GET /_emulator/stats)
+ok=$(echo "$stats" | jq '[.requests | to_entries[] | select(.key | test("/users/\\{id\\}/")) | .value] | add')
+throttled=$(echo "$stats" | jq '.status["429"] // 0')
+run_s=$(psql "${pg_url/dbname=m365vault/dbname=bench_thr}" -tAc "SELECT extract(epoch FROM finished_at - started_at) FROM runs ORDER BY queued_at DESC LIMIT 1")
+echo "$out"
+# Fixed windows since the PUT: the budget of the whole windows elapsed is what the
+# run could have used before its last window, which is cut short when the work runs
+# out. Lower bound: every window touched counted in full.
+elapsed=$(echo "$(date +%s.%N) - $w0" | bc -l)
+whole=$(echo "scale=0; $elapsed / $THR_WINDOW" | bc -l)
+per_mbx=$(echo "($ok - $throttled) / $THR_USERS" | bc -l)
+frac_whole=$(echo "f = $per_mbx / ($THR_LIMIT * ($whole + ($whole == 0))); if (f > 1) 1 else f" | bc -l)
+frac_low=$(echo "$per_mbx / ($THR_LIMIT * ($whole + 1))" | bc -l)
+printf '%-34s %.1f s, %s mailbox requests, %s answered 429\n' "throttled run" "$run_s" "$ok" "$throttled"
+printf '%-34s %.0f over %.1f s at %d per %d s window: %.2f of the limit over the %d whole windows (lower bound %.2f)\n' \
+  "requests per mailbox" "$per_mbx" "$elapsed" "$THR_LIMIT" "$THR_WINDOW" "$frac_whole" "$whole" "$frac_low"
