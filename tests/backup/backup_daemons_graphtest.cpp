@@ -84,10 +84,10 @@ void require_index_equals_manifest(BackupStack& s) {
 
 }  // namespace
 
-TEST_CASE("daemons: three daemons execute 30 queued backups, each exactly once", "[graph][pg][e2e]") {
+TEST_CASE("daemons: three daemons execute 50 queued backups, each exactly once", "[graph][pg][e2e]") {
   BackupStack s(tiny_tenant());
   std::vector<std::string> runs;
-  for (int i = 0; i < 30; ++i) runs.push_back(enqueue(s, add_job(s, "job " + std::to_string(i))));
+  for (int i = 0; i < 50; ++i) runs.push_back(enqueue(s, add_job(s, "job " + std::to_string(i))));
   Daemons d(s, 3, {"M365VAULT_SCHEDULER_CONCURRENCY=2"});
   std::set<std::string> workers;
   for (auto& r : runs) {

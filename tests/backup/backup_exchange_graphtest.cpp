@@ -166,3 +166,26 @@ TEST_CASE("backup: an invalid delta token resynchronises without duplicates", "[
   CHECK(stat(stats, "$value") == 2);
   CHECK(std::stoll(s.query("SELECT count(*) FROM item_versions")[0][0]) == std::stoll(versions) + 2);
 }
+
+TEST_CASE("backup: a tenant of the issue's size (20 users, 10 folders, 1,000 messages, 200 contacts, 300 events "
+          "each) is backed up whole",
+          "[graph][pg]") {
+  BackupStack s({{"users", 20},
+                 {"mail_folders_per_user", 10},
+                 {"messages_per_user", 1000},
+                 {"contacts_per_user", 200},
+                 {"events_per_user", 300},
+                 {"max_attachment_bytes", 60000}});
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = s.run();
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(r.error.value_or(""));
+  REQUIRE(r.state == scheduler::RunState::succeeded);
+  CHECK(r.summary.owners == 20);
+  WARN("20,000 messages, 4,000 contacts, 6,000 events in " << secs << " s (" << r.summary.items_new / secs
+                                                           << " items/s on a shared machine)");
+  require_matches_manifest(s, "mail");
+  require_matches_manifest(s, "contacts");
+  require_matches_manifest(s, "calendar");
+  check_index_consistent(s.reader());
+}
