@@ -139,7 +139,7 @@ int run_backup_command(const Config& cfg, const std::vector<std::string>& raw) {
   storage::RepositorySealer sealer(*repo.repo);
 
   // The run belongs to a manual job of its own, so it has a history like any other.
-  scheduler::Queue q;
+  scheduler::Queue q(std::chrono::seconds(cfg.scheduler.lease_s));
   const std::string job_name = "cli backup " + tenant->spec.name;
   scheduler::JobSpec js;
   js.name = job_name;
