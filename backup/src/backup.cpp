@@ -130,6 +130,24 @@ awaitable<void> for_each_concurrent(std::size_t n, std::size_t count, std::funct
   if (s->error) std::rethrow_exception(s->error);
 }
 
+// A delta's next page, or nullopt with `expired` set to Graph's code when the
+// saved delta state is no longer valid (410, syncStateNotFound, resyncRequired...):
+// the caller starts the enumeration over. `restarts` counts those answers for one
+// scope; past a few in a row the service is not settling and the error stands.
+// Everything else is rethrown.
+awaitable<std::optional<graph::Page>> next_page(graph::DeltaPager& pager, std::string& expired, int& restarts) {
+  expired.clear();
+  std::optional<graph::Page> page;
+  try {
+    page = co_await pager.next();
+  } catch (const graph::GraphError& e) {
+    // A folder that vanished is not a sync-state problem (ErrorSyncFolderNotFound).
+    if (!graph::is_invalid_delta(e) || graph::is_not_found(e) || ++restarts > 3) throw;
+    expired = e.code().empty() ? std::to_string(e.status()) : e.code();
+  }
+  co_return page;
+}
+
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -235,16 +253,11 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
   std::string expected = saved.value_or("");
   std::optional<graph::DeltaPager> pager;
   pager.emplace(client_, saved.value_or(start));
+  std::string expired;
+  int restarts = 0;
   for (;;) {
-    std::optional<graph::Page> page;
-    bool expired = false;
-    try {
-      page = co_await pager->next();
-    } catch (const graph::GraphError& e) {
-      if (!graph::is_invalid_delta(e) || expected.empty()) throw;
-      expired = true;
-    }
-    if (expired) {
+    auto page = co_await next_page(*pager, expired, restarts);
+    if (!expired.empty()) {
       // An expired directory token: enumerate again; owners are upserted, so a
       // full round only refreshes them.
       {
@@ -428,16 +441,11 @@ awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass&
   pager.emplace(client_, state.cursor.value_or(start_url), opts);
   std::vector<json> folders;
   std::string delta_link;
+  std::string expired;
+  int restarts = 0;
   for (;;) {
-    std::optional<graph::Page> page;
-    bool expired = false;
-    try {
-      page = co_await pager->next();
-    } catch (const graph::GraphError& e) {
-      if (!graph::is_invalid_delta(e) || expected.empty()) throw;
-      expired = true;
-    }
-    if (expired) {
+    auto page = co_await next_page(*pager, expired, restarts);
+    if (!expired.empty()) {
       {
         const std::string msg_ = "folder delta of '" + pass.owner.spec.upn.value_or(pass.uid) + "' " +
                                  std::string(storage::to_string(pass.cat)) + " expired: enumerating again";
@@ -640,16 +648,11 @@ awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& contain
   std::size_t pending_bytes = 0;
   auto last_commit = std::chrono::steady_clock::now();
 
+  std::string expired;  // the code of an invalid-delta answer
+  int restarts = 0;
   for (;;) {
     if (ctx_.cancelled()) break;
-    std::optional<graph::Page> page;
-    std::string expired;  // the code of an invalid-delta answer
-    try {
-      page = co_await pager->next();
-    } catch (const graph::GraphError& e) {
-      if (!graph::is_invalid_delta(e) || graph::is_not_found(e)) throw;
-      expired = e.code().empty() ? std::to_string(e.status()) : e.code();
-    }
+    auto page = co_await next_page(*pager, expired, restarts);
     if (!expired.empty()) {
       // The sync state is gone: keep what was fetched, then enumerate the folder
       // again in a round that fetches only what differs and closes only what the

@@ -511,19 +511,19 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
   // are listed too, so none is missed whichever way the tenant answers.
   std::vector<json> sites;
   std::set<std::string> seen;
-  std::vector<json> todo;
+  std::vector<json> unvisited;  // sites whose subsites are not listed yet
   {
     const std::string url = "/v1.0/sites?search=*";
-    todo = co_await list_all(env.client, url);
+    unvisited = co_await list_all(env.client, url);
   }
-  while (!todo.empty()) {
-    json s = std::move(todo.back());
-    todo.pop_back();
+  while (!unvisited.empty()) {
+    json s = std::move(unvisited.back());
+    unvisited.pop_back();
     auto id = str(s, "id");
     if (id.empty() || !seen.insert(id).second) continue;
     const std::string url = "/v1.0/sites/" + id + "/sites";
     auto subs = co_await list_all(env.client, url);
-    for (auto& sub : subs) todo.push_back(std::move(sub));
+    for (auto& sub : subs) unvisited.push_back(std::move(sub));
     sites.push_back(std::move(s));
   }
   if (!wanted.empty()) {

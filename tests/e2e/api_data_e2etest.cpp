@@ -163,11 +163,11 @@ struct DataDaemon {
 std::map<std::string, json> browse_all(DataDaemon& a, const std::string& token, const std::string& owner,
                                        const std::string& at, int limit) {
   std::map<std::string, json> items;
-  std::vector<std::optional<std::string>> todo{std::nullopt};
+  std::vector<std::optional<std::string>> unvisited{std::nullopt};
   std::set<std::string> seen_containers;
-  while (!todo.empty()) {
-    auto container = todo.back();
-    todo.pop_back();
+  while (!unvisited.empty()) {
+    auto container = unvisited.back();
+    unvisited.pop_back();
     std::string base = "/api/v1/browse?owner=" + owner + "&category=mail" + (container ? "&container=" + *container : "") +
                        (at.empty() ? "" : "&at=" + url_encode(at));
     std::optional<std::string> cursor;
@@ -180,7 +180,7 @@ std::map<std::string, json> browse_all(DataDaemon& a, const std::string& token, 
         auto id = c["id"].get<std::string>();
         INFO("container " << id << " twice");
         CHECK(seen_containers.insert(id).second);  // no duplicates across pages
-        todo.push_back(id);
+        unvisited.push_back(id);
       }
       for (auto& it : page["items"]) {
         auto id = it["id"].get<std::string>();
