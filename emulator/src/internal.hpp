@@ -39,9 +39,18 @@ struct Faults {
   double drive_resync_rate = 0;        // a tokened drive delta gets 410 resyncRequired
   std::string drive_resync_code = "resyncChangesApplyDifferences";
   long sharepoint_ru_per_minute = 0;  // 0: by tenant size (contract 9)
+  // Teams requests per second per app per tenant by kind (contract 9; 0: unlimited).
+  // Keys as kTeamsLimits; a PUT overrides the ones it names.
+  std::map<std::string, long> teams_rps;
+  long teams_rps_for(const std::string& kind) const;
   json to_json() const;
   static Faults from_json(const json& j);  // throws Error(bad_request)
 };
+
+// Teams per-app limits (contract 9, "per app per tenant" column) in requests per second.
+inline const std::map<std::string, long> kTeamsLimits = {
+    {"channel_message", 20}, {"chat_message", 20}, {"team_channel", 30}, {"channels_list", 60},
+    {"get_all_messages", 200}, {"other", 30}, {"per_team_or_channel", 4}};
 
 struct Prefer {
   std::optional<int> maxpagesize;
@@ -49,6 +58,7 @@ struct Prefer {
   bool text_body = false;
   bool return_minimal = false;
   bool track_changes = false;
+  bool unknown_enums = false;  // include-unknown-enum-members
 };
 Prefer parse_prefer(const net::Request& req);
 
@@ -101,6 +111,13 @@ struct EmulatorImpl {
   std::mutex rumu;
   std::map<std::string, RuWindow> ru;  // SharePoint/OneDrive resource units per app per tenant
 
+  struct RpsWindow {
+    double start = 0;
+    long count = 0;
+  };
+  std::mutex rpsmu;
+  std::map<std::string, RpsWindow> rps;  // Teams: per app per tenant per kind, per team/channel
+
   net::Router router;
 
   Faults current_faults() const {
@@ -137,6 +154,16 @@ struct EmulatorImpl {
   void register_writes();
   void register_drive();
   void register_teams();
+  void register_chats();
+  // A Teams route: requests per second per app per tenant for `kind` (a kTeamsLimits
+  // key), and under /teams/{team} at most per_team_or_channel per app on that team or
+  // channel; past either, 429 TooManyRequests with Retry-After (the window's end).
+  void add_teams(const std::string& method, const std::string& tmpl, const std::string& permission,
+                 const std::string& kind, GraphFn fn);
+  // Hosted contents of a channel or chat message (its HTML body's inline images): the
+  // list when `hc` is empty, else one (404 when the body does not reference it), its
+  // bytes when `value`.
+  net::Response hosted_contents(GraphCtx& c, const json& msg, const std::string& hc, bool value);
   // A SharePoint/OneDrive route: resource units charged per app per tenant (contract 9).
   // `cost` 0 means "1 with a delta token, 2 without".
   void add_sp(const std::string& method, const std::string& tmpl, const std::string& permission, int cost, GraphFn fn);
