@@ -31,6 +31,24 @@ net::Response EmulatorImpl::refused_write(const net::Request& req, const Error& 
   return graph_error(req, status, what.substr(0, colon), what.substr(colon + 2), status != 400);
 }
 
+std::uint64_t EmulatorImpl::UploadSession::received() const {
+  if (kind == attachment) return data.size();
+  std::uint64_t n = 0;
+  for (auto& [off, f] : frags) n += f.size();
+  return n;
+}
+
+json EmulatorImpl::UploadSession::missing_ranges() const {
+  json out = json::array();
+  std::uint64_t pos = 0;
+  for (auto& [off, f] : frags) {
+    if (off > pos) out.push_back(std::to_string(pos) + "-" + std::to_string(off - 1));
+    pos = off + f.size();
+  }
+  if (size == 0 || pos < size) out.push_back(std::to_string(pos) + "-");
+  return out;
+}
+
 void EmulatorImpl::store_upload(const std::string& id, UploadSession s) {
   const double now_s = now_precise();
   std::lock_guard lk(umu);
@@ -229,7 +247,7 @@ void EmulatorImpl::register_writes() {
       std::string id = base64(random_bytes(24), true, false);
       double expires = now_precise() + kUploadSessionLifetime;
       store_upload(id, {UploadSession::attachment, c.tenant->spec.tenant_id, *c.user, *m, item.value("name", "attachment"),
-                        item.value("contentType", "application/octet-stream"), size, {}, expires, nullptr});
+                        item.value("contentType", "application/octet-stream"), size, {}, {}, expires, nullptr});
       json j = {{"@odata.context", base_url + "/" + c.version + "/$metadata#microsoft.graph.uploadSession"},
                 {"uploadUrl", base_url + "/_upload/" + id},
                 {"expirationDateTime", iso_time(static_cast<std::int64_t>(expires))},
@@ -260,10 +278,10 @@ void EmulatorImpl::register_writes() {
       co_return err(404, drive_url ? "itemNotFound" : "ErrorItemNotFound", "The upload session was not found or has expired.");
     auto& s = it->second;
     const bool drive_session = s.kind == UploadSession::drive_item;
-    const auto received = s.data.size();
+    const auto received = s.received();
     auto status_body = [&] {
       const std::string expires = iso_time(static_cast<std::int64_t>(s.expires));
-      const json ranges = json::array({std::to_string(s.data.size()) + (drive_session ? "-" : "")});
+      const json ranges = drive_session ? s.missing_ranges() : json::array({std::to_string(s.data.size())});
       return drive_session ? json{{"expirationDateTime", expires}, {"nextExpectedRanges", ranges}}
                            : json{{"ExpirationDateTime", expires}, {"NextExpectedRanges", ranges}};
     };
@@ -293,20 +311,27 @@ void EmulatorImpl::register_writes() {
                       "fragmentLengthMismatch");
       if (req.body.size() > kFragmentMax)
         co_return err(413, "invalidRequest", "A fragment must be smaller than 60 MiB.");
-      if (a < received)
+      // Any order is accepted (the fixture's 202 lists several missing ranges), but a
+      // fragment must not touch bytes already received.
+      auto next = s.frags.lower_bound(a);
+      const bool overlaps = (next != s.frags.end() && next->first <= b) ||
+                            (next != s.frags.begin() && std::prev(next)->first + std::prev(next)->second.size() > a);
+      if (overlaps || s.conflicted)
         co_return err(416, "invalidRange", "Uploaded fragment overlaps with existing data.", "fragmentOverlap");
-      if (a > received)
-        co_return err(416, "invalidRange", "Fragments must be sent in order: the next expected byte is " +
-                                               std::to_string(received) + ".");
       if (b + 1 < total && req.body.size() % kFragmentUnit != 0)
         co_return err(400, "invalidRequest",
                       "Fragments other than the last must be a multiple of 320 KiB (327,680 bytes).");
       s.size = total;
     }
-    s.data += req.body;
-    if (s.data.size() < s.size) {
+    if (drive_session) s.frags.emplace(a, req.body);
+    else s.data += req.body;
+    if (s.received() < s.size) {
       s.expires = std::max(s.expires, now_precise() + kUploadSessionLifetime);  // progress keeps it alive
       co_return net::Response::json(drive_session ? 202 : 200, status_body());
+    }
+    if (drive_session) {  // complete: join the fragments in order
+      for (auto& [off, f] : s.frags) s.data += f;
+      s.frags.clear();
     }
     auto session = std::move(s);
     uploads.erase(it);
@@ -321,7 +346,9 @@ void EmulatorImpl::register_writes() {
       if (auto refused = write_op(req, *t, op, result)) {
         if (refused->status != 409) co_return std::move(*refused);
         // The name was taken while the bytes came in: the session stays, so the client
-        // can still redirect it (contract 11); the error has no innerError.
+        // can still redirect it with @microsoft.graph.sourceUrl (contract 11); the error
+        // has no innerError.
+        session.conflicted = true;
         store_upload(id, std::move(session));
         co_return graph_error(req, 409, "upload_name_conflict",
                               "Another file exists with the same name as the uploaded session. You can redirect the "

@@ -183,9 +183,15 @@ struct EmulatorImpl {
     std::uint32_t user = 0, message = 0;  // attachment
     std::string name, content_type;       // attachment
     std::uint64_t size = 0;  // the total; drive sessions learn it from the first Content-Range
-    std::string data;
+    std::string data;  // attachment: the bytes so far (in order)
+    // drive_item: fragments by offset; they may come in any order but never overlap.
+    std::map<std::uint64_t, std::string> frags;
     double expires = 0;
     json target;  // drive_item: the drive_put_file operation, without its bytes
+    bool conflicted = false;  // drive_item: complete, but the name was taken at commit
+    std::uint64_t received() const;
+    // drive_item: the missing ranges, "a-b" between fragments and "a-" for the tail.
+    json missing_ranges() const;
   };
   // Applies a restore write (apply_write) under the tenant lock and journals it; a
   // refused write comes back as a Graph error ("Code: text", status by Errc).

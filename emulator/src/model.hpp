@@ -408,6 +408,8 @@ void remove_drive_item(DriveStore& d, std::uint32_t index, std::int64_t now);
 // "conflict":"fail|replace|rename","now", ...}. Returns {"index","status":201|200};
 // throws Error("code: text") as apply_write does. Caller holds t.mu.
 json apply_drive_write(Tenant& t, const json& op);
+// The live child of `parent` with that name (case-insensitive, as OneDrive compares).
+std::optional<std::uint32_t> child_named(const DriveStore& d, std::uint32_t parent, const std::string& name);
 // Throws what apply_drive_write would refuse, changing nothing (an upload session
 // checks its target when it is created, and again at commit).
 void check_drive_write(Tenant& t, const json& op);
