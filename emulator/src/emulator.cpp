@@ -579,7 +579,10 @@ Emulator::Emulator(EmulatorOptions opts, std::shared_ptr<spdlog::logger> log) : 
   impl_->register_drive();
   impl_->register_teams();
   impl_->register_chats();
-  if (!opts.state_dir.empty()) impl_->replay();
+  if (!opts.state_dir.empty()) {
+    impl_->replay();
+    impl_->load_sessions();
+  }
 }
 
 Emulator::~Emulator() = default;

@@ -788,6 +788,7 @@ void EmulatorImpl::register_drive() {
     {
       std::lock_guard lk(umu);
       uploads.erase(id);
+      forget_session(id);
     }
     return written(c, tg.key, result);
   };

@@ -200,6 +200,13 @@ struct EmulatorImpl {
   net::Response refused_write(const net::Request& req, const Error& e);
   // Stores a new session under `id`, dropping expired ones.
   void store_upload(const std::string& id, UploadSession s);
+  // Unfinished sessions survive a restart: with --state-dir each has a folder
+  // uploads/<id>/ holding meta.json and its bytes (drive: one file per fragment,
+  // frag-<offset>; attachment: data). Callers hold umu.
+  void persist_session_meta(const std::string& id, const UploadSession& s);
+  void persist_session_bytes(const std::string& id, std::uint64_t offset, const std::string& bytes);
+  void forget_session(const std::string& id);
+  void load_sessions();  // on start, after replay
   // The driveItem as GET returns it (caller holds t.mu); set by register_drive.
   std::function<json(Tenant&, std::uint32_t key, std::uint32_t index)> drive_item_json_fn;
   std::mutex umu;

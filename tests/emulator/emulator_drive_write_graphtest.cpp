@@ -297,8 +297,9 @@ TEST_CASE("drive writes: folders and simple uploads with conflictBehavior fail, 
   REQUIRE(after.content(notes["id"]) == "by id");
 }
 
-TEST_CASE("drive upload session: fragments out of order, nested paths for PUT and sessions", "[graph]") {
-  EmulatorProcess emu;
+TEST_CASE("drive upload session: fragments out of order survive a restart; nested paths for PUT and sessions", "[graph]") {
+  TempDir state("emu-upload-state");
+  EmulatorProcess emu(state.path().string());
   auto t = make_tenant(emu, 85, 2, 1, {{"drive_files_per_user", 4}, {"drive_bytes_per_user", 200000}});
   auto drv = user_drive(emu, t);
 
@@ -306,14 +307,23 @@ TEST_CASE("drive upload session: fragments out of order, nested paths for PUT an
   // the way the fixture does (closed ranges between fragments, open at the tail).
   const std::string payload = pattern(5 * kUnit + 1234, 11);
   const auto total = payload.size();
-  const std::string url = drv.w.post(drv.base() + "/root:/shuffled.bin:/createUploadSession", json::object(), 200)["uploadUrl"];
+  std::string url = drv.w.post(drv.base() + "/root:/shuffled.bin:/createUploadSession", json::object(), 200)["uploadUrl"];
   auto last = put_fragment(emu, url, payload, 4 * kUnit, total, total);
   REQUIRE(last.status == 202);
   REQUIRE(json::parse(last.body)["nextExpectedRanges"] == json::array({"0-" + std::to_string(4 * kUnit - 1)}));
   REQUIRE(put_fragment(emu, url, payload, 2 * kUnit, 3 * kUnit, total).status == 202);
-  auto status = json::parse(emu.call("GET", url).body);
-  REQUIRE(status["nextExpectedRanges"] ==
-          json::array({"0-" + std::to_string(2 * kUnit - 1), std::to_string(3 * kUnit) + "-" + std::to_string(4 * kUnit - 1)}));
+  const json gaps =
+      json::array({"0-" + std::to_string(2 * kUnit - 1), std::to_string(3 * kUnit) + "-" + std::to_string(4 * kUnit - 1)});
+  REQUIRE(json::parse(emu.call("GET", url).body)["nextExpectedRanges"] == gaps);
+  // The unfinished session and its fragments survive a restart (the emulator comes back
+  // on another port: the session path stays valid).
+  const std::string old_base = emu.base();
+  emu.restart();
+  url = emu.base() + url.substr(old_base.size());
+  drv.w.tok = emu.token(t.tenant, t.client, t.secret);
+  auto status = emu.call("GET", url);
+  REQUIRE(status.status == 200);
+  REQUIRE(json::parse(status.body)["nextExpectedRanges"] == gaps);
   // Overlapping a received fragment from either side is 416.
   REQUIRE(put_fragment(emu, url, payload, kUnit, 3 * kUnit, total).status == 416);
   REQUIRE(put_fragment(emu, url, payload, 3 * kUnit, 5 * kUnit, total).status == 416);
