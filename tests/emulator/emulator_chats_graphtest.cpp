@@ -295,7 +295,7 @@ TEST_CASE("teams: per-app rate limits answer 429 with Retry-After, per kind and 
   emu.admin("PUT", "/_emulator/faults", json::object());
 }
 
-TEST_CASE("teams: channel delta covers the last 8 months; older posts only in the full listing", "[graph]") {
+TEST_CASE("teams: channel delta covers the last 8 months, older posts only in the full listing", "[graph]") {
   EmulatorProcess emu;
   emu.admin("PUT", "/_emulator/faults", kNoTeamsLimits);
   auto t = make_tenant(emu, 84, 6, 1, {{"teams", 1}, {"channels_per_team", 1}, {"messages_per_channel", 12}, {"sites", 0}});

@@ -297,7 +297,7 @@ TEST_CASE("drive writes: folders and simple uploads with conflictBehavior fail, 
   REQUIRE(after.content(notes["id"]) == "by id");
 }
 
-TEST_CASE("drive upload session: fragments out of order survive a restart; nested paths for PUT and sessions", "[graph]") {
+TEST_CASE("drive upload session: fragments out of order survive a restart, nested paths for PUT and sessions", "[graph]") {
   TempDir state("emu-upload-state");
   EmulatorProcess emu(state.path().string());
   auto t = make_tenant(emu, 85, 2, 1, {{"drive_files_per_user", 4}, {"drive_bytes_per_user", 200000}});
