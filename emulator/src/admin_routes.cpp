@@ -232,6 +232,8 @@ void EmulatorImpl::register_admin() {
   };
   admin("POST", "/_emulator/tenants", [this](net::Request& req) {
     json op = {{"op", "create_tenant"}, {"spec", parse_body(req)}};
+    // Teams timestamps hang off the creation time on the emulated clock (journaled).
+    if (op["spec"].is_object() && !op["spec"].contains("created_at")) op["spec"]["created_at"] = now();
     auto spec = apply_op(op);
     op["spec"] = spec;
     journal(op);
@@ -253,6 +255,8 @@ void EmulatorImpl::register_admin() {
   });
   admin("POST", "/_emulator/tenants/{tid}/activity", [this](net::Request& req) {
     json op = {{"op", "activity"}, {"tenant", req.params["tid"]}, {"request", parse_body(req)}};
+    // Edits of posts and chat messages carry the emulated time; journaled, so replays agree.
+    if (op["request"].is_object() && !op["request"].contains("now")) op["request"]["now"] = now();
     auto out = apply_op(op);
     journal(op);
     return admin_json(200, out);
@@ -308,9 +312,9 @@ void EmulatorImpl::register_admin() {
     auto owner = req.query_param("owner").value_or("");
     auto category = req.query_param("category").value_or("");
     if (!category.empty() && category != "mail" && category != "contacts" && category != "calendar" &&
-        category != "files" && category != "lists" && category != "teams")
+        category != "files" && category != "lists" && category != "teams" && category != "chats")
       throw Error(Errc::bad_request,
-                  "unknown category '" + category + "' (use mail, contacts, calendar, files, lists or teams)");
+                  "unknown category '" + category + "' (use mail, contacts, calendar, files, lists, teams or chats)");
     struct Row {
       std::uint32_t user, index;
       Msg m;
@@ -474,6 +478,36 @@ void EmulatorImpl::register_admin() {
                                {"sha256", to_hex(sha256(canon))}});
             }
           }
+        }
+      }
+    }
+    // Chat messages not deleted, system events included: one row per message, owned by
+    // the chat (a chat is stored once, whoever's backup finds it); `members` lists the
+    // user ids, and ?owner= matches the chat id or a member's user id.
+    if (category.empty() || category == "chats") {
+      std::lock_guard lk(t->mu);
+      for (std::uint32_t k = 0; k < static_cast<std::uint32_t>(t->spec.chats); ++k) {
+        const auto cid = chat_id(*t, k);
+        json members = json::array();
+        bool wanted = owner.empty() || owner == cid;
+        for (auto u : chat_members(*t, k)) {
+          members.push_back(t->users[u].id);
+          wanted |= owner == t->users[u].id;
+        }
+        if (!wanted) continue;
+        auto& cs = chat_state(*t, k);
+        for (std::uint32_t i = 0; i < cs.msgs.size(); ++i) {
+          if (cs.msgs[i].deleted) continue;
+          auto m = chat_message_json(*t, base_url, k, i, cs.msgs[i], true);
+          auto canon = canonical_json(m);
+          items.push_back({{"owner", cid},
+                           {"category", "chats"},
+                           {"chat_id", cid},
+                           {"members", members},
+                           {"id", m["id"]},
+                           {"name", ""},
+                           {"size", canon.size()},
+                           {"sha256", to_hex(sha256(canon))}});
         }
       }
     }

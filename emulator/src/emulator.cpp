@@ -69,6 +69,8 @@ Prefer parse_prefer(const net::Request& req) {
         p.return_minimal = true;
       } else if (low == "odata.track-changes") {
         p.track_changes = true;
+      } else if (low == "include-unknown-enum-members") {
+        p.unknown_enums = true;
       }
       if (comma == std::string_view::npos) break;
       s.remove_prefix(comma + 1);
@@ -94,7 +96,13 @@ json Faults::to_json() const {
           {"download_ignore_range", download_ignore_range},
           {"drive_resync_rate", drive_resync_rate},
           {"drive_resync_code", drive_resync_code},
-          {"sharepoint_ru_per_minute", sharepoint_ru_per_minute}};
+          {"sharepoint_ru_per_minute", sharepoint_ru_per_minute},
+          {"teams_rps", teams_rps}};
+}
+
+long Faults::teams_rps_for(const std::string& kind) const {
+  auto it = teams_rps.find(kind);
+  return it != teams_rps.end() ? it->second : kTeamsLimits.at(kind);
 }
 
 double chance() {
@@ -110,7 +118,7 @@ Faults Faults::from_json(const json& j) {
                                               "token_lifetime_s", "generations_kept",    "clock_offset_s",
                                               "delta_empty_page_rate", "delta_repeat_rate", "delta_reset_rate",
                                               "download_url_lifetime_s", "download_ignore_range", "drive_resync_rate",
-                                              "drive_resync_code", "sharepoint_ru_per_minute"};
+                                              "drive_resync_code", "sharepoint_ru_per_minute", "teams_rps"};
   for (auto& [k, v] : j.items())
     if (!known.count(k)) throw Error(Errc::bad_request, "unknown fault key '" + k + "'");
   try {
@@ -131,6 +139,7 @@ Faults Faults::from_json(const json& j) {
     f.drive_resync_rate = j.value("drive_resync_rate", f.drive_resync_rate);
     f.drive_resync_code = j.value("drive_resync_code", f.drive_resync_code);
     f.sharepoint_ru_per_minute = j.value("sharepoint_ru_per_minute", f.sharepoint_ru_per_minute);
+    if (j.contains("teams_rps")) f.teams_rps = j["teams_rps"].get<std::map<std::string, long>>();
   } catch (const json::exception& e) {
     throw Error(Errc::bad_request, std::string("faults: ") + e.what());
   }
@@ -150,6 +159,10 @@ Faults Faults::from_json(const json& j) {
       f.delta_reset_rate > 1 || f.download_url_lifetime_s < 1 || f.drive_resync_rate < 0 || f.drive_resync_rate > 1 ||
       f.sharepoint_ru_per_minute < 0)
     throw Error(Errc::bad_request, "faults: limits must be positive");
+  for (auto& [k, v] : f.teams_rps)
+    if (!kTeamsLimits.count(k) || v < 0)
+      throw Error(Errc::bad_request, "teams_rps key '" + k + "' unknown or negative (keys: channel_message, chat_message, "
+                                     "team_channel, channels_list, get_all_messages, other, per_team_or_channel)");
   if (f.drive_resync_code != "resyncChangesApplyDifferences" && f.drive_resync_code != "resyncChangesUploadDifferences")
     throw Error(Errc::bad_request,
                 "drive_resync_code must be 'resyncChangesApplyDifferences' or 'resyncChangesUploadDifferences'");
@@ -565,7 +578,11 @@ Emulator::Emulator(EmulatorOptions opts, std::shared_ptr<spdlog::logger> log) : 
   impl_->register_writes();
   impl_->register_drive();
   impl_->register_teams();
-  if (!opts.state_dir.empty()) impl_->replay();
+  impl_->register_chats();
+  if (!opts.state_dir.empty()) {
+    impl_->replay();
+    impl_->load_sessions();
+  }
 }
 
 Emulator::~Emulator() = default;

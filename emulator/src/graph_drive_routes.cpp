@@ -123,6 +123,10 @@ void EmulatorImpl::add_sp(const std::string& method, const std::string& tmpl, co
   });
 }
 
+namespace {
+constexpr int kMaxPathDepth = 8;  // folders between a parent and a name in a path-addressed write
+}  // namespace
+
 void EmulatorImpl::register_drive() {
   // ------------------------------------------------------------ renderers
   // The driveItem JSON. `delta`: no parentReference.path; deleted items keep only
@@ -579,11 +583,14 @@ void EmulatorImpl::register_drive() {
     return item_json(t, d, i, child_counts(d)[i], {false, true});
   };
   // Where a write lands: an existing item ({item}, "root" for .../root/...) or a parent
-  // and a name ("{parent-id}:/{name}:" or "root:/{name}:"; one path segment).
+  // and a name ("{parent-id}:/{name}:" or "root:/{name}:", with up to kMaxPathDepth
+  // folders between: "root:/A/B/{name}:"). `missing`: the folders of that path that do
+  // not exist yet, in order (the parent is then the deepest one that does).
   struct Target {
     std::uint32_t key = 0;
     std::uint32_t item = 0;  // the existing item, or the parent when `name` is set
     std::string name;
+    std::vector<std::string> missing;
   };
   auto target_of = [this, resolve_drive, resolve_item, not_found](GraphCtx& c) -> std::variant<Target, net::Response> {
     auto r = resolve_drive(c);
@@ -595,17 +602,32 @@ void EmulatorImpl::register_drive() {
       return seg.substr(0, seg.size() - 1);
     };
     std::string ref = c.req.params.count("item") ? c.req.params["item"] : "root";
+    std::vector<std::string> folders;
+    for (int k = 1; c.req.params.count("d" + std::to_string(k)); ++k) folders.push_back(c.req.params["d" + std::to_string(k)]);
     if (auto nc = c.req.params.find("nc"); nc != c.req.params.end()) {
       auto name = unquote(nc->second);
       auto parent = c.req.params.count("pc") ? unquote(c.req.params["pc"]) : std::optional<std::string>("root");
       if (!name || !parent) return graph_error(c.req, 400, "invalidRequest", "Invalid API or resource.");
       ref = *parent;
       tg.name = *name;
+    } else if (auto pn = c.req.params.find("pn"); pn != c.req.params.end()) {  // root:/{path} without the colon
+      tg.name = pn->second;
     }
     auto& t = *c.tenant;
     std::lock_guard lk(t.mu);
     auto i = resolve_item(t, tg.key, ref);
     if (!i) return not_found(c);
+    const auto& d = drive(t, tg.key);
+    for (std::size_t k = 0; k < folders.size(); ++k) {
+      auto child = child_named(d, *i, folders[k]);
+      if (!child) {
+        tg.missing.assign(folders.begin() + static_cast<std::ptrdiff_t>(k), folders.end());
+        break;
+      }
+      if (!d.items[*child].folder)
+        return graph_error(c.req, 409, "nameAlreadyExists", "'" + folders[k] + "' in the path is a file, not a folder.");
+      i = child;
+    }
     tg.item = *i;
     return tg;
   };
@@ -674,7 +696,16 @@ void EmulatorImpl::register_drive() {
       return graph_error(c.req, 413, "invalidRequest", "Simple upload takes at most 250 MiB: use an upload session.");
     auto tr = target_of(c);
     if (auto* e = std::get_if<net::Response>(&tr)) return std::move(*e);
-    const auto tg = std::get<Target>(tr);
+    auto tg = std::get<Target>(tr);
+    // A simple upload by path creates the folders it names (OneDrive "upserts" the path;
+    // inferred from OneDrive/onedrive-api-docs#83 and #364, the contract is silent).
+    for (const auto& folder : tg.missing) {
+      json fop = {{"kind", "drive_create_folder"}, {"drive", tg.key}, {"parent", tg.item}, {"name", folder},
+                  {"conflict", "fail"}, {"now", now()}};
+      json made;
+      if (auto refused = write_op(c.req, *c.tenant, fop, made)) return std::move(*refused);
+      tg.item = made["index"].get<std::uint32_t>();
+    }
     json op = target_op(tg, "drive_put_file", conflict_of(c, json::object(), "replace"));
     op["now"] = now();
     op["base64"] = base64(c.req.body);
@@ -689,6 +720,11 @@ void EmulatorImpl::register_drive() {
     auto tr = target_of(c);
     if (auto* e = std::get_if<net::Response>(&tr)) return std::move(*e);
     const auto tg = std::get<Target>(tr);
+    // "The parent folder must exist before you call createSession" (OneDrive docs, quoted
+    // in OneDrive/onedrive-api-docs#364; the contract is silent): sessions create no folders.
+    if (!tg.missing.empty())
+      return graph_error(c.req, 404, "itemNotFound",
+                         "The folder '" + tg.missing.front() + "' does not exist: create it before the upload session.");
     json op = target_op(tg, "drive_put_file", conflict_of(c, item, "replace"));
     if (!file_system_info(item, op)) return bad_request(c, "fileSystemInfo timestamps must be ISO 8601.");
     try {  // refuse now what the commit would refuse (a taken name with "fail", a missing parent)
@@ -712,6 +748,50 @@ void EmulatorImpl::register_drive() {
               {"nextExpectedRanges", json::array({"0-"})}};
     return graph_json(c, 200, j);
   };
+  // After 409 upload_name_conflict at commit, the finished session can be redirected to
+  // another path: PUT .../root:/{path} {"@microsoft.graph.sourceUrl": uploadUrl, "name"?,
+  // "@microsoft.graph.conflictBehavior"?} (contract 11). The session must be this
+  // tenant's and complete; it is consumed when the write succeeds.
+  auto redirect_session = [this, target_of, target_op, conflict_of, written, bad_request](GraphCtx& c) -> net::Response {
+    auto body = json::parse(c.req.body, nullptr, false);
+    const std::string kSource = "@microsoft.graph.sourceUrl";
+    if (body.is_discarded() || !body.is_object() || !body.contains(kSource) || !body[kSource].is_string())
+      return bad_request(c, "The request body must be a JSON object with @microsoft.graph.sourceUrl.");
+    const std::string url = body[kSource], prefix = base_url + "/_upload/";
+    if (url.rfind(prefix, 0) != 0) return bad_request(c, "@microsoft.graph.sourceUrl must be an upload session URL.");
+    const std::string id = url.substr(prefix.size());
+    auto tr = target_of(c);
+    if (auto* e = std::get_if<net::Response>(&tr)) return std::move(*e);
+    auto tg = std::get<Target>(tr);
+    if (!tg.missing.empty())
+      return graph_error(c.req, 404, "itemNotFound", "The folder '" + tg.missing.front() + "' does not exist.");
+    if (body.contains("name") && body["name"].is_string()) tg.name = body["name"];
+    if (tg.name.empty()) return bad_request(c, "The target needs a name.");
+    UploadSession session;
+    {
+      std::lock_guard lk(umu);
+      auto it = uploads.find(id);
+      if (it == uploads.end() || it->second.expires < now_precise() || it->second.kind != UploadSession::drive_item ||
+          it->second.tenant != c.tenant->spec.tenant_id)
+        return graph_error(c.req, 404, "itemNotFound", "The upload session was not found or has expired.");
+      if (!it->second.conflicted)
+        return graph_error(c.req, 409, "invalidRequest", "The upload session is not complete: send the missing ranges first.");
+      session = it->second;
+    }
+    json op = target_op(tg, "drive_put_file", conflict_of(c, body, "replace"));
+    for (auto k : {"fs_created", "fs_modified"})
+      if (session.target.contains(k)) op[k] = session.target[k];
+    op["now"] = now();
+    op["base64"] = base64(session.data);
+    json result;
+    if (auto refused = write_op(c.req, *c.tenant, op, result)) return std::move(*refused);
+    {
+      std::lock_guard lk(umu);
+      uploads.erase(id);
+      forget_session(id);
+    }
+    return written(c, tg.key, result);
+  };
   for (auto [prefix, permission] : {std::pair{"/drives/{drive}", "Files.ReadWrite.All"},
                                     std::pair{"/users/{user}/drive", "Files.ReadWrite.All"},
                                     std::pair{"/sites/{site}/drive", "Sites.ReadWrite.All"}}) {
@@ -724,6 +804,17 @@ void EmulatorImpl::register_drive() {
     add_sp("POST", p + "/items/{item}/createUploadSession", permission, 2, create_session);
     add_sp("POST", p + "/items/{pc}/{nc}/createUploadSession", permission, 2, create_session);
     add_sp("POST", p + "/root:/{nc}/createUploadSession", permission, 2, create_session);
+    add_sp("PUT", p + "/root:/{pn}", permission, 2, redirect_session);
+    // Paths with folders between the parent and the name: {d1}/.../{dN}.
+    std::string mid;
+    for (int k = 1; k <= kMaxPathDepth; ++k) {
+      mid += "/{d" + std::to_string(k) + "}";
+      add_sp("PUT", p + "/items/{pc}" + mid + "/{nc}/content", permission, 2, put_content);
+      add_sp("PUT", p + "/root:" + mid + "/{nc}/content", permission, 2, put_content);
+      add_sp("POST", p + "/items/{pc}" + mid + "/{nc}/createUploadSession", permission, 2, create_session);
+      add_sp("POST", p + "/root:" + mid + "/{nc}/createUploadSession", permission, 2, create_session);
+      add_sp("PUT", p + "/root:" + mid + "/{pn}", permission, 2, redirect_session);
+    }
   }
 
   // ------------------------------------------------------------ sites

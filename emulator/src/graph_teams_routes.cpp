@@ -9,16 +9,40 @@
 namespace m365vault::emulator {
 
 namespace {
-constexpr std::int64_t kTeamsEpochMs = (kBaseEpoch - 120 * 86400) * 1000LL;
 const std::vector<std::string> kChannelNames = {"General", "Projekt Nordlicht", "Équipe support", "営業", "Random 🎲",
                                                 "Releases"};
 const std::vector<std::string> kPosts = {"Can someone review the draft?", "Le déploiement est terminé ✅",
                                          "Meeting moved to 3 pm", "新しいバージョンをリリースしました",
                                          "Who has the keys to room 2.14?", "Bitte bis Freitag eintragen"};
+constexpr std::int64_t kHourMs = 3600000LL, kDayMs = 86400000LL;
 
-std::int64_t post_ms(std::uint32_t channel, std::uint32_t post) {
-  return kTeamsEpochMs + static_cast<std::int64_t>(post) * 3600000LL + channel * 1000LL;
+std::int64_t anchor_ms(const Tenant& t) { return (t.spec.created_at ? t.spec.created_at : kBaseEpoch) * 1000; }
+std::uint32_t old_posts(const TenantSpec& s) {
+  return static_cast<std::uint32_t>(s.old_messages_per_channel >= 0 ? s.old_messages_per_channel
+                                                                    : std::min(s.messages_per_channel / 4, 2000));
 }
+// Post p of channel c: the first old_messages_per_channel posts sit hourly from 330 days
+// before the tenant's creation (outside the delta window), the rest hourly from 60 days
+// before it. Ids are these creation times in ms; a reply n is the post + (n + 1) minutes.
+std::int64_t post_ms(const Tenant& t, std::uint32_t channel, std::uint32_t post) {
+  const auto old = old_posts(t.spec);
+  if (post < old) return anchor_ms(t) - 330 * kDayMs + post * kHourMs + channel * 1000LL;
+  return anchor_ms(t) - 60 * kDayMs + static_cast<std::int64_t>(post - old) * kHourMs + channel * 1000LL;
+}
+// The inverse: {post, ms past it}; nullopt when ms is before both ranges.
+std::optional<std::pair<std::size_t, std::int64_t>> post_at(const Tenant& t, std::uint32_t channel, std::int64_t ms) {
+  const auto old = old_posts(t.spec);
+  std::int64_t off = ms - post_ms(t, channel, old);
+  if (off >= 0) return std::make_pair(static_cast<std::size_t>(old + off / kHourMs), off % kHourMs);
+  off = ms - post_ms(t, channel, 0);
+  if (off >= 0 && off / kHourMs < old) return std::make_pair(static_cast<std::size_t>(off / kHourMs), off % kHourMs);
+  return std::nullopt;
+}
+Rng post_rng(const Tenant& t, std::uint32_t g, std::uint32_t c, std::uint32_t p) {
+  return Rng(mix(mix(mix(mix(t.spec.seed, 0x7465616d), g), c), p));
+}
+}  // namespace
+
 std::string iso_ms(std::int64_t ms) {
   auto s = iso_time(ms / 1000);
   s.pop_back();
@@ -26,10 +50,6 @@ std::string iso_ms(std::int64_t ms) {
   std::snprintf(b, sizeof b, ".%03dZ", static_cast<int>(ms % 1000));
   return s + b;
 }
-Rng post_rng(const Tenant& t, std::uint32_t g, std::uint32_t c, std::uint32_t p) {
-  return Rng(mix(mix(mix(mix(t.spec.seed, 0x7465616d), g), c), p));
-}
-}  // namespace
 
 bool is_team(const Tenant& t, std::uint32_t group) {
   return group < t.groups.size() && t.groups[group].removed == Removed::none &&
@@ -44,7 +64,7 @@ TeamState& team_state(Tenant& t, std::uint32_t group) {
   for (std::uint32_t c = 0; c < slot->channels.size(); ++c) {
     auto& ch = slot->channels[c];
     ch.posts.resize(static_cast<std::size_t>(t.spec.messages_per_channel));
-    for (std::uint32_t p = 0; p < ch.posts.size(); ++p) ch.posts[p].modified = post_ms(c, p);
+    for (std::uint32_t p = 0; p < ch.posts.size(); ++p) ch.posts[p].modified = post_ms(t, c, p);
   }
   return *slot;
 }
@@ -67,9 +87,9 @@ json channel_message_json(const Tenant& t, const std::string& base_url, std::uin
   r.next();
   r.next();
   Rng rr(mix(r.next(), static_cast<std::uint64_t>(reply + 1)));
-  const std::int64_t created = post_ms(c, p) + (reply >= 0 ? (reply + 1) * 60000LL : 0);
+  const std::int64_t created = post_ms(t, c, p) + (reply >= 0 ? (reply + 1) * 60000LL : 0);
   const std::string id = std::to_string(created);
-  const std::string parent_id = std::to_string(post_ms(c, p));
+  const std::string parent_id = std::to_string(post_ms(t, c, p));
   const std::string team_id = t.groups[g].id, chan = channel_id(t, g, c);
   auto u = static_cast<std::uint32_t>(rr.below(t.users.size()));
   std::string text = rr.pick(kPosts);
@@ -109,15 +129,15 @@ json channel_message_json(const Tenant& t, const std::string& base_url, std::uin
   return j;
 }
 
-void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, json& out) {
+void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, std::int64_t now_ms, json& out) {
   std::vector<std::uint32_t> teams;
   for (std::uint32_t g = 0; g < t.groups.size(); ++g)
     if (is_team(t, g)) teams.push_back(g);
   if (teams.empty() || t.spec.channels_per_team < 1) return;
-  const std::int64_t now_ms = (kBaseEpoch + static_cast<std::int64_t>(r.below(86400))) * 1000;
+  if (now_ms < 0) now_ms = (kBaseEpoch + static_cast<std::int64_t>(r.below(86400))) * 1000;
   auto rec = [&](const char* what, std::uint32_t g, std::uint32_t c, std::uint32_t p) {
     out[what].push_back({{"category", "teams"}, {"owner", t.groups[g].id}, {"channel", channel_id(t, g, c)},
-                         {"id", std::to_string(post_ms(c, p))}});
+                         {"id", std::to_string(post_ms(t, c, p))}});
   };
   auto pick = [&](std::uint32_t& g, std::uint32_t& c) -> ChannelState& {
     g = teams[r.below(teams.size())];
@@ -130,7 +150,8 @@ void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int delet
     auto& ch = pick(g, c);
     PostEntry e;
     e.seq = ++ch.seq;
-    e.modified = post_ms(c, static_cast<std::uint32_t>(ch.posts.size()));
+    // A new post's id comes from its position (post_ms); it was modified now at the latest.
+    e.modified = std::max(now_ms, post_ms(t, c, static_cast<std::uint32_t>(ch.posts.size())));
     ch.posts.push_back(e);
     rec("created", g, c, static_cast<std::uint32_t>(ch.posts.size() - 1));
   }
@@ -144,11 +165,92 @@ void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int delet
     auto p = live[r.below(live.size())];
     auto& e = ch.posts[p];
     e.seq = ++ch.seq;
-    e.modified = std::max(now_ms, post_ms(c, p) + 1000);
+    e.modified = std::max(now_ms, post_ms(t, c, p) + 1000);
     if (k < updates) ++e.version;
     else e.deleted = true;
     rec(k < updates ? "updated" : "deleted", g, c, p);
   }
+}
+
+json conversation_member_json(const Tenant& t, std::uint32_t user, bool owner, std::int64_t since) {
+  const auto& id = t.users[user].id;
+  auto uj = user_json(t, user);
+  return {{"@odata.type", "#microsoft.graph.aadUserConversationMember"},
+          {"id", base64("MCMj" + id + "#" + t.spec.tenant_id, true, false)},
+          {"roles", owner ? json::array({"owner"}) : json::array()},
+          {"displayName", uj["displayName"]},
+          {"visibleHistoryStartDateTime", since ? json(iso_time(since)) : json("0001-01-01T00:00:00Z")},
+          {"userId", id},
+          {"email", uj["mail"]},
+          {"tenantId", t.spec.tenant_id}};
+}
+
+void EmulatorImpl::add_teams(const std::string& method, const std::string& tmpl, const std::string& permission,
+                             const std::string& kind, GraphFn fn) {
+  add_graph(method, tmpl, permission, false, [this, kind, fn](GraphCtx& c) -> net::Response {
+    const auto f = current_faults();
+    const std::string app = c.app + "|" + c.tenant->spec.tenant_id + "|";
+    // Checked in this order; the first one over its budget answers. Refused requests
+    // count too, as they do for the mailbox limits.
+    std::vector<std::pair<std::string, long>> budgets = {{app + kind, f.teams_rps_for(kind)}};
+    if (c.req.params.count("team")) {
+      const auto& res = c.req.params.count("channel") ? c.req.params["channel"] : c.req.params["team"];
+      budgets.emplace_back(app + "res|" + res, f.teams_rps_for("per_team_or_channel"));
+    }
+    const double now_s = now_precise();
+    std::optional<double> wait;
+    {
+      std::lock_guard lk(rpsmu);
+      for (auto& [key, limit] : budgets) {
+        auto& w = rps[key];
+        if (now_s - w.start >= 1) {
+          w.start = now_s;
+          w.count = 0;
+        }
+        ++w.count;
+        if (limit > 0 && w.count > limit && !wait) wait = w.start + 1 - now_s;
+      }
+    }
+    if (wait) {
+      auto r = graph_error(c.req, 429, "TooManyRequests", "Please retry again later.");
+      r.headers.set("Retry-After", retry_after_value(*wait));
+      return r;
+    }
+    return fn(c);
+  });
+}
+
+net::Response EmulatorImpl::hosted_contents(GraphCtx& c, const json& msg, const std::string& hc, bool value) {
+  // The inline images the body's <img> tags point at.
+  const std::string content = msg["body"]["content"];
+  std::vector<std::string> ids;
+  for (std::size_t at = content.find("/hostedContents/"); at != std::string::npos;
+       at = content.find("/hostedContents/", at + 1)) {
+    auto start = at + 16;
+    ids.push_back(content.substr(start, content.find('/', start) - start));
+  }
+  auto bytes = [&](const std::string& h) {
+    std::string png("\x89PNG\r\n\x1a\n", 8);
+    Blob b{Blob::binary, hash_str(h), 1800, 0, nullptr, nullptr};
+    b.read(0, b.size, png);
+    return png;
+  };
+  if (hc.empty()) {
+    json list = json::array();
+    for (auto& h : ids) list.push_back({{"id", h}, {"contentBytes", nullptr}, {"contentType", nullptr}});
+    return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#Collection(chatMessageHostedContent)"},
+                               {"value", list}});
+  }
+  if (std::find(ids.begin(), ids.end(), hc) == ids.end())
+    return graph_error(c.req, 404, "NotFound", "Hosted content not found.");
+  if (!value)
+    return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#chatMessageHostedContent/$entity"},
+                               {"id", hc}, {"contentBytes", base64(bytes(hc))}, {"contentType", "image/png"}});
+  net::Response res;
+  res.status = 200;
+  res.body = bytes(hc);
+  res.headers.set("Content-Type", "image/png");
+  return res;
 }
 
 void EmulatorImpl::register_teams() {
@@ -181,7 +283,7 @@ void EmulatorImpl::register_teams() {
                                "&tenantId=" + t.spec.tenant_id}};
   };
   const std::string perm = "ChannelMessage.Read.All";
-  add_graph("GET", "/teams/{team}", perm, false, [this, team_of](GraphCtx& c) {
+  add_teams("GET", "/teams/{team}", perm, "team_channel", [this, team_of](GraphCtx& c) {
     auto r = team_of(c);
     if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
     auto g = std::get<std::uint32_t>(r);
@@ -206,7 +308,7 @@ void EmulatorImpl::register_teams() {
               {"tenantId", c.tenant->spec.tenant_id}};
     return graph_json(c, 200, j);
   });
-  add_graph("GET", "/teams/{team}/channels", perm, false, [this, team_of, channel_json](GraphCtx& c) {
+  add_teams("GET", "/teams/{team}/channels", perm, "channels_list", [this, team_of, channel_json](GraphCtx& c) {
     auto r = team_of(c);
     if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
     auto g = std::get<std::uint32_t>(r);
@@ -217,7 +319,7 @@ void EmulatorImpl::register_teams() {
                                {"@odata.count", value.size()},
                                {"value", value}});
   });
-  add_graph("GET", "/teams/{team}/channels/{channel}", perm, false, [this, team_of, channel_of, channel_json](GraphCtx& c) {
+  add_teams("GET", "/teams/{team}/channels/{channel}", perm, "team_channel", [this, team_of, channel_of, channel_json](GraphCtx& c) {
     auto r = team_of(c);
     if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
     auto g = std::get<std::uint32_t>(r);
@@ -245,19 +347,6 @@ void EmulatorImpl::register_teams() {
     }
     return merged;
   };
-  auto post_index = [](const std::string& id, std::uint32_t k, const ChannelState& ch) -> std::optional<std::uint32_t> {
-    try {
-      auto ms = std::stoll(id);
-      auto off = ms - post_ms(k, 0);
-      if (off < 0 || off % 3600000LL != 0) return std::nullopt;
-      auto p = static_cast<std::size_t>(off / 3600000LL);
-      if (p >= ch.posts.size()) return std::nullopt;
-      return static_cast<std::uint32_t>(p);
-    } catch (...) {
-      return std::nullopt;
-    }
-  };
-
   auto list_or_delta = [this, team_of, channel_of, render_post](bool delta) {
     return [this, team_of, channel_of, render_post, delta](GraphCtx& c) -> net::Response {
       auto r = team_of(c);
@@ -295,6 +384,7 @@ void EmulatorImpl::register_teams() {
       }
       json value = json::array();
       bool more = false;
+      const std::int64_t window_start = now() * 1000 - kChannelDeltaWindowMs;
       {
         std::lock_guard lk(t.mu);
         auto& ch = team_state(t, g).channels[*k];
@@ -303,6 +393,8 @@ void EmulatorImpl::register_teams() {
         for (; i < ch.posts.size() && static_cast<int>(value.size()) < top; ++i) {
           const auto& e = ch.posts[i];
           if (base == 0 ? (e.deleted && delta) : e.seq <= base) continue;
+          // Delta sees the last 8 months only; older posts are in the plain listing.
+          if (delta && e.modified < window_start) continue;
           value.push_back(render_post(c, t, g, *k, static_cast<std::uint32_t>(i), replies));
         }
         more = i < ch.posts.size();
@@ -327,12 +419,12 @@ void EmulatorImpl::register_teams() {
       return graph_json(c, 200, body);
     };
   };
-  add_graph("GET", "/teams/{team}/channels/{channel}/messages/delta", perm, false, list_or_delta(true));
-  add_graph("GET", "/teams/{team}/channels/{channel}/messages", perm, false, list_or_delta(false));
+  add_teams("GET", "/teams/{team}/channels/{channel}/messages/delta", perm, "channel_message", list_or_delta(true));
+  add_teams("GET", "/teams/{team}/channels/{channel}/messages", perm, "channel_message", list_or_delta(false));
 
-  auto one = [this, team_of, channel_of, post_index, render_post](int mode) {
+  auto one = [this, team_of, channel_of, render_post](int mode) {
     // 0: the post, 1: its replies, 2: hosted contents list, 3: one hosted content, 4: its $value
-    return [this, team_of, channel_of, post_index, render_post, mode](GraphCtx& c) -> net::Response {
+    return [this, team_of, channel_of, render_post, mode](GraphCtx& c) -> net::Response {
       auto r = team_of(c);
       if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
       auto g = std::get<std::uint32_t>(r);
@@ -346,10 +438,8 @@ void EmulatorImpl::register_teams() {
       std::int32_t reply = -1;
       try {
         auto ms = std::stoll(c.req.params.count("reply") ? c.req.params["reply"] : c.req.params["msg"]);
-        auto off = ms - post_ms(*k, 0);
-        if (off >= 0) {
-          auto pi = static_cast<std::size_t>(off / 3600000LL);
-          auto rem = off % 3600000LL;
+        if (auto at = post_at(t, *k, ms)) {
+          auto [pi, rem] = *at;
           if (pi < ch.posts.size() && rem % 60000 == 0 &&
               (rem == 0 || rem / 60000 <= reply_count(t, g, *k, static_cast<std::uint32_t>(pi)))) {
             p = static_cast<std::uint32_t>(pi);
@@ -358,7 +448,6 @@ void EmulatorImpl::register_teams() {
         }
       } catch (...) {
       }
-      (void)post_index;
       if (!p) return graph_error(c.req, 404, "NotFound", "Message not found.");
       if (mode == 0) {
         json j = reply < 0 ? render_post(c, t, g, *k, *p, false)
@@ -376,47 +465,48 @@ void EmulatorImpl::register_teams() {
                                    {"@odata.count", rs.size()},
                                    {"value", rs}});
       }
-      // Hosted contents: the inline images the body's <img> tags point at.
       auto msg = channel_message_json(t, base_url, g, *k, *p, reply, ch.posts[*p]);
-      const std::string content = msg["body"]["content"];
-      std::vector<std::string> ids;
-      for (std::size_t at = content.find("/hostedContents/"); at != std::string::npos;
-           at = content.find("/hostedContents/", at + 1)) {
-        auto start = at + 16;
-        ids.push_back(content.substr(start, content.find('/', start) - start));
-      }
-      auto bytes = [&](const std::string& hc) {
-        std::string png("\x89PNG\r\n\x1a\n", 8);
-        Blob b{Blob::binary, hash_str(hc), 1800, 0, nullptr, nullptr};
-        b.read(0, b.size, png);
-        return png;
-      };
-      if (mode == 2) {
-        json value = json::array();
-        for (auto& h : ids) value.push_back({{"id", h}, {"contentBytes", nullptr}, {"contentType", nullptr}});
-        return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#Collection(chatMessageHostedContent)"},
-                                   {"value", value}});
-      }
-      const auto& want = c.req.params["hc"];
-      if (std::find(ids.begin(), ids.end(), want) == ids.end())
-        return graph_error(c.req, 404, "NotFound", "Hosted content not found.");
-      if (mode == 3)
-        return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#chatMessageHostedContent/$entity"},
-                                   {"id", want}, {"contentBytes", base64(bytes(want))}, {"contentType", "image/png"}});
-      net::Response res;
-      res.status = 200;
-      res.body = bytes(want);
-      res.headers.set("Content-Type", "image/png");
-      return res;
+      return hosted_contents(c, msg, mode == 2 ? "" : c.req.params["hc"], mode == 4);
     };
   };
+  // Who is in which team: the group's members; the first one is the owner (inferred).
+  add_teams("GET", "/users/{user}/joinedTeams", "Team.ReadBasic.All", "other", [this](GraphCtx& c) {
+    auto& t = *c.tenant;
+    json value = json::array();
+    std::lock_guard lk(t.mu);
+    for (std::uint32_t g = 0; g < t.groups.size(); ++g) {
+      const auto& mem = t.groups[g].members;
+      if (!is_team(t, g) || std::find(mem.begin(), mem.end(), *c.user) == mem.end()) continue;
+      auto gj = group_json(t, g);
+      value.push_back({{"id", gj["id"]}, {"createdDateTime", gj["createdDateTime"]}, {"displayName", gj["displayName"]},
+                       {"description", gj["description"]}, {"isArchived", false}, {"tenantId", t.spec.tenant_id}});
+    }
+    return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#teams"},
+                               {"@odata.count", value.size()},
+                               {"value", value}});
+  });
+  add_teams("GET", "/teams/{team}/members", "TeamMember.Read.All", "other", [this, team_of](GraphCtx& c) {
+    auto r = team_of(c);
+    if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
+    auto g = std::get<std::uint32_t>(r);
+    auto& t = *c.tenant;
+    json value = json::array();
+    std::lock_guard lk(t.mu);
+    const auto& mem = t.groups[g].members;
+    for (std::size_t n = 0; n < mem.size(); ++n)
+      value.push_back(conversation_member_json(t, mem[n], n == 0, 0));
+    return graph_json(c, 200, {{"@odata.context", base_url + "/" + c.version + "/$metadata#teams('" + c.req.params["team"] + "')/members"},
+                               {"@odata.count", value.size()},
+                               {"value", value}});
+  });
+
   const std::string m = "/teams/{team}/channels/{channel}/messages/{msg}";
-  add_graph("GET", m, perm, false, one(0));
-  add_graph("GET", m + "/replies", perm, false, one(1));
-  add_graph("GET", m + "/hostedContents", perm, false, one(2));
-  add_graph("GET", m + "/hostedContents/{hc}", perm, false, one(3));
-  add_graph("GET", m + "/hostedContents/{hc}/$value", perm, false, one(4));
-  add_graph("GET", m + "/replies/{reply}", perm, false, one(0));
+  add_teams("GET", m, perm, "channel_message", one(0));
+  add_teams("GET", m + "/replies", perm, "channel_message", one(1));
+  add_teams("GET", m + "/hostedContents", perm, "channel_message", one(2));
+  add_teams("GET", m + "/hostedContents/{hc}", perm, "channel_message", one(3));
+  add_teams("GET", m + "/hostedContents/{hc}/$value", perm, "channel_message", one(4));
+  add_teams("GET", m + "/replies/{reply}", perm, "channel_message", one(0));
 }
 
 }  // namespace m365vault::emulator

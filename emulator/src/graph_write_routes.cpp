@@ -1,6 +1,8 @@
 // Restore-side Graph writes: mail folders, messages by JSON and by MIME, attachments
 // (direct and by upload session), move, delete, contact folders, contacts,
 // calendars and events. Every write is journaled so --state-dir replays it.
+#include <fstream>
+
 #include "internal.hpp"
 #include "m365vault/core/error.hpp"
 
@@ -31,11 +33,133 @@ net::Response EmulatorImpl::refused_write(const net::Request& req, const Error& 
   return graph_error(req, status, what.substr(0, colon), what.substr(colon + 2), status != 400);
 }
 
+std::uint64_t EmulatorImpl::UploadSession::received() const {
+  if (kind == attachment) return data.size();
+  std::uint64_t n = 0;
+  for (auto& [off, f] : frags) n += f.size();
+  return n;
+}
+
+json EmulatorImpl::UploadSession::missing_ranges() const {
+  json out = json::array();
+  std::uint64_t pos = 0;
+  for (auto& [off, f] : frags) {
+    if (off > pos) out.push_back(std::to_string(pos) + "-" + std::to_string(off - 1));
+    pos = off + f.size();
+  }
+  if (size == 0 || pos < size) out.push_back(std::to_string(pos) + "-");
+  return out;
+}
+
 void EmulatorImpl::store_upload(const std::string& id, UploadSession s) {
   const double now_s = now_precise();
   std::lock_guard lk(umu);
-  std::erase_if(uploads, [&](const auto& kv) { return kv.second.expires < now_s; });  // abandoned sessions hold bytes
+  std::erase_if(uploads, [&](const auto& kv) {  // abandoned sessions hold bytes
+    if (kv.second.expires >= now_s) return false;
+    forget_session(kv.first);
+    return true;
+  });
+  persist_session_meta(id, s);
   uploads[id] = std::move(s);
+}
+
+namespace {
+std::filesystem::path session_dir(const std::filesystem::path& state, const std::string& id) {
+  return state / "uploads" / id;
+}
+}  // namespace
+
+void EmulatorImpl::persist_session_meta(const std::string& id, const UploadSession& s) {
+  if (state_dir.empty()) return;
+  const auto dir = session_dir(state_dir, id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  json meta = {{"kind", s.kind == UploadSession::drive_item ? "drive_item" : "attachment"},
+               {"tenant", s.tenant}, {"user", s.user}, {"message", s.message}, {"name", s.name},
+               {"content_type", s.content_type}, {"size", s.size}, {"expires", s.expires},
+               {"target", s.target}, {"conflicted", s.conflicted}};
+  // Written aside and renamed, so a crash leaves the old meta or the new one.
+  std::ofstream out(dir / "meta.json.tmp", std::ios::trunc);
+  out << meta.dump();
+  out.close();
+  if (!out) {
+    log->error("cannot write upload session '{}' to the state dir", id);
+    return;
+  }
+  std::filesystem::rename(dir / "meta.json.tmp", dir / "meta.json", ec);
+  if (ec) log->error("cannot write upload session '{}' to the state dir: {}", id, ec.message());
+}
+
+void EmulatorImpl::persist_session_bytes(const std::string& id, std::uint64_t offset, const std::string& bytes) {
+  if (state_dir.empty()) return;
+  const auto dir = session_dir(state_dir, id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const bool attachment = id.rfind(kDriveSessionPrefix, 0) != 0;
+  // Attachment bytes arrive in order and append; a drive fragment is its own file,
+  // named once complete so a torn write is never taken for a fragment.
+  const auto file = attachment ? dir / "data" : dir / ("frag-" + std::to_string(offset));
+  const auto tmp = attachment ? file : dir / ("tmp-" + std::to_string(offset));
+  std::ofstream out(tmp, attachment ? std::ios::app | std::ios::binary : std::ios::trunc | std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (out && !attachment) std::filesystem::rename(tmp, file, ec);
+  if (!out || ec) log->error("cannot write upload session '{}' bytes to the state dir", id);
+}
+
+void EmulatorImpl::forget_session(const std::string& id) {
+  if (state_dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(session_dir(state_dir, id), ec);
+}
+
+void EmulatorImpl::load_sessions() {
+  std::error_code ec;
+  const auto root = state_dir / "uploads";
+  if (!std::filesystem::is_directory(root, ec)) return;
+  std::size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    const std::string id = entry.path().filename().string();
+    std::ifstream in(entry.path() / "meta.json");
+    auto meta = json::parse(in, nullptr, false);
+    if (meta.is_discarded() || !meta.is_object()) {
+      log->warn("upload session '{}' in the state dir has no readable meta.json; dropped", id);
+      forget_session(id);
+      continue;
+    }
+    UploadSession s;
+    s.kind = meta.value("kind", "") == "drive_item" ? UploadSession::drive_item : UploadSession::attachment;
+    s.tenant = meta.value("tenant", "");
+    s.user = meta.value("user", 0u);
+    s.message = meta.value("message", 0u);
+    s.name = meta.value("name", "");
+    s.content_type = meta.value("content_type", "");
+    s.size = meta.value("size", std::uint64_t{0});
+    s.expires = meta.value("expires", 0.0);
+    s.target = meta.value("target", json());
+    s.conflicted = meta.value("conflicted", false);
+    auto read_all = [](const std::filesystem::path& p) {
+      std::ifstream f(p, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(f), {});
+    };
+    if (s.kind == UploadSession::attachment) {
+      s.data = read_all(entry.path() / "data");
+    } else {
+      for (const auto& f : std::filesystem::directory_iterator(entry.path(), ec)) {
+        const auto name = f.path().filename().string();
+        if (name.rfind("frag-", 0) != 0) continue;
+        s.frags.emplace(std::stoull(name.substr(5)), read_all(f.path()));
+      }
+      if (s.conflicted) {  // a finished session waiting for its redirect holds the whole file
+        for (auto& [off, frag] : s.frags) s.data += frag;
+        s.frags.clear();
+      }
+    }
+    std::lock_guard lk(umu);
+    uploads[id] = std::move(s);
+    ++n;
+  }
+  if (n) log->info("restored {} unfinished upload sessions from the state dir", n);
 }
 
 void EmulatorImpl::register_writes() {
@@ -229,7 +353,7 @@ void EmulatorImpl::register_writes() {
       std::string id = base64(random_bytes(24), true, false);
       double expires = now_precise() + kUploadSessionLifetime;
       store_upload(id, {UploadSession::attachment, c.tenant->spec.tenant_id, *c.user, *m, item.value("name", "attachment"),
-                        item.value("contentType", "application/octet-stream"), size, {}, expires, nullptr});
+                        item.value("contentType", "application/octet-stream"), size, {}, {}, expires, nullptr});
       json j = {{"@odata.context", base_url + "/" + c.version + "/$metadata#microsoft.graph.uploadSession"},
                 {"uploadUrl", base_url + "/_upload/" + id},
                 {"expirationDateTime", iso_time(static_cast<std::int64_t>(expires))},
@@ -253,6 +377,7 @@ void EmulatorImpl::register_writes() {
     std::unique_lock lk(umu);
     auto it = uploads.find(id);
     if (it != uploads.end() && it->second.expires < now_precise()) {
+      forget_session(id);
       uploads.erase(it);
       it = uploads.end();
     }
@@ -260,14 +385,15 @@ void EmulatorImpl::register_writes() {
       co_return err(404, drive_url ? "itemNotFound" : "ErrorItemNotFound", "The upload session was not found or has expired.");
     auto& s = it->second;
     const bool drive_session = s.kind == UploadSession::drive_item;
-    const auto received = s.data.size();
+    const auto received = s.received();
     auto status_body = [&] {
       const std::string expires = iso_time(static_cast<std::int64_t>(s.expires));
-      const json ranges = json::array({std::to_string(s.data.size()) + (drive_session ? "-" : "")});
+      const json ranges = drive_session ? s.missing_ranges() : json::array({std::to_string(s.data.size())});
       return drive_session ? json{{"expirationDateTime", expires}, {"nextExpectedRanges", ranges}}
                            : json{{"ExpirationDateTime", expires}, {"NextExpectedRanges", ranges}};
     };
     if (req.method == "DELETE") {
+      forget_session(id);
       uploads.erase(it);
       net::Response r;
       r.status = 204;
@@ -293,20 +419,29 @@ void EmulatorImpl::register_writes() {
                       "fragmentLengthMismatch");
       if (req.body.size() > kFragmentMax)
         co_return err(413, "invalidRequest", "A fragment must be smaller than 60 MiB.");
-      if (a < received)
+      // Any order is accepted (the fixture's 202 lists several missing ranges), but a
+      // fragment must not touch bytes already received.
+      auto next = s.frags.lower_bound(a);
+      const bool overlaps = (next != s.frags.end() && next->first <= b) ||
+                            (next != s.frags.begin() && std::prev(next)->first + std::prev(next)->second.size() > a);
+      if (overlaps || s.conflicted)
         co_return err(416, "invalidRange", "Uploaded fragment overlaps with existing data.", "fragmentOverlap");
-      if (a > received)
-        co_return err(416, "invalidRange", "Fragments must be sent in order: the next expected byte is " +
-                                               std::to_string(received) + ".");
       if (b + 1 < total && req.body.size() % kFragmentUnit != 0)
         co_return err(400, "invalidRequest",
                       "Fragments other than the last must be a multiple of 320 KiB (327,680 bytes).");
       s.size = total;
     }
-    s.data += req.body;
-    if (s.data.size() < s.size) {
+    persist_session_bytes(id, a, req.body);
+    if (drive_session) s.frags.emplace(a, req.body);
+    else s.data += req.body;
+    if (s.received() < s.size) {
       s.expires = std::max(s.expires, now_precise() + kUploadSessionLifetime);  // progress keeps it alive
+      persist_session_meta(id, s);
       co_return net::Response::json(drive_session ? 202 : 200, status_body());
+    }
+    if (drive_session) {  // complete: join the fragments in order
+      for (auto& [off, f] : s.frags) s.data += f;
+      s.frags.clear();
     }
     auto session = std::move(s);
     uploads.erase(it);
@@ -318,10 +453,14 @@ void EmulatorImpl::register_writes() {
       op["base64"] = base64(session.data);
       op["now"] = now();
       json result;
-      if (auto refused = write_op(req, *t, op, result)) {
+      auto refused = write_op(req, *t, op, result);
+      if (!refused || refused->status != 409) forget_session(id);  // written, or refused for good
+      if (refused) {
         if (refused->status != 409) co_return std::move(*refused);
         // The name was taken while the bytes came in: the session stays, so the client
-        // can still redirect it (contract 11); the error has no innerError.
+        // can still redirect it with @microsoft.graph.sourceUrl (contract 11); the error
+        // has no innerError.
+        session.conflicted = true;
         store_upload(id, std::move(session));
         co_return graph_error(req, 409, "upload_name_conflict",
                               "Another file exists with the same name as the uploaded session. You can redirect the "
@@ -342,6 +481,7 @@ void EmulatorImpl::register_writes() {
                {"contentType", session.content_type}, {"contentBytes", base64(session.data)}, {"now", now()}};
     json result;
     std::uint32_t moves = 0;
+    forget_session(id);  // the session ends here whatever the outcome
     try {
       std::lock_guard tl(t->mu);
       result = apply_write(*t, op);

@@ -39,9 +39,18 @@ struct Faults {
   double drive_resync_rate = 0;        // a tokened drive delta gets 410 resyncRequired
   std::string drive_resync_code = "resyncChangesApplyDifferences";
   long sharepoint_ru_per_minute = 0;  // 0: by tenant size (contract 9)
+  // Teams requests per second per app per tenant by kind (contract 9; 0: unlimited).
+  // Keys as kTeamsLimits; a PUT overrides the ones it names.
+  std::map<std::string, long> teams_rps;
+  long teams_rps_for(const std::string& kind) const;
   json to_json() const;
   static Faults from_json(const json& j);  // throws Error(bad_request)
 };
+
+// Teams per-app limits (contract 9, "per app per tenant" column) in requests per second.
+inline const std::map<std::string, long> kTeamsLimits = {
+    {"channel_message", 20}, {"chat_message", 20}, {"team_channel", 30}, {"channels_list", 60},
+    {"get_all_messages", 200}, {"other", 30}, {"per_team_or_channel", 4}};
 
 struct Prefer {
   std::optional<int> maxpagesize;
@@ -49,6 +58,7 @@ struct Prefer {
   bool text_body = false;
   bool return_minimal = false;
   bool track_changes = false;
+  bool unknown_enums = false;  // include-unknown-enum-members
 };
 Prefer parse_prefer(const net::Request& req);
 
@@ -101,6 +111,13 @@ struct EmulatorImpl {
   std::mutex rumu;
   std::map<std::string, RuWindow> ru;  // SharePoint/OneDrive resource units per app per tenant
 
+  struct RpsWindow {
+    double start = 0;
+    long count = 0;
+  };
+  std::mutex rpsmu;
+  std::map<std::string, RpsWindow> rps;  // Teams: per app per tenant per kind, per team/channel
+
   net::Router router;
 
   Faults current_faults() const {
@@ -137,6 +154,16 @@ struct EmulatorImpl {
   void register_writes();
   void register_drive();
   void register_teams();
+  void register_chats();
+  // A Teams route: requests per second per app per tenant for `kind` (a kTeamsLimits
+  // key), and under /teams/{team} at most per_team_or_channel per app on that team or
+  // channel; past either, 429 TooManyRequests with Retry-After (the window's end).
+  void add_teams(const std::string& method, const std::string& tmpl, const std::string& permission,
+                 const std::string& kind, GraphFn fn);
+  // Hosted contents of a channel or chat message (its HTML body's inline images): the
+  // list when `hc` is empty, else one (404 when the body does not reference it), its
+  // bytes when `value`.
+  net::Response hosted_contents(GraphCtx& c, const json& msg, const std::string& hc, bool value);
   // A SharePoint/OneDrive route: resource units charged per app per tenant (contract 9).
   // `cost` 0 means "1 with a delta token, 2 without".
   void add_sp(const std::string& method, const std::string& tmpl, const std::string& permission, int cost, GraphFn fn);
@@ -156,9 +183,15 @@ struct EmulatorImpl {
     std::uint32_t user = 0, message = 0;  // attachment
     std::string name, content_type;       // attachment
     std::uint64_t size = 0;  // the total; drive sessions learn it from the first Content-Range
-    std::string data;
+    std::string data;  // attachment: the bytes so far (in order)
+    // drive_item: fragments by offset; they may come in any order but never overlap.
+    std::map<std::uint64_t, std::string> frags;
     double expires = 0;
     json target;  // drive_item: the drive_put_file operation, without its bytes
+    bool conflicted = false;  // drive_item: complete, but the name was taken at commit
+    std::uint64_t received() const;
+    // drive_item: the missing ranges, "a-b" between fragments and "a-" for the tail.
+    json missing_ranges() const;
   };
   // Applies a restore write (apply_write) under the tenant lock and journals it; a
   // refused write comes back as a Graph error ("Code: text", status by Errc).
@@ -167,6 +200,13 @@ struct EmulatorImpl {
   net::Response refused_write(const net::Request& req, const Error& e);
   // Stores a new session under `id`, dropping expired ones.
   void store_upload(const std::string& id, UploadSession s);
+  // Unfinished sessions survive a restart: with --state-dir each has a folder
+  // uploads/<id>/ holding meta.json and its bytes (drive: one file per fragment,
+  // frag-<offset>; attachment: data). Callers hold umu.
+  void persist_session_meta(const std::string& id, const UploadSession& s);
+  void persist_session_bytes(const std::string& id, std::uint64_t offset, const std::string& bytes);
+  void forget_session(const std::string& id);
+  void load_sessions();  // on start, after replay
   // The driveItem as GET returns it (caller holds t.mu); set by register_drive.
   std::function<json(Tenant&, std::uint32_t key, std::uint32_t index)> drive_item_json_fn;
   std::mutex umu;

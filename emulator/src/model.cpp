@@ -91,6 +91,10 @@ json TenantSpec::to_json() const {
           {"teams", teams},
           {"channels_per_team", channels_per_team},
           {"messages_per_channel", messages_per_channel},
+          {"old_messages_per_channel", old_messages_per_channel},
+          {"chats", chats},
+          {"messages_per_chat", messages_per_chat},
+          {"created_at", created_at},
           {"permissions", permissions},
           {"certificates", certificates}};
 }
@@ -116,7 +120,8 @@ std::string req_str(const json& j, const char* key) {
 
 const std::vector<std::string> kAllPermissions = {"User.Read.All",       "Group.Read.All",      "Mail.ReadWrite",
                                                   "Contacts.ReadWrite",  "Calendars.ReadWrite", "Files.ReadWrite.All",
-                                                  "Sites.ReadWrite.All", "ChannelMessage.Read.All", "Chat.Read.All"};
+                                                  "Sites.ReadWrite.All", "ChannelMessage.Read.All", "Chat.Read.All",
+                                                  "Team.ReadBasic.All", "TeamMember.Read.All"};
 }  // namespace
 
 TenantSpec TenantSpec::from_json(const json& j) {
@@ -143,6 +148,12 @@ TenantSpec TenantSpec::from_json(const json& j) {
   opt_int(j, "teams", s.teams, 0, 100000);
   opt_int(j, "channels_per_team", s.channels_per_team, 1, 200);
   opt_int(j, "messages_per_channel", s.messages_per_channel, 0, 1000000);
+  // Old posts sit hourly in the months before the window; 2000 keeps them there.
+  s.old_messages_per_channel = std::min(s.messages_per_channel / 4, 2000);
+  opt_int(j, "old_messages_per_channel", s.old_messages_per_channel, 0, std::min(s.messages_per_channel, 2000));
+  opt_int(j, "chats", s.chats, 0, 1000000);
+  opt_int(j, "messages_per_chat", s.messages_per_chat, 0, 100000);
+  opt_int(j, "created_at", s.created_at, 0, 32503680000LL);
   s.drive_type = j.value("drive_type", s.drive_type);
   if (s.drive_type != "business" && s.drive_type != "personal") bad("field 'drive_type' must be 'business' or 'personal'");
   s.domain = j.value("domain", std::string());
@@ -610,6 +621,13 @@ json apply_activity(Tenant& t, const json& req) {
   json out = {{"created", json::array()}, {"updated", json::array()}, {"deleted", json::array()}, {"moved", json::array()},
               {"renamed", json::array()}};
   Rng r(mix(seed, t.spec.seed));
+  // Teams and chats stamp edits with the emulated time of the call (the admin API adds
+  // "now" before journaling, so a replay gives the same state); -1: a day after kBaseEpoch.
+  std::int64_t now_ms = -1;
+  if (req.contains("now")) {
+    if (!req["now"].is_number_integer()) bad("field 'now' must be an integer (epoch seconds)");
+    now_ms = req["now"].get<std::int64_t>() * 1000;
+  }
   for (auto& cat : cats) {
     if (cat == "mail") {
       auto pick_msg = [&](Mailbox& mb) -> std::optional<std::uint32_t> {
@@ -735,9 +753,11 @@ json apply_activity(Tenant& t, const json& req) {
     } else if (cat == "lists") {
       apply_list_activity(t, r, creates, updates, deletes, out);
     } else if (cat == "teams") {
-      apply_teams_activity(t, r, creates, updates, deletes, out);
+      apply_teams_activity(t, r, creates, updates, deletes, now_ms, out);
+    } else if (cat == "chats") {
+      apply_chat_activity(t, r, creates, updates, deletes, now_ms, out);
     } else {
-      bad("unknown category '" + cat + "' (use mail, contacts, calendar, directory, files, lists or teams)");
+      bad("unknown category '" + cat + "' (use mail, contacts, calendar, directory, files, lists, teams or chats)");
     }
   }
   if (req.contains("mass_rewrite")) apply_mass_rewrite(t, req["mass_rewrite"], out);

@@ -74,6 +74,15 @@ struct TenantSpec {
   int teams = 0;
   int channels_per_team = 3;
   int messages_per_channel = 10;
+  // Posts older than the 8-month window of channel delta (contract 13): the first N of
+  // each channel. from_json resolves the default (a quarter of messages_per_channel).
+  int old_messages_per_channel = -1;
+  int chats = 0;               // oneOnOne, group and meeting chats in turn
+  int messages_per_chat = 10;
+  // The emulated time the tenant was created (epoch s): Teams timestamps are laid out
+  // relative to it so the 8-month window means something. Set by the admin API when
+  // absent, then journaled with the spec; 0 means kBaseEpoch.
+  std::int64_t created_at = 0;
   std::vector<std::string> permissions;   // application roles granted
   std::vector<std::string> certificates;  // PEM certificates registered for the app
   json to_json() const;
@@ -253,6 +262,11 @@ struct ChannelState {
 struct TeamState {
   std::vector<ChannelState> channels;
 };
+// A chat's messages (PostEntry: edits and soft deletions); members and content are generated.
+struct ChatState {
+  std::vector<PostEntry> msgs;
+  std::uint64_t seq = 1;
+};
 
 struct Tenant {
   TenantSpec spec;
@@ -266,6 +280,7 @@ struct Tenant {
   std::map<std::uint32_t, std::unique_ptr<DriveStore>> drives;  // created on first use
   std::map<std::uint32_t, std::unique_ptr<SiteState>> sites;
   std::map<std::uint32_t, std::unique_ptr<TeamState>> teams;  // by group index
+  std::map<std::uint32_t, std::unique_ptr<ChatState>> chats;  // by chat index, created on first use
   std::mutex mu;  // guards everything above but spec/hash/certs
 };
 
@@ -393,6 +408,8 @@ void remove_drive_item(DriveStore& d, std::uint32_t index, std::int64_t now);
 // "conflict":"fail|replace|rename","now", ...}. Returns {"index","status":201|200};
 // throws Error("code: text") as apply_write does. Caller holds t.mu.
 json apply_drive_write(Tenant& t, const json& op);
+// The live child of `parent` with that name (case-insensitive, as OneDrive compares).
+std::optional<std::uint32_t> child_named(const DriveStore& d, std::uint32_t parent, const std::string& name);
 // Throws what apply_drive_write would refuse, changing nothing (an upload session
 // checks its target when it is created, and again at commit).
 void check_drive_write(Tenant& t, const json& op);
@@ -405,7 +422,32 @@ std::string channel_id(const Tenant& t, std::uint32_t group, std::uint32_t chann
 json channel_message_json(const Tenant& t, const std::string& base_url, std::uint32_t group, std::uint32_t channel,
                           std::uint32_t post, std::int32_t reply, const PostEntry& e);
 std::uint32_t reply_count(const Tenant& t, std::uint32_t group, std::uint32_t channel, std::uint32_t post);
-void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, json& out);
+// `now_ms`: the emulated time of the activity (edits and deletions carry it); -1: a
+// time drawn from `r` on the day after kBaseEpoch.
+void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, std::int64_t now_ms, json& out);
+// Channel delta returns only posts modified within this window of the emulated clock
+// (contract 13: "the last 8 months"; 8 × 30.44 days is our reading).
+inline constexpr std::int64_t kChannelDeltaWindowMs = 243LL * 86400 * 1000;
+// Milliseconds ISO 8601 ("2026-01-01T00:00:00.123Z").
+std::string iso_ms(std::int64_t ms);
+
+// An aadUserConversationMember (team or chat member); `since`: visibleHistoryStartDateTime (0: all history).
+json conversation_member_json(const Tenant& t, std::uint32_t user, bool owner, std::int64_t since);
+
+// Chats (graph_chat_routes.cpp). Chat k: oneOnOne, group, meeting in turn.
+enum class ChatType { one_on_one, group, meeting };
+ChatType chat_type(std::uint32_t chat);
+std::string chat_id(const Tenant& t, std::uint32_t chat);
+std::optional<std::uint32_t> parse_chat_id(const Tenant& t, std::string_view id);
+// Member user indices (the first one owns/organizes the chat); distinct.
+std::vector<std::uint32_t> chat_members(const Tenant& t, std::uint32_t chat);
+ChatState& chat_state(Tenant& t, std::uint32_t chat);
+// A chat message as GET /chats/{id}/messages/{id} returns it (no @odata annotations).
+// `unknown_enums`: Prefer include-unknown-enum-members (system events keep their type).
+json chat_message_json(const Tenant& t, const std::string& base_url, std::uint32_t chat, std::uint32_t index,
+                       const PostEntry& e, bool unknown_enums);
+std::optional<std::uint32_t> chat_message_index(const Tenant& t, std::uint32_t chat, std::string_view id);
+void apply_chat_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, std::int64_t now_ms, json& out);
 
 // Restore-side writes (model_write.cpp). Each is a journal-able operation
 // {"kind": ..., "user": n, ...}; applying the same operations to the same state

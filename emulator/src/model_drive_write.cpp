@@ -7,10 +7,6 @@
 
 namespace m365vault::emulator {
 
-namespace {
-
-[[noreturn]] void fail(Errc e, const std::string& code, const std::string& text) { throw Error(e, code + ": " + text); }
-
 std::optional<std::uint32_t> child_named(const DriveStore& d, std::uint32_t parent, const std::string& name) {
   for (std::uint32_t i = 1; i < d.items.size(); ++i) {
     const auto& e = d.items[i];
@@ -19,6 +15,10 @@ std::optional<std::uint32_t> child_named(const DriveStore& d, std::uint32_t pare
   }
   return std::nullopt;
 }
+
+namespace {
+
+[[noreturn]] void fail(Errc e, const std::string& code, const std::string& text) { throw Error(e, code + ": " + text); }
 
 // OneDrive's rename: a number before the extension of files ("a 1.txt"), after the
 // name of folders ("My Folder 1"), counting up until the name is free.

@@ -23,7 +23,7 @@ void put_faults(const EmulatorProcess& emu, const json& f) { emu.admin("PUT", "/
 
 }  // namespace
 
-TEST_CASE("drive delta enumerates the drive; content comes through a 302 and matches the hashes and the manifest",
+TEST_CASE("drive delta enumerates the drive, content comes through a 302 and matches the hashes and the manifest",
           "[graph]") {
   EmulatorProcess emu;
   auto t = make_tenant(emu, 61, 4, 1, {{"drive_files_per_user", 14}, {"drive_bytes_per_user", 3000000}});
@@ -139,7 +139,7 @@ TEST_CASE("download URLs: ranges, If-None-Match, expiry and a refused Authorizat
       REQUIRE(emu.graph("/v1.0/drives/" + did + "/items/" + it["id"].get<std::string>() + "/content", tok).status == 404);
 }
 
-TEST_CASE("later drive rounds report edits, moves, renames and deletions; latest, timestamp and resync", "[graph]") {
+TEST_CASE("later drive rounds report edits, moves, renames and deletions, latest, timestamp and resync", "[graph]") {
   EmulatorProcess emu;
   auto t = make_tenant(emu, 63, 1, 1, {{"drive_files_per_user", 30}, {"drive_bytes_per_user", 600000}, {"sites", 0}});
   auto tok = emu.token(t.tenant, t.client, t.secret);

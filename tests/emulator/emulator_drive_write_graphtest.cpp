@@ -191,8 +191,6 @@ TEST_CASE("drive upload session: DELETE, expiry, size mismatch, oversized fragme
   auto mismatch = put_fragment(emu, url, payload, kUnit, 2 * kUnit, payload.size() + 1);
   REQUIRE(mismatch.status == 400);
   REQUIRE(json::parse(mismatch.body)["error"]["innerError"]["code"] == "fragmentLengthMismatch");
-  // A gap (skipping ahead) is refused too: fragments come in order.
-  REQUIRE(put_fragment(emu, url, payload, 2 * kUnit, 3 * kUnit, payload.size()).status == 416);
 
   // Fragments must stay under 60 MiB.
   url = open("huge.bin");
@@ -211,6 +209,23 @@ TEST_CASE("drive upload session: DELETE, expiry, size mismatch, oversized fragme
   REQUIRE(clash.status == 409);
   auto clash_fixture = load_fixture("errors/drive-409-upload-name-conflict.json");
   REQUIRE(json::parse(clash.body)["error"]["code"] == clash_fixture["error"]["code"]);
+  REQUIRE(json::parse(clash.body)["error"]["message"] == clash_fixture["error"]["message"]);
+  // The finished session is redirected to another name with @microsoft.graph.sourceUrl.
+  auto fresh = emu.call("PUT", url, {{"Content-Range", "bytes 0-9/" + std::to_string(payload.size())}}, payload.substr(0, 10));
+  REQUIRE(fresh.status == 416);  // no more bytes for a finished session
+  auto moved = drv.w.send("PUT", drv.base() + "/root:/Redirected/late.txt",
+                          json{{"@microsoft.graph.sourceUrl", url}}.dump());
+  REQUIRE(moved.status == 404);  // the folder does not exist: a redirect creates none
+  auto redirected = drv.w.send("PUT", drv.base() + "/root:/late%20(restored).txt",
+                               json{{"@microsoft.graph.sourceUrl", url}, {"@microsoft.graph.conflictBehavior", "fail"}}.dump());
+  INFO(redirected.body);
+  REQUIRE(redirected.status == 201);
+  auto restored = json::parse(redirected.body);
+  REQUIRE(restored["name"] == "late (restored).txt");
+  REQUIRE(drv.content(restored["id"]) == payload);
+  // Consumed: the session URL is gone, a second redirect finds nothing.
+  REQUIRE(emu.call("GET", url).status == 404);
+  REQUIRE(drv.w.send("PUT", drv.base() + "/root:/again.txt", json{{"@microsoft.graph.sourceUrl", url}}.dump()).status == 404);
 
   // A session onto an existing name with "replace" keeps the item: 200, same id.
   url = open("taken.txt", "replace");
@@ -280,4 +295,66 @@ TEST_CASE("drive writes: folders and simple uploads with conflictBehavior fail, 
   REQUIRE(emu.admin("GET", "/_emulator/tenants/" + t.tenant + "/manifest?category=files") == before);
   Drive after{emu, GraphWriter{emu, emu.token(t.tenant, t.client, t.secret)}, drv.id};
   REQUIRE(after.content(notes["id"]) == "by id");
+}
+
+TEST_CASE("drive upload session: fragments out of order survive a restart, nested paths for PUT and sessions", "[graph]") {
+  TempDir state("emu-upload-state");
+  EmulatorProcess emu(state.path().string());
+  auto t = make_tenant(emu, 85, 2, 1, {{"drive_files_per_user", 4}, {"drive_bytes_per_user", 200000}});
+  auto drv = user_drive(emu, t);
+
+  // Out of order: the last fragment first, then the first; the status lists both gaps
+  // the way the fixture does (closed ranges between fragments, open at the tail).
+  const std::string payload = pattern(5 * kUnit + 1234, 11);
+  const auto total = payload.size();
+  std::string url = drv.w.post(drv.base() + "/root:/shuffled.bin:/createUploadSession", json::object(), 200)["uploadUrl"];
+  auto last = put_fragment(emu, url, payload, 4 * kUnit, total, total);
+  REQUIRE(last.status == 202);
+  REQUIRE(json::parse(last.body)["nextExpectedRanges"] == json::array({"0-" + std::to_string(4 * kUnit - 1)}));
+  REQUIRE(put_fragment(emu, url, payload, 2 * kUnit, 3 * kUnit, total).status == 202);
+  const json gaps =
+      json::array({"0-" + std::to_string(2 * kUnit - 1), std::to_string(3 * kUnit) + "-" + std::to_string(4 * kUnit - 1)});
+  REQUIRE(json::parse(emu.call("GET", url).body)["nextExpectedRanges"] == gaps);
+  // The unfinished session and its fragments survive a restart (the emulator comes back
+  // on another port: the session path stays valid).
+  const std::string old_base = emu.base();
+  emu.restart();
+  url = emu.base() + url.substr(old_base.size());
+  drv.w.tok = emu.token(t.tenant, t.client, t.secret);
+  auto status = emu.call("GET", url);
+  REQUIRE(status.status == 200);
+  REQUIRE(json::parse(status.body)["nextExpectedRanges"] == gaps);
+  // Overlapping a received fragment from either side is 416.
+  REQUIRE(put_fragment(emu, url, payload, kUnit, 3 * kUnit, total).status == 416);
+  REQUIRE(put_fragment(emu, url, payload, 3 * kUnit, 5 * kUnit, total).status == 416);
+  REQUIRE(put_fragment(emu, url, payload, 0, 2 * kUnit, total).status == 202);
+  auto done = put_fragment(emu, url, payload, 3 * kUnit, 4 * kUnit, total);
+  REQUIRE(done.status == 201);
+  auto item = json::parse(done.body);
+  REQUIRE(drv.content(item["id"]) == payload);
+  REQUIRE(item["size"] == total);
+
+  // Simple PUT by a nested path creates the missing folders (root: and {parent}: forms).
+  auto deep = drv.put_json("/root:/Restore%202026/Q1/Berichte/notes.txt:/content", "nested", 201);
+  REQUIRE(drv.content(deep["id"]) == "nested");
+  auto q1 = emu.graph_json(drv.base() + "/items/" + deep["parentReference"]["id"].get<std::string>(), drv.w.tok);
+  REQUIRE(q1["name"] == "Berichte");
+  REQUIRE(q1["folder"].is_object());
+  const std::string restore_id =
+      emu.graph_json(drv.base() + "/items/" + q1["parentReference"]["id"].get<std::string>(), drv.w.tok)["parentReference"]["id"];
+  auto by_parent = drv.put_json("/items/" + restore_id + ":/Q1/Berichte/more.txt:/content", "more", 201);
+  REQUIRE(by_parent["parentReference"]["id"] == deep["parentReference"]["id"]);  // the existing folders are reused
+  auto children = emu.graph_json(drv.base() + "/items/" + restore_id + "/children", drv.w.tok)["value"];
+  REQUIRE(children.size() == 1);  // "Q1" once, not twice
+  // A file in the way of a folder is a conflict.
+  REQUIRE(drv.put("/root:/Restore%202026/Q1/Berichte/notes.txt/x.txt:/content", "x").status == 409);
+
+  // Upload sessions create no folders: 404 for a missing one, fine for existing ones.
+  auto missing = drv.w.send("POST", drv.base() + "/root:/Nowhere/big.bin:/createUploadSession", "{}");
+  REQUIRE(missing.status == 404);
+  REQUIRE(json::parse(missing.body)["error"]["code"] == "itemNotFound");
+  auto nested = drv.w.post(drv.base() + "/root:/Restore%202026/Q1/big.bin:/createUploadSession", json::object(), 200);
+  auto fin = put_fragment(emu, nested["uploadUrl"], payload, 0, total, total);
+  REQUIRE(fin.status == 201);
+  REQUIRE(json::parse(fin.body)["parentReference"]["id"] == q1["parentReference"]["id"]);
 }

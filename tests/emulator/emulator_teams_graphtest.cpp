@@ -37,8 +37,13 @@ std::string canonical(json j) {
 
 TEST_CASE("teams: channels, message delta with replies, edits, deletions, hosted contents, manifest", "[graph]") {
   EmulatorProcess emu;
+  // Not about throttling (emulator_chats_graphtest.cpp is): lift the Teams limits.
+  emu.admin("PUT", "/_emulator/faults", {{"teams_rps", {{"channel_message", 100000}, {"team_channel", 100000},
+                                                        {"channels_list", 100000}, {"per_team_or_channel", 100000}}}});
+  // All posts inside the delta window here; the window has its own test.
   auto t = make_tenant(emu, 71, 8, 1,
-                       {{"teams", 2}, {"channels_per_team", 3}, {"messages_per_channel", 12}, {"sites", 0}});
+                       {{"teams", 2}, {"channels_per_team", 3}, {"messages_per_channel", 12}, {"sites", 0},
+                        {"old_messages_per_channel", 0}});
   auto tok = emu.token(t.tenant, t.client, t.secret);
   std::vector<std::string> teams;
   auto groups = emu.graph_json("/v1.0/groups", tok);
