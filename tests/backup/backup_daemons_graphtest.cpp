@@ -150,7 +150,7 @@ TEST_CASE("daemons: a daemon killed mid-backup hands its run to another within t
   require_index_equals_manifest(s);
 }
 
-TEST_CASE("daemons: a cancelled backup stops within 5 s; the next run completes it", "[graph][pg][e2e]") {
+TEST_CASE("daemons: a cancelled backup stops within 5 s, the next run completes it", "[graph][pg][e2e]") {
   BackupStack s({{"users", 4}, {"mail_folders_per_user", 3}, {"messages_per_user", 100}, {"contacts_per_user", 3},
                  {"events_per_user", 3}, {"max_attachment_bytes", 50000}});
   s.emulator().admin("PUT", "/_emulator/faults", {{"latency_ms", 60}});

@@ -88,7 +88,7 @@ long long count(BackupStack& s, const std::string& sql) { return std::stoll(s.qu
 
 }  // namespace
 
-TEST_CASE("drives: a full OneDrive backup equals the files manifest; a user without a drive is skipped",
+TEST_CASE("drives: a full OneDrive backup equals the files manifest, a user without a drive is skipped",
           "[graph][pg]") {
   BackupStack s(drive_tenant());
   auto r = s.run(only({storage::Category::onedrive}));

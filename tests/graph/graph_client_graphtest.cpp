@@ -60,7 +60,7 @@ asio::awaitable<Round> walk(GraphClient& c, std::string start, RequestOptions ro
 
 }  // namespace
 
-TEST_CASE("graph client: token by secret shared by concurrent callers; a wrong secret names AADSTS7000215", "[graph]") {
+TEST_CASE("graph client: token by secret shared by concurrent callers, a wrong secret names AADSTS7000215", "[graph]") {
   EmulatorProcess emu;
   auto t = make_tenant(emu, 601, 3, 5);
   asio::io_context ioc;
@@ -203,7 +203,7 @@ TEST_CASE("graph client: a mail folder delta paged to its deltaLink, resumed fro
   CHECK(c.stats().max_in_flight_per_mailbox <= 4);
 }
 
-TEST_CASE("graph client: 410 with Location means re-enumerate; mailboxes without REST are named", "[graph]") {
+TEST_CASE("graph client: 410 with Location means re-enumerate, mailboxes without REST are named", "[graph]") {
   EmulatorProcess emu;
   auto t = make_tenant(emu, 605, 2, 12, {{"unlicensed_users", 1}});
   auto tok = emu.token(t.tenant, t.client, t.secret);

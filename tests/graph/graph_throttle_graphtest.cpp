@@ -92,7 +92,7 @@ TEST_CASE("throttling: never more than 4 in flight per mailbox, so the emulator'
   CHECK(took < std::chrono::milliseconds(2000));
 }
 
-TEST_CASE("faults: injected 503, 504, resets and truncated bodies; delta and MIME still complete exactly", "[graph]") {
+TEST_CASE("faults: injected 503, 504, resets and truncated bodies, delta and MIME still complete exactly", "[graph]") {
   EmulatorProcess emu;
   auto t = make_tenant(emu, 703, 1, 40);
   auto tok = emu.token(t.tenant, t.client, t.secret);

@@ -143,7 +143,7 @@ struct FakeGraph {
 
 }  // namespace
 
-TEST_CASE("wire: gzip bodies decoded, whole and streamed in bounded pieces; concurrent callers share one token", "[unit]") {
+TEST_CASE("wire: gzip bodies decoded, whole and streamed in bounded pieces, concurrent callers share one token", "[unit]") {
   FakeGraph g;
   asio::io_context ioc;
   GraphClient c(ioc.get_executor(), g.endpoint());

@@ -19,7 +19,7 @@ PgConnection migrated(const ScratchDatabase& db) {
 }
 }  // namespace
 
-TEST_CASE("tokens: only a hash is stored; expired and revoked tokens do not authenticate", "[pg]") {
+TEST_CASE("tokens: only a hash is stored, expired and revoked tokens do not authenticate", "[pg]") {
   ScratchDatabase db;
   auto c = migrated(db);
   auto t = TokenStore::create(c, "ops", Role::operator_, std::nullopt, std::nullopt, "test");

@@ -201,7 +201,7 @@ TEST_CASE("pg index: prune repacks a mostly-unreferenced pack and frees it after
   CHECK(v.unindexed.empty());
 }
 
-TEST_CASE("pg index: verify --deep names exactly the blobs a flipped byte affects; rebuild-index restores", "[pg]") {
+TEST_CASE("pg index: verify --deep names exactly the blobs a flipped byte affects, rebuild-index restores", "[pg]") {
   IndexDb db;
   test::MemoryStore store;
   Repository::init(store, fast_init());

@@ -125,7 +125,7 @@ TEST_CASE("client: GET and POST on loopback, one pooled connection reused", "[un
   CHECK(red.headers.get("Location") == std::optional<std::string_view>("/hello"));
 }
 
-TEST_CASE("client: a streamed body arrives in bounded pieces; an in-memory one is capped", "[unit]") {
+TEST_CASE("client: a streamed body arrives in bounded pieces, an in-memory one is capped", "[unit]") {
   Fixture f;
   HttpClient c(f.ioc.get_executor(), {});
   std::size_t total = 0, largest = 0;

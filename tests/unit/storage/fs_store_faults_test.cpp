@@ -94,7 +94,7 @@ TEST_CASE("fs store: a write that runs out of space fails clearly and leaves not
   CHECK(rc == 0);
 }
 
-TEST_CASE("repository: a full disk fails the flush clearly; the index never points at a lost pack", "[unit]") {
+TEST_CASE("repository: a full disk fails the flush clearly, the index never points at a lost pack", "[unit]") {
   test::TempDir dir("repo-full");
   int rc = in_child([&] {
     ::signal(SIGXFSZ, SIG_IGN);
