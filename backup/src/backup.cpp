@@ -15,6 +15,7 @@
 #include "content.hpp"
 #include "drive.hpp"
 #include "items.hpp"
+#include "m365vault/backup/mime_names.hpp"
 #include "m365vault/core/error.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"
@@ -570,8 +571,9 @@ awaitable<void> TenantRun::sync_calendars(Pass& pass) {
 }
 
 // Downloads one item's content (MIME for mail; the JSON itself otherwise) into
-// the repository; small content goes into `batch`. nullopt: the item could not
-// be read; the reason is in `faults`.
+// the repository; small content goes into `batch`. For mail, the attachment names
+// are read from the MIME as it passes. nullopt: the item could not be read; the
+// reason is in `faults`.
 awaitable<std::optional<TenantRun::Fetched>> TenantRun::fetch_item(
     Pass& pass, const json& item, const std::string& container,
     std::vector<std::pair<std::string, std::string>>& faults, BlobBatch& batch) {
@@ -580,15 +582,20 @@ awaitable<std::optional<TenantRun::Fetched>> TenantRun::fetch_item(
                                                             : event_change(item, container);
   ContentSink sink(writer_, &batch);
   if (pass.cat == Category::mail) {
+    MimeNameScanner names;
     try {
       auto opts = outlook_opts(pass);
       opts.max_page_size.reset();
       const std::string url = item_url(pass, ch.graph_id) + "/$value";
       graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
         progress_.bytes_read(data.size());
+        names.feed(data);
         co_await sink.write(data);
       };
-      std::function<void()> on_restart = [&] { sink.reset(); };
+      std::function<void()> on_restart = [&] {
+        sink.reset();
+        names.reset();
+      };
       co_await client_.get_stream(url, on_chunk, opts, on_restart);
     } catch (const graph::GraphError& e) {
       if (graph::is_not_found(e) || graph::is_corrupt_item(e) || graph::is_malware(e) ||
@@ -598,6 +605,7 @@ awaitable<std::optional<TenantRun::Fetched>> TenantRun::fetch_item(
       }
       throw;
     }
+    if (auto found = names.finish(); !found.empty()) ch.meta["attachmentNames"] = std::move(found);
   } else {
     // Lossless: the item exactly as Graph sent it.
     auto text = item.dump();
