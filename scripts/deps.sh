@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-all-dev libboost-url1.81-dev nlohmann-json3-dev libpq-dev libssl-dev
-  libspdlog-dev libzstd-dev libsystemd-dev libtomlplusplus-dev libhowardhinnant-date-dev tzdata
+  libspdlog-dev libzstd-dev libsystemd-dev libtomlplusplus-dev libhowardhinnant-date-dev libgmime-3.0-dev tzdata
   postgresql-15 openssl curl ca-certificates)
 test_pkgs=(catch2 wrk)
 # npm tools for tests come from the npm registry (scripts/npm-tools.sh); Node.js

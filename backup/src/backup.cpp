@@ -15,6 +15,7 @@
 #include "content.hpp"
 #include "drive.hpp"
 #include "items.hpp"
+#include "m365vault/backup/mime_names.hpp"
 #include "m365vault/core/error.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"
@@ -196,8 +197,19 @@ class TenantRun {
   awaitable<void> sync_calendars(Pass& pass);
   awaitable<void> sync_container(Pass& pass, const std::string& container_id);
   awaitable<void> retry_faults(Pass& pass);
-  awaitable<std::optional<storage::ItemChange>> fetch_item(Pass& pass, const json& item, const std::string& container,
-                                                           std::vector<std::pair<std::string, std::string>>& faults);
+  // An item whose content is read; a small one's single blob id comes from the
+  // page's BlobBatch once it is submitted (settle()).
+  struct Fetched {
+    storage::ItemChange change;
+    std::optional<std::size_t> batch_slot;
+  };
+  awaitable<std::optional<Fetched>> fetch_item(Pass& pass, const json& item, const std::string& container,
+                                               std::vector<std::pair<std::string, std::string>>& faults,
+                                               BlobBatch& batch);
+  static storage::ItemChange settle(const BlobBatch& batch, Fetched& f) {
+    if (f.batch_slot) f.change.content_blobs = {batch.id(*f.batch_slot)};
+    return std::move(f.change);
+  }
   awaitable<void> commit(Pass& pass, std::vector<storage::PageCommit>& pending,
                          std::vector<std::tuple<std::string, std::string, std::string>>& faults);
 
@@ -559,24 +571,31 @@ awaitable<void> TenantRun::sync_calendars(Pass& pass) {
 }
 
 // Downloads one item's content (MIME for mail; the JSON itself otherwise) into
-// the repository. nullopt: the item could not be read; the reason is in `faults`.
-awaitable<std::optional<storage::ItemChange>> TenantRun::fetch_item(
+// the repository; small content goes into `batch`. For mail, the attachment names
+// are read from the MIME as it passes. nullopt: the item could not be read; the
+// reason is in `faults`.
+awaitable<std::optional<TenantRun::Fetched>> TenantRun::fetch_item(
     Pass& pass, const json& item, const std::string& container,
-    std::vector<std::pair<std::string, std::string>>& faults) {
+    std::vector<std::pair<std::string, std::string>>& faults, BlobBatch& batch) {
   storage::ItemChange ch = pass.cat == Category::mail       ? message_change(item, container)
                            : pass.cat == Category::contacts ? contact_change(item, container)
                                                             : event_change(item, container);
-  ContentSink sink(writer_);
+  ContentSink sink(writer_, &batch);
   if (pass.cat == Category::mail) {
+    MimeNameScanner names;
     try {
       auto opts = outlook_opts(pass);
       opts.max_page_size.reset();
       const std::string url = item_url(pass, ch.graph_id) + "/$value";
       graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
         progress_.bytes_read(data.size());
+        names.feed(data);
         co_await sink.write(data);
       };
-      std::function<void()> on_restart = [&] { sink.reset(); };
+      std::function<void()> on_restart = [&] {
+        sink.reset();
+        names.reset();
+      };
       co_await client_.get_stream(url, on_chunk, opts, on_restart);
     } catch (const graph::GraphError& e) {
       if (graph::is_not_found(e) || graph::is_corrupt_item(e) || graph::is_malware(e) ||
@@ -586,6 +605,7 @@ awaitable<std::optional<storage::ItemChange>> TenantRun::fetch_item(
       }
       throw;
     }
+    if (auto found = names.finish(); !found.empty()) ch.meta["attachmentNames"] = std::move(found);
   } else {
     // Lossless: the item exactly as Graph sent it.
     auto text = item.dump();
@@ -597,7 +617,7 @@ awaitable<std::optional<storage::ItemChange>> TenantRun::fetch_item(
   ch.content_sha256 = std::move(stored.sha256);
   ch.content_size = stored.size;
   ch.size = stored.size;
-  co_return ch;
+  co_return Fetched{std::move(ch), stored.batch_slot};
 }
 
 // Flushes the repository (the pages' content becomes durable), then records the
@@ -721,17 +741,19 @@ awaitable<void> TenantRun::sync_container(Pass& pass, const std::string& contain
       }
       fetch.push_back(p);
     }
-    std::vector<std::optional<storage::ItemChange>> got(fetch.size());
+    std::vector<std::optional<Fetched>> got(fetch.size());
     std::vector<std::pair<std::string, std::string>> page_faults;
+    BlobBatch batch(writer_);
     std::function<awaitable<void>(std::size_t)> fetch_one = [&](std::size_t i) -> awaitable<void> {
-      got[i] = co_await fetch_item(pass, *fetch[i], container, page_faults);
+      got[i] = co_await fetch_item(pass, *fetch[i], container, page_faults, batch);
     };
     const auto fetchers = static_cast<std::size_t>(std::max(1, svc_.opts.fetches_per_owner));
     co_await for_each_concurrent(fetchers, fetch.size(), fetch_one);
+    co_await batch.submit();
     for (auto& g : got)
       if (g) {
-        pending_bytes += static_cast<std::size_t>(g->content_size.value_or(0));
-        pc.items.push_back(std::move(*g));
+        pending_bytes += static_cast<std::size_t>(g->change.content_size.value_or(0));
+        pc.items.push_back(settle(batch, *g));
       }
     for (auto& [gid, reason] : page_faults) {
       faults.emplace_back(container, gid, reason);
@@ -787,7 +809,9 @@ awaitable<void> TenantRun::retry_faults(Pass& pass) {
                                                            : item.value("parentFolderId", std::string());
     if (container.empty()) continue;  // cannot place it; it stays open
     std::vector<std::pair<std::string, std::string>> page_faults;
-    auto ch = co_await fetch_item(pass, item, container, page_faults);
+    BlobBatch batch(writer_);
+    auto got = co_await fetch_item(pass, item, container, page_faults, batch);
+    co_await batch.submit();
     std::vector<std::tuple<std::string, std::string, std::string>> faults;
     for (auto& [gid, reason] : page_faults) faults.emplace_back(container, gid, reason);
     auto q23_ = [&](PgConnection& c) { return cat_.delta_state(c, pass.owner.id, pass.cat, container); };
@@ -797,7 +821,7 @@ awaitable<void> TenantRun::retry_faults(Pass& pass) {
     pc.owner_id = pass.owner.id;
     pc.category = pass.cat;
     pc.container_graph_id = container;
-    if (ch) pc.items.push_back(std::move(*ch));
+    if (got) pc.items.push_back(settle(batch, *got));
     pc.cursor = *state.cursor;  // unchanged: this page is outside the delta
     pc.expected_cursor = *state.cursor;
     pc.snapshot_id = pass.snapshot_id;

@@ -10,6 +10,14 @@ asio::awaitable<storage::BlobId> RepoWriter::add(std::string bytes) {
   co_return co_await run(std::move(add));
 }
 
+asio::awaitable<std::vector<storage::BlobId>> RepoWriter::add_all(std::vector<std::string> blobs) {
+  auto add = [this, b = std::move(blobs)] {
+    std::vector<std::string_view> views(b.begin(), b.end());
+    return repo_.add_blobs(storage::BlobType::data, views);
+  };
+  co_return co_await run(std::move(add));
+}
+
 asio::awaitable<void> RepoWriter::flush() {
   auto flush = [this] { repo_.flush(); };
   co_await run(std::move(flush));
@@ -36,9 +44,34 @@ asio::awaitable<void> ContentSink::cut(bool eof) {
   buf_.erase(0, pos);
 }
 
+asio::awaitable<std::size_t> BlobBatch::add(std::string bytes) {
+  std::size_t slot = ids_.size();
+  ids_.emplace_back();
+  waiting_bytes_ += bytes.size();
+  waiting_.push_back(std::move(bytes));
+  if (waiting_bytes_ >= max_bytes_) co_await submit();
+  co_return slot;
+}
+
+asio::awaitable<void> BlobBatch::submit() {
+  if (waiting_.empty()) co_return;
+  // Taken out before the hop: other items of the page keep adding meanwhile.
+  auto blobs = std::move(waiting_);
+  waiting_.clear();
+  waiting_bytes_ = 0;
+  const std::size_t first = ids_.size() - blobs.size();
+  auto ids = co_await writer_.add_all(std::move(blobs));
+  for (std::size_t i = 0; i < ids.size(); ++i) ids_[first + i].assign(ids[i].view());
+}
+
 asio::awaitable<StoredContent> ContentSink::finish() {
-  co_await cut(true);
   StoredContent out;
+  if (batch_ && blobs_.empty() && !buf_.empty() && buf_.size() <= writer_.repo().chunker().params().min_size) {
+    out.batch_slot = co_await batch_->add(std::move(buf_));
+    buf_.clear();
+  } else {
+    co_await cut(true);
+  }
   out.blobs = std::move(blobs_);
   auto d = sha_->finish();
   out.sha256.assign(reinterpret_cast<const char*>(d.data()), d.size());

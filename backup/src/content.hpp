@@ -9,6 +9,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ class RepoWriter {
 
   // Queues a blob (durable after the next flush). Returns its id.
   boost::asio::awaitable<storage::BlobId> add(std::string bytes);
+  // Queues many blobs in one hand-off to the writer thread (ids hashed on two
+  // threads when large). Returns their ids in order.
+  boost::asio::awaitable<std::vector<storage::BlobId>> add_all(std::vector<std::string> blobs);
   // Every blob added so far is durable in the store and indexed when this returns.
   boost::asio::awaitable<void> flush();
 
@@ -44,16 +48,43 @@ class RepoWriter {
   boost::asio::thread_pool thread_;
 };
 
+// Small blobs of many items (a page of messages) handed to the writer thread
+// together: one thread hop per batch rather than one per item, which cost more
+// CPU than the writer's own work for a mailbox of small messages. Bounded: once
+// `max_bytes` wait, add() hands them over at once. Not thread-safe (one strand).
+class BlobBatch {
+ public:
+  explicit BlobBatch(RepoWriter& writer, std::size_t max_bytes = 4u << 20) : writer_(writer), max_bytes_(max_bytes) {}
+  // Takes a blob; returns its slot, whose id is known after the next submit().
+  boost::asio::awaitable<std::size_t> add(std::string bytes);
+  // Hands every waiting blob to the repository (durable after the writer's next flush).
+  boost::asio::awaitable<void> submit();
+  // The raw 32-byte id of a submitted slot.
+  const std::string& id(std::size_t slot) const { return ids_.at(slot); }
+
+ private:
+  RepoWriter& writer_;
+  std::size_t max_bytes_;
+  std::vector<std::string> waiting_;
+  std::size_t waiting_bytes_ = 0;
+  std::vector<std::string> ids_;  // by slot; "" until submitted
+};
+
 // One item's content as stored.
 struct StoredContent {
   std::vector<std::string> blobs;  // raw 32-byte ids, in order
   std::string sha256;              // raw 32 bytes
   long long size = 0;
+  // Set when the content is one small blob given to a BlobBatch: its slot there.
+  // `blobs` is then empty until the caller takes the id after the batch's submit().
+  std::optional<std::size_t> batch_slot;
 };
 
 class ContentSink {
  public:
-  explicit ContentSink(RepoWriter& writer) : writer_(writer) {}
+  // With a batch, content no larger than the chunker's minimum chunk (one blob
+  // whatever the chunker, so the ids are the same either way) goes into it.
+  explicit ContentSink(RepoWriter& writer, BlobBatch* batch = nullptr) : writer_(writer), batch_(batch) {}
   // Takes the next bytes; stores every chunk that is complete.
   boost::asio::awaitable<void> write(std::string_view data);
   // Stores the rest and returns the whole. Once.
@@ -67,6 +98,7 @@ class ContentSink {
   boost::asio::awaitable<void> cut(bool eof);
 
   RepoWriter& writer_;
+  BlobBatch* batch_;
   std::string buf_;
   std::vector<std::string> blobs_;
   std::unique_ptr<storage::crypto::Sha256> sha_ = std::make_unique<storage::crypto::Sha256>();

@@ -11,12 +11,15 @@
 #    (THR_LIMIT requests per THR_WINDOW seconds); prints the requests each mailbox
 #    achieved as a fraction of what the budget allowed over the run.
 # Environment: USERS, MESSAGES, FOLDERS, MAX_ATTACH, EMU_THREADS, THR_USERS,
-# THR_MESSAGES, THR_LIMIT, THR_WINDOW, SKIP_THROTTLED=1.
+# THR_MESSAGES, THR_LIMIT, THR_WINDOW, SKIP_THROTTLED=1, RUNS (unthrottled runs,
+# default 1; medians are printed), COMPARE=<another m365vaultd> (alternates runs
+# with it, side by side, and prints the ratios: a change measured before/after).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../../build}" && pwd)
 USERS=${USERS:-50} MESSAGES=${MESSAGES:-2000} FOLDERS=${FOLDERS:-8} MAX_ATTACH=${MAX_ATTACH:-20000}
 EMU_THREADS=${EMU_THREADS:-2}
+RUNS=${RUNS:-1}
 THR_USERS=${THR_USERS:-8} THR_MESSAGES=${THR_MESSAGES:-400} THR_LIMIT=${THR_LIMIT:-120} THR_WINDOW=${THR_WINDOW:-10}
 
 ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
@@ -63,8 +66,8 @@ passphrase_file = "$work/passphrase"
 [log]
 level = "warn"
 TOML
-  "$daemon" --config "$work/$name.toml" repo init >/dev/null
-  "$daemon" --config "$work/$name.toml" tenant add --name "$name" --tenant-id "$tid" --client-id app-bench \
+  "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" repo init >/dev/null
+  "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" tenant add --name "$name" --tenant-id "$tid" --client-id app-bench \
     --client-secret-file "$work/secret" --graph-url "$url" --login-url "$url" --ca-file "$ca" >/dev/null
 }
 
@@ -73,7 +76,7 @@ backup() {
   local name=$1 e0 e1 t0 t1
   e0=$(cpu_s "$emu_pid")
   t0=$(date +%s.%N)
-  /usr/bin/time -v -o "$work/$name.time" ${DAEMON_WRAP:-} "$daemon" --config "$work/$name.toml" backup run --tenant "$name" \
+  /usr/bin/time -v -o "$work/$name.time" ${DAEMON_WRAP:-} "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" backup run --tenant "$name" \
     --category mail >"$work/$name.out" 2>&1 || { cat "$work/$name.out"; exit 1; }
   t1=$(date +%s.%N)
   e1=$(cpu_s "$emu_pid")
@@ -92,21 +95,51 @@ admin POST /_emulator/tenants "{\"tenant_id\":\"t-bench\",\"client_id\":\"app-be
   \"seed\":7,\"users\":$USERS,\"mail_folders_per_user\":$FOLDERS,\"messages_per_user\":$MESSAGES,
   \"contacts_per_user\":0,\"events_per_user\":0,\"max_attachment_bytes\":$MAX_ATTACH}" >/dev/null
 admin PUT /_emulator/faults '{"mailbox_requests_per_window":100000000,"window_seconds":600}' >/dev/null
-admin DELETE /_emulator/stats >/dev/null
-setup full t-bench
-backup full
-msgs=$(psql "${pg_url/dbname=m365vault/dbname=bench_full}" -tAc "SELECT count(*) FROM item_versions WHERE category = 'mail'")
-bytes=$(psql "${pg_url/dbname=m365vault/dbname=bench_full}" -tAc "SELECT coalesce(sum(content_size), 0) FROM item_versions WHERE category = 'mail'")
-run_s=$(psql "${pg_url/dbname=m365vault/dbname=bench_full}" -tAc "SELECT extract(epoch FROM finished_at - started_at) FROM runs ORDER BY queued_at DESC LIMIT 1")
-reqs=$(admin GET /_emulator/stats | jq '[.status[]] | add')
-echo "$out"
-printf '%-34s %s\n' "messages backed up" "$msgs ($(echo "$bytes / 1000000" | bc -l | xargs printf '%.1f') MB of MIME, $reqs Graph requests)"
-printf '%-34s %.1f s (the run itself: %.1f s)\n' "wall time of 'backup run'" "$secs" "$run_s"
-printf '%-34s %.0f msg/s (run: %.0f msg/s)\n' "messages/s" "$(echo "$msgs / $secs" | bc -l)" "$(echo "$msgs / $run_s" | bc -l)"
-printf '%-34s %.1f MB/s\n' "MB/s (MIME bytes)" "$(echo "$bytes / 1000000 / $secs" | bc -l)"
-printf '%-34s %.1f s\n' "CPU m365vaultd" "$dcpu"
-printf '%-34s %.1f s\n' "CPU graph-emulator" "$ecpu"
-printf '%-34s %.0f MB\n' "peak RSS m365vaultd" "$(echo "$rss_kb / 1024" | bc -l)"
+# Each run backs the whole tenant up into a fresh database and repository; with
+# COMPARE the runs alternate between the two daemons (side by side, so the load of
+# a shared machine falls on both alike) and the medians and their ratio close.
+declare -A rate mbs cpu_msg ecpu_msg rss
+labels=(this)
+[ -n "${COMPARE:-}" ] && labels+=(compare)
+for r in $(seq "$RUNS"); do
+  for label in "${labels[@]}"; do
+    name="full_${label}_$r"
+    d=$daemon
+    [ "$label" = compare ] && d=$COMPARE
+    DAEMON_BIN=$d setup "$name" t-bench
+    admin DELETE /_emulator/stats >/dev/null
+    DAEMON_BIN=$d backup "$name"
+    db="${pg_url/dbname=m365vault/dbname=bench_$name}"
+    msgs=$(psql "$db" -tAc "SELECT count(*) FROM item_versions WHERE category = 'mail'")
+    bytes=$(psql "$db" -tAc "SELECT coalesce(sum(content_size), 0) FROM item_versions WHERE category = 'mail'")
+    reqs=$(admin GET /_emulator/stats | jq '[.status[]] | add')
+    echo "[$label, run $r] $out"
+    printf '  %-32s %s\n' "messages backed up" "$msgs ($(echo "$bytes / 1000000" | bc -l | xargs printf '%.1f') MB of MIME, $reqs Graph requests)"
+    printf '  %-32s %.1f s; load average %s\n' "wall time of 'backup run'" "$secs" "$(cut -d' ' -f1 /proc/loadavg)"
+    rate[$label]+="$(echo "$msgs / $secs" | bc -l) "
+    mbs[$label]+="$(echo "$bytes / 1000000 / $secs" | bc -l) "
+    cpu_msg[$label]+="$(echo "$dcpu * 1000 / $msgs" | bc -l) "
+    ecpu_msg[$label]+="$(echo "$ecpu * 1000 / $msgs" | bc -l) "
+    rss[$label]+="$(echo "$rss_kb / 1024" | bc -l) "
+    printf '  %-32s %.0f msg/s, %.1f MB/s, CPU %.1f s daemon / %.1f s emulator, peak RSS %.0f MB\n' "figures" \
+      "$(echo "$msgs / $secs" | bc -l)" "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$dcpu" "$ecpu" "$(echo "$rss_kb / 1024" | bc -l)"
+    psql "$pg_url" -qc "DROP DATABASE bench_$name" >/dev/null
+    rm -rf "$work/$name-repo" "$work/$name-data"
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+echo
+echo "medians of $RUNS run(s):"
+for label in "${labels[@]}"; do
+  printf '%-10s %6.0f msg/s  %5.1f MB/s  CPU ms/msg daemon %.3f  emulator %.3f  peak RSS %.0f MB\n' "$label" \
+    "$(echo "${rate[$label]}" | median)" "$(echo "${mbs[$label]}" | median)" "$(echo "${cpu_msg[$label]}" | median)" \
+    "$(echo "${ecpu_msg[$label]}" | median)" "$(echo "${rss[$label]}" | median)"
+done
+if [ -n "${COMPARE:-}" ]; then
+  printf 'this / compare: %.2f x msg/s, %.2f x daemon CPU per message\n' \
+    "$(echo "$(echo "${rate[this]}" | median) / $(echo "${rate[compare]}" | median)" | bc -l)" \
+    "$(echo "$(echo "${cpu_msg[this]}" | median) / $(echo "${cpu_msg[compare]}" | median)" | bc -l)"
+fi
 
 [ "${SKIP_THROTTLED:-}" = 1 ] && exit 0
 # ---------------------------------------------------------------- throttled

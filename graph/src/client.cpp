@@ -162,6 +162,7 @@ struct ClientState {
     h.connect_timeout = o.connect_timeout;
     h.io_timeout = o.io_timeout;
     h.max_body = o.max_body;
+    h.max_idle_per_host = o.max_idle_connections;
     h.user_agent = o.user_agent;
     return h;
   }

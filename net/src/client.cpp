@@ -70,6 +70,14 @@ struct Conn {
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
+  // Where bodies are read to, kept with the connection: a fresh 64 KiB per
+  // request was a large share of a small download's allocation cost.
+  static constexpr std::size_t kBodyChunk = 64 * 1024;
+  std::unique_ptr<char[]> body;
+  char* body_buffer() {
+    if (!body) body = std::make_unique_for_overwrite<char[]>(kBodyChunk);
+    return body.get();
+  }
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };
 
@@ -187,10 +195,10 @@ struct ClientImpl {
     out.status = static_cast<int>(p.get().result_int());
     for (auto& f : p.get()) out.headers.add(std::string(f.name_string()), std::string(f.value()));
     if (on_head && *on_head) (*on_head)(out.status, out.headers);
-    static constexpr std::size_t kChunk = 64 * 1024;
-    std::unique_ptr<char[]> buf(new char[kChunk]);
+    static constexpr std::size_t kChunk = Conn::kBodyChunk;
+    char* const buf = c.body_buffer();
     while (!p.is_done()) {
-      p.get().body().data = buf.get();
+      p.get().body().data = buf;
       p.get().body().size = kChunk;
       c.lowest().expires_after(opts.io_timeout);
       auto [ec, n] = co_await http::async_read(s, c.buffer, p, kTuple);
@@ -200,11 +208,11 @@ struct ClientImpl {
       std::size_t got = kChunk - p.get().body().size;
       if (!got) continue;
       if (on_chunk) {
-        co_await (*on_chunk)(std::string_view(buf.get(), got));
+        co_await (*on_chunk)(std::string_view(buf, got));
       } else {
         if (out.body.size() + got > opts.max_body)
           throw Error(Errc::payload_too_large, what + ": response body larger than " + std::to_string(opts.max_body) + " bytes");
-        out.body.append(buf.get(), got);
+        out.body.append(buf, got);
       }
     }
     co_return p.get().keep_alive();

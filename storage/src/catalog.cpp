@@ -941,8 +941,14 @@ PageResult Catalog::commit_page(PgConnection& c, const PageCommit& p) const {
           "  setweight(to_tsvector('simple', coalesce(sender, '') || ' ' || array_to_string(recipients, ' ') || ' ' ||"
           "    translate(coalesce(sender, '') || ' ' || array_to_string(recipients, ' '), '@.<>\"', '     ')), 'B') ||"
           "  setweight(to_tsvector('simple', translate(coalesce(path, ''), '/\\_.-', '     ')), 'C') ||"
+          // Attachment names (meta.attachmentNames, from the MIME): whole, and split
+          // at the punctuation of file names so a word of one finds it too.
+          "  setweight(to_tsvector('simple', attachment_names || ' ' || translate(attachment_names, '/\\_.-', '     ')),"
+          "    'C') ||"
           "  setweight(to_tsvector('simple', coalesce(body_preview, '')), 'D')"
-          " FROM cat_page_items WHERE status IN ('new', 'changed')"
+          " FROM (SELECT *, coalesce((SELECT string_agg(n, ' ') FROM jsonb_array_elements_text(CASE WHEN"
+          "   jsonb_typeof(meta->'attachmentNames') = 'array' THEN meta->'attachmentNames' END) n), '')"
+          "   AS attachment_names FROM cat_page_items) p WHERE status IN ('new', 'changed')"
           " RETURNING content_size)"
           " SELECT count(*), coalesce(sum(content_size), 0)::bigint FROM ins",
           {owner, cat, snap});

@@ -88,6 +88,10 @@ struct GraphOptions {
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds io_timeout{60'000};  // per read/write
   std::size_t max_body = 64 * 1024 * 1024;        // non-streamed bodies, after gzip
+  // Idle keep-alive connections kept per host: at least the requests a run has in
+  // flight at once (owners x 4), or connections that finish together are closed and
+  // the next requests pay a TLS handshake each, on both sides.
+  std::size_t max_idle_connections = 64;
   std::string user_agent = "NONISV|m365vault|m365vault/0.1";
 };
 
