@@ -99,7 +99,7 @@ TEST_CASE("mime names: file names, encoded names and attached messages, in any p
   }
 }
 
-TEST_CASE("mime names: a message without attachments has none; restarting forgets", "[unit]") {
+TEST_CASE("mime names: a message without attachments has none, restarting forgets", "[unit]") {
   const std::string plain =
       "Subject: hello\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n--not a boundary\r\nbody\r\n";
   CHECK(scan(plain, 5).empty());
