@@ -75,6 +75,9 @@ tenant() {  # tid seed users files_per_user bytes_per_user
 }
 
 echo "graph-emulator at $url ($EMU_THREADS I/O threads); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# Throughput, not SharePoint's resource-unit budget (a small tenant's is small:
+# thousands of /content calls a minute would be answered 429).
+admin PUT /_emulator/faults '{"sharepoint_ru_per_minute":100000000}' >/dev/null
 
 # ---------------------------------------------------------------- large files
 tenant t-large 7 "$LARGE_USERS" 8 $((LARGE_MB << 20))
