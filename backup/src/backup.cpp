@@ -12,6 +12,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "concurrent.hpp"
 #include "content.hpp"
 #include "drive.hpp"
 #include "items.hpp"
@@ -92,44 +93,6 @@ graph::TenantEndpoint tenant_endpoint(const storage::Tenant& t, const storage::S
 }
 
 namespace {
-
-// Runs fn(0..count-1) with at most n at once on the caller's executor (a strand:
-// the bodies interleave, never run in parallel). The first exception is rethrown
-// once every started body has ended.
-awaitable<void> for_each_concurrent(std::size_t n, std::size_t count, std::function<awaitable<void>(std::size_t)> fn) {
-  if (count == 0) co_return;
-  auto ex = co_await asio::this_coro::executor;
-  struct Shared {
-    std::size_t next = 0, running = 0;
-    std::exception_ptr error;
-    asio::steady_timer done;
-    explicit Shared(asio::any_io_executor e) : done(e, asio::steady_timer::time_point::max()) {}
-  };
-  auto s = std::make_shared<Shared>(ex);
-  const std::size_t workers = std::min(n, count);
-  s->running = workers;
-  for (std::size_t w = 0; w < workers; ++w) {
-    asio::co_spawn(
-        ex,
-        [s, count, fn]() -> awaitable<void> {
-          for (;;) {
-            if (s->error) co_return;
-            std::size_t k = s->next++;
-            if (k >= count) co_return;
-            co_await fn(k);
-          }
-        },
-        [s](std::exception_ptr e) {
-          if (e && !s->error) s->error = e;
-          if (--s->running == 0) s->done.expires_at(asio::steady_timer::time_point::min());
-        });
-  }
-  while (s->running > 0) {
-    boost::system::error_code ec;
-    co_await s->done.async_wait(asio::redirect_error(use_awaitable, ec));
-  }
-  if (s->error) std::rethrow_exception(s->error);
-}
 
 // A delta's next page, or nullopt with `expired` set to Graph's code when the
 // saved delta state is no longer valid (410, syncStateNotFound, resyncRequired...):

@@ -8,7 +8,9 @@
 #include <optional>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
+#include "concurrent.hpp"
 #include "m365vault/backup/quickxor.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"
@@ -53,6 +55,12 @@ std::string hash_of(const json& item, const char* which) {
   if (f == item.end() || !f->is_object()) return {};
   auto h = f->find("hashes");
   return h != f->end() && h->is_object() ? str(*h, which) : std::string();
+}
+
+// Whether a Content-Range ("bytes a-b/n") starts at `offset`.
+bool starts_at(std::string_view content_range, long long offset) {
+  const std::string want = "bytes " + std::to_string(offset) + "-";
+  return content_range.substr(0, want.size()) == want;
 }
 
 // SHA-1, only for drives that give sha1Hash without sha256Hash.
@@ -206,20 +214,27 @@ class DrivePass {
         };
         co_await env_.svc.db.run(q_round);
         expected.clear();
+        deferred_folders_.clear();  // the new round closes what it does not report
         pager.emplace(env_.client, *resync, opts);
         continue;
       }
       if (!page) break;
       std::string cursor = page->delta_link ? *page->delta_link : page->next_link.value_or("");
-      co_await apply(page->items, cursor, page->delta_link.has_value(), expected);
-      expected = cursor;
+      expected = co_await apply(page->items, cursor, page->delta_link.has_value(), expected);
     }
   }
 
   // One page (or one re-read item): folders, files, deletions, committed with the
-  // cursor that follows them once their content is durable.
-  awaitable<void> apply(const std::vector<json>& items, const std::string& cursor, bool delta_link,
-                        const std::string& expected) {
+  // cursor that follows them once their content is durable. Returns the cursor the
+  // catalog holds afterwards.
+  //
+  // Folder deletions wait for the end of the round (the page with the deltaLink):
+  // a child moved out of a deleted folder may be reported on a later page, and
+  // closing the folder's subtree first would close the child and everything under
+  // it. While deletions wait, pages commit without moving the cursor, so a crash
+  // replays the round from the first of them (replayed items are met unchanged).
+  awaitable<std::string> apply(const std::vector<json>& items, const std::string& cursor, bool delta_link,
+                               const std::string& expected) {
     // The last report of an item wins.
     std::vector<const json*> latest;
     std::unordered_map<std::string, std::size_t> at;
@@ -266,6 +281,7 @@ class DrivePass {
         } else if (auto parent = parent_of(it); !parent.empty()) {
           ch.parent_graph_id = parent;
         }
+        std::erase_if(deferred_folders_, [&](const storage::ContainerChange& c) { return c.graph_id == id; });
         pc.containers.push_back(std::move(ch));
         continue;
       }
@@ -280,20 +296,28 @@ class DrivePass {
       stored = co_await env_.svc.db.run(q_known);
     }
 
-    Faults faults;
-    bool downloaded = false;
-    for (auto* f : files) {
-      if (env_.ctx.cancelled()) co_return;  // nothing of this page is committed; the cursor stays before it
-      auto ch = drive_item_change(*f);
+    // Each file's outcome, decided side by side (at most downloads_per_drive
+    // downloads at once, each with bounded memory), assembled in page order.
+    struct Outcome {
+      std::optional<storage::ItemChange> change;
+      bool unchanged = false, downloaded = false;
+      std::string fault;
+    };
+    std::vector<Outcome> outcomes(files.size());
+    std::function<awaitable<void>(std::size_t)> decide = [&](std::size_t k) -> awaitable<void> {
+      if (env_.ctx.cancelled()) co_return;
+      const json& f = *files[k];
+      Outcome& out = outcomes[k];
+      auto ch = drive_item_change(f);
       auto s = stored.find(ch.graph_id);
       const std::string parent = ch.container_graph_id.value_or("");
       if (s != stored.end() && !ch.change_key.empty() && s->second.change_key == ch.change_key &&
           s->second.container == parent) {
-        pc.unchanged_items.push_back(ch.graph_id);  // a replay, or a resync round meeting what is stored
-        continue;
+        out.unchanged = true;  // a replay, or a resync round meeting what is stored
+        co_return;
       }
       if (ch.kind == "file") {
-        const std::string ctag = str(*f, "cTag"), qx = hash_of(*f, "quickXorHash");
+        const std::string ctag = str(f, "cTag"), qx = hash_of(f, "quickXorHash");
         const bool same_content = s != stored.end() && !s->second.blobs.empty() && s->second.sha256 &&
                                   !ctag.empty() && s->second.ctag == ctag &&
                                   (qx.empty() || s->second.quick_xor.empty() || qx == s->second.quick_xor);
@@ -303,29 +327,47 @@ class DrivePass {
           ch.content_sha256 = s->second.sha256;
           ch.content_size = s->second.content_size;
         } else {
-          std::string fault;
-          auto got = co_await download(ch, *f, fault);
-          if (!got) {
-            faults.emplace_back(ch.graph_id, fault);
-            pc.unchanged_items.push_back(ch.graph_id);  // keeps a stored version open through a resync round
-            continue;
-          }
+          auto got = co_await download(ch, f, out.fault);
+          if (!got) co_return;
           ch = std::move(*got);
-          downloaded = true;
+          out.downloaded = true;
         }
       }
-      pc.items.push_back(std::move(ch));
+      out.change = std::move(ch);
+    };
+    const auto parallel = static_cast<std::size_t>(std::max(1, env_.svc.opts.downloads_per_drive));
+    co_await for_each_concurrent(parallel, files.size(), decide);
+    if (env_.ctx.cancelled()) co_return expected;  // nothing of this page is committed
+
+    Faults faults;
+    bool downloaded = false;
+    for (std::size_t k = 0; k < files.size(); ++k) {
+      auto& out = outcomes[k];
+      const auto id = str(*files[k], "id");
+      if (out.unchanged) {
+        pc.unchanged_items.push_back(id);
+      } else if (!out.change) {
+        faults.emplace_back(id, out.fault);
+        pc.unchanged_items.push_back(id);  // keeps a stored version open through a resync round
+      } else {
+        downloaded = downloaded || out.downloaded;
+        pc.items.push_back(std::move(*out.change));
+      }
     }
 
-    pc.cursor = cursor;
+    deferred_folders_.insert(deferred_folders_.end(), removed_folders.begin(), removed_folders.end());
+    removed_folders.clear();
+    const bool hold = !deferred_folders_.empty() && !delta_link;
+    pc.cursor = hold ? expected : cursor;
     pc.delta_link = delta_link;
     pc.expected_cursor = expected;
+    if (!hold) removed_folders = std::exchange(deferred_folders_, {});
     std::vector<storage::PageCommit> pages;
     if (!removed_folders.empty() && (!pc.containers.empty() || !pc.items.empty())) {
       // Folder deletions after the rest of the page: a folder moved out of a
       // deleted one (or a file) must land in its new parent before the deleted
       // subtree is closed. The first part leaves the cursor where it was, so a
-      // crash between the two replays the page.
+      // crash between the two replays the round's last page.
       storage::PageCommit first = pc;
       first.removed_items.clear();
       first.cursor = expected;
@@ -336,12 +378,18 @@ class DrivePass {
       pages.push_back(std::move(first));
     }
     pc.containers.insert(pc.containers.end(), removed_folders.begin(), removed_folders.end());
+    std::string now_at = pc.cursor;
     pages.push_back(std::move(pc));
     co_await commit(pages, faults, downloaded);
+    co_return now_at;
   }
 
   // Streams one file into the repository and checks it against the hash Graph
-  // gave. nullopt: the item could not be read (the reason is in `fault`).
+  // gave. A connection cut mid-body resumes with Range from the byte where it
+  // stopped (If-Range with the ETag of the bytes already fed, so a file changed in
+  // between is never spliced); an answer that ignores the range (200) or does not
+  // start there restarts the file from byte 0. nullopt: the item could not be read
+  // (the reason is in `fault`).
   awaitable<std::optional<storage::ItemChange>> download(const storage::ItemChange& meta, const json& item,
                                                          std::string& fault) {
     storage::ItemChange ch = meta;
@@ -349,37 +397,77 @@ class DrivePass {
     const std::string want_sha256 = lower(hash_of(item, "sha256Hash"));
     const std::string want_sha1 = lower(hash_of(item, "sha1Hash"));
     const std::string url = "/v1.0/drives/" + drive_ + "/items/" + ch.graph_id + "/content";
-    graph::RequestOptions opts;
     std::string mismatch;
     for (int attempt = 1; attempt <= kDownloadAttempts; ++attempt) {
       ContentSink sink(env_.writer);
       QuickXorHash qx;
       Sha1 sha1;
-      graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
-        env_.progress.bytes_read(data.size());
-        qx.update(data);
-        if (!want_sha1.empty()) sha1.update(data);
-        co_await sink.write(data);
-      };
-      std::function<void()> on_restart = [&] {
+      long long offset = 0;   // bytes fed to the sink and the hashes
+      std::string validator;  // ETag of the answer those bytes came from
+      bool discard = false;   // this answer's bytes are not the ones asked for
+      auto restart = [&] {
         sink.reset();
         qx = QuickXorHash();
         sha1.reset();
+        offset = 0;
       };
-      bool again = false;
-      try {
-        co_await env_.client.get_stream(url, on_chunk, opts, on_restart);
-      } catch (const graph::GraphError& e) {
-        if (graph::is_not_found(e) || graph::is_corrupt_item(e) || graph::is_malware(e) ||
-            graph::is_access_denied(e)) {
-          fault = e.what();
-          co_return std::nullopt;
+      graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
+        if (discard) co_return;
+        env_.progress.bytes_read(data.size());
+        qx.update(data);
+        if (!want_sha1.empty()) sha1.update(data);
+        offset += static_cast<long long>(data.size());
+        co_await sink.write(data);
+      };
+      graph::StreamHeadFn on_head = [&](int status, const net::Headers& h) {
+        discard = false;
+        if (offset > 0 && (status != 206 || !starts_at(h.get("Content-Range").value_or(""), offset))) {
+          // The server ignored the range, or the file changed (If-Range): start over.
+          if (status == 206) {
+            discard = true;  // a 206 elsewhere than asked: its bytes fit nowhere
+            return;
+          }
+          restart();
         }
-        // An expired download URL answers 401: /content gives a fresh one.
-        if (e.status() != 401 || attempt == kDownloadAttempts) throw;
-        again = true;
+        if (offset == 0) validator = std::string(h.get("ETag").value_or(""));
+      };
+      std::function<void()> no_restart;  // a cut is resumed here, not restarted by the client
+      bool again = false;
+      int stalled = 0;  // cuts in a row that brought nothing
+      for (;;) {
+        graph::RequestOptions opts;
+        if (offset > 0) {
+          opts.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-");
+          if (!validator.empty()) opts.headers.emplace_back("If-Range", validator);
+          ++resumes_;
+        }
+        const long long before = offset;
+        std::string cut;
+        try {
+          co_await env_.client.get_stream(url, on_chunk, opts, no_restart, on_head);
+        } catch (const graph::GraphError& e) {
+          if (graph::is_not_found(e) || graph::is_corrupt_item(e) || graph::is_malware(e) ||
+              graph::is_access_denied(e)) {
+            fault = e.what();
+            co_return std::nullopt;
+          }
+          // An expired download URL answers 401: /content gives a fresh one. A 416
+          // to a resume (the file shrank) starts over.
+          if ((e.status() != 401 && !(e.status() == 416 && offset > 0)) || attempt == kDownloadAttempts) throw;
+          again = true;
+        } catch (const Error& e) {
+          // Connection lost mid-body (the client retried those that delivered nothing).
+          if ((e.code() != Errc::unavailable && e.code() != Errc::timeout) || offset == 0) throw;
+          cut = e.what();
+        }
+        if (again || discard) break;
+        if (cut.empty()) break;  // the whole body
+        stalled = offset > before ? 0 : stalled + 1;
+        if (stalled >= kDownloadAttempts) throw Error(Errc::unavailable, cut);
+        env_.svc.log->info("run={} drive item '{}' of '{}': {}; resuming at byte {}", env_.ctx.run().id, ch.graph_id,
+                           who_, cut, offset);
       }
-      if (again) continue;
+      if (again || discard) continue;
       auto stored = co_await sink.finish();
       const std::string sha256 = storage::crypto::to_hex(stored.sha256);
       if (!want_qx.empty() && qx.base64() != want_qx)
@@ -469,6 +557,8 @@ class DrivePass {
   std::string snapshot_;
   storage::Catalog catalog_;
   long long faults_ = 0;
+  long long resumes_ = 0;  // Range requests after a cut
+  std::vector<storage::ContainerChange> deferred_folders_;  // deleted folders, closed at the round's end
 };
 
 std::string owner_label(const storage::Owner& o) {

@@ -22,54 +22,7 @@ EMU_THREADS=${EMU_THREADS:-2}
 RUNS=${RUNS:-1}
 THR_USERS=${THR_USERS:-8} THR_MESSAGES=${THR_MESSAGES:-400} THR_LIMIT=${THR_LIMIT:-120} THR_WINDOW=${THR_WINDOW:-10}
 
-ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
-emu_bin=$build/emulator/graph-emulator
-daemon=$build/daemon/m365vaultd
-pgtool=$build/tests/m365vault-test-pg
-work=$(mktemp -d /tmp/bench-backup-XXXXXX)
-chmod 755 "$work"  # the test-pg tool runs PostgreSQL as its own user when we are root
-emu_pid=
-cleanup() {
-  [ -n "$emu_pid" ] && { kill "$emu_pid" 2>/dev/null || true; wait "$emu_pid" 2>/dev/null || true; }
-  "$pgtool" stop "$work/pg" >/dev/null 2>&1 || true
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-
-# CPU seconds (user + system) of a live process.
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-
-"$emu_bin" --listen 127.0.0.1:0 --tls-dir "$work/tls" --threads "$EMU_THREADS" >"$work/emu.out" 2>&1 &
-emu_pid=$!
-for _ in $(seq 200); do grep -q '^listening on ' "$work/emu.out" && break; sleep 0.05; done
-url=$(sed -n 's/^listening on //p' "$work/emu.out")
-[ -n "$url" ] || { cat "$work/emu.out"; exit 1; }
-ca=$work/tls/ca.pem
-admin() { curl -sS --fail --cacert "$ca" -X "$1" -H 'content-type: application/json' "$url$2" ${3:+--data "$3"}; }
-
-pg_url=$("$pgtool" start "$work/pg" 2>"$work/pg.log") || { cat "$work/pg.log"; exit 1; }
-echo "secret-bench" >"$work/secret"
-echo "bench passphrase" >"$work/passphrase"
-
-# A fresh database and repository per scenario; prints the config path.
-setup() {  # name tenant_id
-  local name=$1 tid=$2 db="bench_$1"
-  psql "$pg_url" -qc "CREATE DATABASE $db" >/dev/null
-  local dburl=${pg_url/dbname=m365vault/dbname=$db}
-  cat >"$work/$name.toml" <<TOML
-[database]
-url = "$dburl"
-[storage]
-data_dir = "$work/$name-data"
-repository = "file://$work/$name-repo"
-passphrase_file = "$work/passphrase"
-[log]
-level = "warn"
-TOML
-  "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" repo init >/dev/null
-  "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" tenant add --name "$name" --tenant-id "$tid" --client-id app-bench \
-    --client-secret-file "$work/secret" --graph-url "$url" --login-url "$url" --ca-file "$ca" >/dev/null
-}
+source "$here/../backup_services.sh"
 
 # Runs `backup run` of tenant $1 (mail only) under /usr/bin/time; sets secs, rss_kb, dcpu, ecpu, out.
 backup() {

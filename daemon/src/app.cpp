@@ -335,9 +335,11 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   // kinds it knows. Without a repository it executes nothing and leaves runs
   // queued for a daemon that can.
   std::map<std::string, std::shared_ptr<scheduler::JobKind>> kinds;
+  backup::BackupOptions bopts;
+  bopts.downloads_per_drive = static_cast<int>(cfg.backup.downloads_per_drive);
   if (repository.repo)
     kinds["backup"] = std::make_shared<backup::BackupKind>(backup::BackupServices{
-        ioc.get_executor(), db, *repository.repo, *sealer, logging.get("backup"), backup::BackupOptions{}});
+        ioc.get_executor(), db, *repository.repo, *sealer, logging.get("backup"), bopts});
 
   // The demo's Microsoft 365: the emulator with a generated tenant, registered
   // here, and a first backup queued (then every hour).

@@ -94,6 +94,7 @@ json Faults::to_json() const {
           {"delta_reset_rate", delta_reset_rate},
           {"download_url_lifetime_s", download_url_lifetime_s},
           {"download_ignore_range", download_ignore_range},
+          {"download_cut_at", download_cut_at},
           {"drive_resync_rate", drive_resync_rate},
           {"drive_resync_code", drive_resync_code},
           {"sharepoint_ru_per_minute", sharepoint_ru_per_minute},
@@ -118,7 +119,8 @@ Faults Faults::from_json(const json& j) {
                                               "token_lifetime_s", "generations_kept",    "clock_offset_s",
                                               "delta_empty_page_rate", "delta_repeat_rate", "delta_reset_rate",
                                               "download_url_lifetime_s", "download_ignore_range", "drive_resync_rate",
-                                              "drive_resync_code", "sharepoint_ru_per_minute", "teams_rps"};
+                                              "drive_resync_code", "sharepoint_ru_per_minute", "teams_rps",
+                                              "download_cut_at"};
   for (auto& [k, v] : j.items())
     if (!known.count(k)) throw Error(Errc::bad_request, "unknown fault key '" + k + "'");
   try {
@@ -136,6 +138,7 @@ Faults Faults::from_json(const json& j) {
     f.delta_reset_rate = j.value("delta_reset_rate", f.delta_reset_rate);
     f.download_url_lifetime_s = j.value("download_url_lifetime_s", f.download_url_lifetime_s);
     f.download_ignore_range = j.value("download_ignore_range", f.download_ignore_range);
+    f.download_cut_at = j.value("download_cut_at", f.download_cut_at);
     f.drive_resync_rate = j.value("drive_resync_rate", f.drive_resync_rate);
     f.drive_resync_code = j.value("drive_resync_code", f.drive_resync_code);
     f.sharepoint_ru_per_minute = j.value("sharepoint_ru_per_minute", f.sharepoint_ru_per_minute);
@@ -157,8 +160,8 @@ Faults Faults::from_json(const json& j) {
       f.generations_kept < 1 || f.token_lifetime_s < 1 || f.latency_ms < 0 || f.delta_empty_page_rate < 0 ||
       f.delta_empty_page_rate > 1 || f.delta_repeat_rate < 0 || f.delta_repeat_rate > 1 || f.delta_reset_rate < 0 ||
       f.delta_reset_rate > 1 || f.download_url_lifetime_s < 1 || f.drive_resync_rate < 0 || f.drive_resync_rate > 1 ||
-      f.sharepoint_ru_per_minute < 0)
-    throw Error(Errc::bad_request, "faults: limits must be positive");
+      f.sharepoint_ru_per_minute < 0 || f.download_cut_at < 0 || f.download_cut_at >= 1)
+    throw Error(Errc::bad_request, "faults: limits must be positive (download_cut_at in [0,1))");
   for (auto& [k, v] : f.teams_rps)
     if (!kTeamsLimits.count(k) || v < 0)
       throw Error(Errc::bad_request, "teams_rps key '" + k + "' unknown or negative (keys: channel_message, chat_message, "

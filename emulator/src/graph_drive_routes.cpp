@@ -51,6 +51,20 @@ asio::awaitable<void> stream_blob(Blob b, std::uint64_t offset, std::uint64_t le
   }
 }
 
+// The first `len` bytes of [offset, ...), then a dropped connection (download_cut_at).
+asio::awaitable<void> cut_blob(Blob b, std::uint64_t offset, std::uint64_t len, net::BodySink& sink) {
+  auto part = stream_blob(std::move(b), offset, len, sink);  // named: GCC 12 and temporaries in co_await
+  co_await std::move(part);
+  throw std::runtime_error("injected fault: download cut");
+}
+
+// A file's cTag: it changes with the content only (also the ETag of its download).
+std::string content_tag(bool personal_drive, const std::string& id, const std::string& guid,
+                        std::uint32_t content_version) {
+  return personal_drive ? "aYzp" + base64(id + "." + std::to_string(content_version), true, false)
+                        : "\"c:{" + guid + "}," + std::to_string(content_version + 1) + "\"";
+}
+
 // "bytes=a-b", "bytes=a-", "bytes=-n" → [first, last]; nullopt when unsatisfiable or
 // not a single range.
 std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_range(std::string_view v, std::uint64_t size) {
@@ -173,8 +187,7 @@ void EmulatorImpl::register_drive() {
       return {{"user", {{"id", t.users[u].id}, {"displayName", user_person(t, u).name}}}};
     };
     j["name"] = e.parent < 0 ? (pers ? std::string("root") : std::string("root")) : e.name;
-    j["cTag"] = pers ? "aYzp" + base64(id + "." + std::to_string(e.content_version), true, false)
-                     : "\"c:{" + guid + "}," + std::to_string(e.content_version + 1) + "\"";
+    j["cTag"] = content_tag(pers, id, guid, e.content_version);
     j["createdDateTime"] = iso_time(e.created);
     j["createdBy"] = person(1);
     j["lastModifiedBy"] = person(e.version + 2);
@@ -509,8 +522,7 @@ void EmulatorImpl::register_drive() {
       const bool pers = personal(t.spec);
       etag = pers ? "a" + base64(id + "." + std::to_string(e.version), true, false)
                   : "\"{" + guid + "}," + std::to_string(e.version + 1) + "\"";
-      ctag = pers ? "aYzp" + base64(id + "." + std::to_string(e.content_version), true, false)
-                  : "\"c:{" + guid + "}," + std::to_string(e.content_version + 1) + "\"";
+      ctag = content_tag(pers, id, guid, e.content_version);
     }
     if (auto inm = c.req.headers.get("If-None-Match"); inm && (*inm == etag || *inm == ctag || *inm == "*")) {
       net::Response res;
@@ -541,21 +553,29 @@ void EmulatorImpl::register_drive() {
     auto t = find_tenant(tok->value("tid", ""));
     if (!t) co_return graph_error(req, 404, "itemNotFound", "The resource could not be found.");
     Blob blob;
-    std::string name;
+    std::string name, ctag;
     {
       std::lock_guard lk(t->mu);
-      auto& d = drive(*t, tok->value("d", std::uint32_t{0}));
+      const auto key = tok->value("d", std::uint32_t{0});
+      auto& d = drive(*t, key);
       auto i = tok->value("i", std::uint32_t{0});
       if (i >= d.items.size() || !d.items[i].alive) co_return graph_error(req, 404, "itemNotFound", "The resource could not be found.");
       blob = d.items[i].blob;
       name = d.items[i].name;
+      ctag = content_tag(personal(t->spec), drive_item_id(*t, key, i), upper_guid(mix(t->hash, key), i),
+                         d.items[i].content_version);
     }
     net::Response res;
     res.headers.set("Content-Type", mime_type_of(name));
     res.headers.set("Accept-Ranges", "bytes");
+    res.headers.set("ETag", ctag);
     std::uint64_t first = 0, len = blob.size;
     res.status = 200;
-    if (auto range = req.headers.get("Range"); range && !current_faults().download_ignore_range) {
+    const auto faults = current_faults();
+    // If-Range naming other content: the whole (new) body, as HTTP says.
+    const auto if_range = req.headers.get("If-Range");
+    const bool range_valid = !if_range || *if_range == ctag;
+    if (auto range = req.headers.get("Range"); range && range_valid && !faults.download_ignore_range) {
       auto rg = parse_range(*range, blob.size);
       if (!rg) {
         net::Response bad;
@@ -570,6 +590,13 @@ void EmulatorImpl::register_drive() {
                                            std::to_string(blob.size));
     }
     res.content_length = len;
+    // download_cut_at: a download without Range is closed at that fraction of the file
+    // (a resume, which has one, goes through).
+    const auto cut = static_cast<std::uint64_t>(faults.download_cut_at * static_cast<double>(blob.size));
+    if (faults.download_cut_at > 0 && !req.headers.get("Range") && first < cut && cut < first + len) {
+      res.stream = [blob, first, cut](net::BodySink& sink) { return cut_blob(blob, first, cut - first, sink); };
+      co_return res;
+    }
     res.stream = [blob, first, len](net::BodySink& sink) { return stream_blob(blob, first, len, sink); };
     co_return res;
   });

@@ -400,6 +400,7 @@ json list_item_fields(const Tenant& t, std::uint32_t site, std::uint32_t index, 
 // Activity on files and list items; appends to out. `mass` is {"owner","fraction","suffix"}.
 void apply_drive_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, int moves, int renames, json& out);
 void apply_mass_rewrite(Tenant& t, const json& mass, json& out);
+void apply_drive_ops(Tenant& t, const json& req, json& out);
 void apply_list_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, json& out);
 // Marks an item and everything below it deleted (one change sequence for all).
 void remove_drive_item(DriveStore& d, std::uint32_t index, std::int64_t now);

@@ -803,6 +803,93 @@ void apply_mass_rewrite(Tenant& t, const json& mass, json& out) {
   }
 }
 
+// Scripted changes to one user's OneDrive, for tests that need a precise shape
+// (a large file edited in the middle, a folder of many files moved, a child moved
+// out of a folder that is then deleted).
+void apply_drive_ops(Tenant& t, const json& req, json& out) {
+  if (!req.is_object() || !req.contains("owner") || !req["owner"].is_string() || !req.contains("ops") ||
+      !req["ops"].is_array())
+    bad("field 'drive_ops' must be {\"owner\": user id, \"ops\": [...]}");
+  const std::string owner = req["owner"].get<std::string>();
+  std::optional<std::uint32_t> user;
+  for (std::uint32_t u = 0; u < t.users.size(); ++u)
+    if (t.users[u].id == owner || user_person(t, u).address == owner) user = u;
+  if (!user) bad("drive_ops: no user '" + owner + "'");
+  const auto key = user_drive_key(*user);
+  auto& d = drive(t, key);
+  const std::int64_t now = kBaseEpoch + 2 * 86400;
+  auto item = [&](const json& op, const char* field) -> std::uint32_t {
+    const std::string ref = op.value(field, std::string());
+    if (ref == "root") return 0;
+    auto p = parse_drive_item_id(t, ref);
+    if (!p || p->first != key || p->second >= d.items.size() || !d.items[p->second].alive)
+      bad("drive_ops: field '" + std::string(field) + "': no live item '" + ref + "' in that drive");
+    return p->second;
+  };
+  auto add = [&](std::uint32_t parent, std::string name, bool folder, std::uint64_t size) {
+    if (name_taken(d, static_cast<std::int32_t>(parent), name)) bad("drive_ops: name '" + name + "' is taken");
+    DriveEntry e;
+    e.parent = static_cast<std::int32_t>(parent);
+    e.folder = folder;
+    e.name = std::move(name);
+    e.created = e.modified = now;
+    e.seq = ++d.seq;
+    const auto idx = static_cast<std::uint32_t>(d.items.size());
+    if (!folder) e.blob = {Blob::binary, mix(mix(mix(t.spec.seed, 0x6f707366), key), idx), size, 0, nullptr, nullptr};
+    d.items.push_back(std::move(e));
+    return drive_item_id(t, key, idx);
+  };
+  json results = json::array();
+  for (auto& op : req["ops"]) {
+    const std::string kind = op.value("op", std::string());
+    json r = json::object();
+    if (kind == "folder") {
+      r["id"] = add(item(op, "parent"), op.value("name", std::string("folder")), true, 0);
+    } else if (kind == "files") {
+      const auto parent = item(op, "parent");
+      const int count = op.value("count", 1);
+      const auto size = op.value("size", std::uint64_t{1000});
+      const std::string prefix = op.value("prefix", std::string("file"));
+      if (count < 1 || count > 100000) bad("drive_ops: 'count' must be 1..100000");
+      r["ids"] = json::array();
+      for (int n = 0; n < count; ++n) r["ids"].push_back(add(parent, prefix + " " + std::to_string(n) + ".bin", false, size));
+    } else if (kind == "move") {
+      const auto i = item(op, "id"), to = item(op, "to");
+      if (!d.items[to].folder) bad("drive_ops: 'to' is not a folder");
+      d.items[i].parent = static_cast<std::int32_t>(to);
+      touch(d, i, now);
+    } else if (kind == "rename") {
+      const auto i = item(op, "id");
+      d.items[i].name = op.value("name", d.items[i].name);
+      touch(d, i, now);
+    } else if (kind == "delete") {
+      remove_drive_item(d, item(op, "id"), now);
+    } else if (kind == "overwrite") {
+      // New pseudo-random bytes over [offset, offset + length): the file is kept
+      // whole in memory afterwards.
+      const auto i = item(op, "id");
+      auto& e = d.items[i];
+      if (e.folder || e.package) bad("drive_ops: overwrite needs a file");
+      const auto offset = op.value("offset", std::uint64_t{0}), length = op.value("length", std::uint64_t{0});
+      if (offset + length > e.blob.size) bad("drive_ops: overwrite past the end of the file");
+      auto bytes = std::make_shared<std::string>(e.blob.all());
+      Rng r2(mix(mix(t.spec.seed, 0x6f766572), e.seq));
+      for (std::uint64_t k = 0; k < length; k += 8) {
+        const auto v = r2.next();
+        for (std::uint64_t b = 0; b < 8 && k + b < length; ++b)
+          (*bytes)[offset + k + b] = static_cast<char>((v >> (8 * b)) & 0xff);
+      }
+      e.blob = {Blob::supplied, 0, bytes->size(), 0, bytes, nullptr};
+      ++e.content_version;
+      touch(d, i, now);
+    } else {
+      bad("drive_ops: unknown op '" + kind + "' (folder, files, move, rename, delete, overwrite)");
+    }
+    results.push_back(std::move(r));
+  }
+  out["drive_ops"] = std::move(results);
+}
+
 void apply_list_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, json& out) {
   const auto n = site_count(t.spec);
   if (n == 0) return;

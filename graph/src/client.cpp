@@ -386,6 +386,7 @@ struct Call {
   RequestOptions opts;
   const ChunkFn* on_chunk = nullptr;
   const std::function<void()>* on_restart = nullptr;
+  const StreamHeadFn* on_head = nullptr;
 };
 
 bool is_redirect(int st) { return st == 301 || st == 302 || st == 303 || st == 307 || st == 308; }
@@ -473,6 +474,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
           head_status = st;
           if (st >= 200 && st < 300 && lower(h.get("Content-Encoding").value_or("")) == "gzip")
             gz = std::make_unique<detail::GzipDecoder>(what);
+          if (st >= 200 && st < 300 && c.on_head) (*c.on_head)(st, h);
         };
         net::BodyChunkFn on_piece = [&](std::string_view bytes) -> asio::awaitable<void> {
           if (head_status < 200 || head_status >= 300) {
@@ -616,13 +618,14 @@ asio::awaitable<GraphResponse> GraphClient::send(std::string method, std::string
 }
 
 asio::awaitable<GraphResponse> GraphClient::get_stream(std::string path_or_url, ChunkFn on_chunk, RequestOptions opts,
-                                                       std::function<void()> on_restart) {
+                                                       std::function<void()> on_restart, StreamHeadFn on_head) {
   Call c;
   c.method = "GET";
   c.url = s_->resolve(path_or_url);
   c.opts = std::move(opts);
   c.on_chunk = &on_chunk;
   if (on_restart) c.on_restart = &on_restart;
+  if (on_head) c.on_head = &on_head;
   auto s = s_;
   GraphResponse r = co_await execute(std::move(s), std::move(c));
   co_return r;

@@ -203,13 +203,14 @@ struct ClientImpl {
       c.lowest().expires_after(opts.io_timeout);
       auto [ec, n] = co_await http::async_read(s, c.buffer, p, kTuple);
       if (ec == http::error::need_buffer) ec = {};
+      std::size_t got = kChunk - p.get().body().size;
+      // Bytes that arrived before the connection failed are delivered too: a
+      // caller resuming with Range starts right after them.
+      if (got && on_chunk) co_await (*on_chunk)(std::string_view(buf, got));
       if (ec == beast::error::timeout) throw Error(Errc::timeout, what + ": body stalled for " + std::to_string(opts.io_timeout.count()) + " ms");
       if (ec) throw Error(Errc::unavailable, what + ": body cut short: " + ec.message());
-      std::size_t got = kChunk - p.get().body().size;
       if (!got) continue;
-      if (on_chunk) {
-        co_await (*on_chunk)(std::string_view(buf, got));
-      } else {
+      if (!on_chunk) {
         if (out.body.size() + got > opts.max_body)
           throw Error(Errc::payload_too_large, what + ": response body larger than " + std::to_string(opts.max_body) + " bytes");
         out.body.append(buf, got);

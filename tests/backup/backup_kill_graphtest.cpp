@@ -40,14 +40,22 @@ struct Cli {
   }
 };
 
-}  // namespace
+// What a kill test backs up: the tenant, the `backup run` arguments, the activity
+// between runs that finished before their kill, and the manifest categories to
+// compare with the index (manifest category, index category).
+struct KillScenario {
+  std::uint64_t seed;
+  int users, messages;
+  json spec;
+  std::vector<std::string> run_args;
+  json activity;  // without "seed"
+  std::vector<std::pair<std::string, std::string>> checks;
+};
 
-TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with the manifest and nothing twice",
-          "[graph][pg]") {
+// `backup run` killed with SIGKILL at 20 random moments, then run to its end.
+void kill_20_times(const KillScenario& sc) {
   EmulatorProcess emu;
-  auto tenant = make_tenant(emu, 1717, 4, 80,
-                            {{"mail_folders_per_user", 4}, {"contacts_per_user", 15}, {"events_per_user", 20},
-                             {"max_attachment_bytes", 200000}});
+  auto tenant = make_tenant(emu, sc.seed, sc.users, sc.messages, sc.spec);
   ScratchDatabase db;
   TempDir dir{"backup-kill"};
   const std::string passphrase = "kill -9 horse battery";
@@ -70,6 +78,7 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
 
   ProcessOptions backup;
   backup.argv = {daemon_path(), "--config", cli.config.string(), "backup", "run", "--tenant", "contoso"};
+  backup.argv.insert(backup.argv.end(), sc.run_args.begin(), sc.run_args.end());
   backup.output_file = cli.log.string();
 
   // Kill moments spread over a typical run: the length of the last run that got
@@ -100,8 +109,8 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
     ++finished;
     history += " done(" + std::to_string(took.count()) + ")";
     typical = took;
-    json body{{"seed", 100 + i}, {"creates", 40}, {"updates", 20}, {"deletes", 8}, {"moves", 8},
-              {"categories", {"mail", "contacts", "calendar"}}};
+    json body = sc.activity;
+    body["seed"] = 100 + i;
     emu.admin("POST", "/_emulator/tenants/" + tenant.tenant + "/activity", body);
   }
   INFO(killed << " run(s) killed, " << finished << " ended first:" << history);
@@ -124,9 +133,9 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
   if (killed > 0) CHECK(std::stoi(index.query("SELECT coalesce(sum(takeovers), 0) FROM runs")[0][0]) > 0);
   CHECK(std::stoi(index.query("SELECT count(*) FROM runs WHERE state = 'succeeded'")[0][0]) >= 1);
 
-  for (auto category : {"mail", "contacts", "calendar"}) {
+  for (auto& [manifest, category] : sc.checks) {
     INFO(category);
-    check_index_matches(manifest_of(emu, tenant.tenant, category), index, category);
+    check_index_matches(manifest_of(emu, tenant.tenant, manifest), index, category);
   }
   check_index_consistent(index);
 
@@ -142,3 +151,29 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
                                 !Catch::Contains("MISSING") && !Catch::Contains("DAMAGED"));
   check_index_consistent(index);
 }
+
+}  // namespace
+
+TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with the manifest and nothing twice",
+          "[graph][pg]") {
+  kill_20_times({1717, 4, 80,
+                 {{"mail_folders_per_user", 4}, {"contacts_per_user", 15}, {"events_per_user", 20},
+                  {"max_attachment_bytes", 200000}},
+                 {},
+                 {{"creates", 40}, {"updates", 20}, {"deletes", 8}, {"moves", 8},
+                  {"categories", {"mail", "contacts", "calendar"}}},
+                 {{"mail", "mail"}, {"contacts", "contacts"}, {"calendar", "calendar"}}});
+}
+
+TEST_CASE("backup: a OneDrive backup killed with SIGKILL at 20 random moments ends with the files manifest",
+          "[graph][pg]") {
+  // Files large enough that kills land mid-download and mid-page.
+  kill_20_times({1818, 3, 0,
+                 {{"contacts_per_user", 0}, {"events_per_user", 0}, {"drive_files_per_user", 60},
+                  {"drive_bytes_per_user", 24 << 20}, {"sites", 0}},
+                 {"--category", "onedrive"},
+                 {{"creates", 10}, {"updates", 6}, {"deletes", 3}, {"moves", 4}, {"renames", 3},
+                  {"categories", {"files"}}},
+                 {{"files", "onedrive"}}});
+}
+

@@ -45,7 +45,8 @@ class IndexReader {
 };
 
 // Catch checks that the index equals the manifest: the same items, each with the
-// manifest's hash (MIME bytes for mail, canonical JSON for contacts and events).
+// manifest's hash (MIME bytes for mail, canonical JSON for contacts and events,
+// the file's bytes for onedrive and sharepoint, whose notebooks have no content).
 void check_index_matches(const ItemHashes& manifest, const IndexReader& index, const std::string& category);
 
 // Catch checks of the index's own consistency: at most one open version per item,

@@ -115,6 +115,20 @@ TEST_CASE("download URLs: ranges, If-None-Match, expiry and a refused Authorizat
   auto tail = emu.call("GET", url, {{"Range", "bytes=-10"}});
   REQUIRE(tail.body == whole.body.substr(whole.body.size() - 10));
   REQUIRE(emu.call("GET", url, {{"Range", "bytes=" + std::to_string(whole.body.size()) + "-"}}).status == 416);
+  // The ETag is the cTag; If-Range naming it keeps the range, another value gets
+  // the whole (current) body, so a resume never splices two versions.
+  REQUIRE(whole.header("etag") == big["cTag"].get<std::string>());
+  REQUIRE(emu.call("GET", url, {{"Range", "bytes=10-"}, {"If-Range", whole.header("etag")}}).status == 206);
+  auto changed = emu.call("GET", url, {{"Range", "bytes=10-"}, {"If-Range", "\"c:{00000000-0000-0000-0000-000000000000},9\""}});
+  REQUIRE(changed.status == 200);
+  REQUIRE(changed.body == whole.body);
+  // download_cut_at: a download without Range is cut there; a resume goes through.
+  put_faults(emu, {{"download_cut_at", 0.5}});
+  REQUIRE_THROWS(emu.call("GET", url));  // the connection closes mid-body
+  auto rest = emu.call("GET", url, {{"Range", "bytes=" + std::to_string(whole.body.size() / 2) + "-"}});
+  REQUIRE(rest.status == 206);
+  REQUIRE(rest.body == whole.body.substr(whole.body.size() / 2));
+  put_faults(emu, json::object());
   // The Authorization header does not belong on the pre-authenticated URL.
   REQUIRE(emu.call("GET", url, {{"Authorization", "Bearer " + tok}}).status == 401);
   // If-None-Match with the current eTag or cTag → 304.

@@ -101,6 +101,8 @@ TEST_CASE("config: wrong types and bad values are named", "[unit]") {
              Catch::Contains("config key 'server.max_connections': expected an integer"));
   CHECK_THAT(load_error("[server]\nmax_connections = 0\n"),
              Catch::Contains("config key 'server.max_connections': must be between 1 and"));
+  CHECK_THAT(load_error("[backup]\ndownloads_per_drive = 0\n"),
+             Catch::Contains("config key 'backup.downloads_per_drive': must be between 1 and 32"));
   CHECK_THAT(load_error("[log]\nlevel = \"loud\"\n"), Catch::Contains("config key 'log.level': unknown level 'loud'"));
   CHECK_THAT(load_error("[log]\nformat = \"xml\"\n"), Catch::Contains("config key 'log.format'"));
   CHECK_THAT(load_error("[storage]\nrepository = \"sftp://host/x\"\n"),

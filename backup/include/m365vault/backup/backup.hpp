@@ -60,6 +60,9 @@ struct BackupOptions {
   // the same 100,000 messages), so 8.
   int parallel_owners = 8;
   int fetches_per_owner = 4;     // content downloads at once per mailbox (Outlook allows 4)
+  // File downloads at once per drive (OneDrive, each document library). Each holds
+  // at most a chunk's worth of bytes (8 MiB) whatever the file's size.
+  int downloads_per_drive = 4;
   int page_size = 100;           // Prefer: odata.maxpagesize on item deltas
   std::size_t commit_bytes = 8u << 20;        // commit a folder's pages once this much content waits
   std::chrono::milliseconds commit_interval{5000};  // or this long passed

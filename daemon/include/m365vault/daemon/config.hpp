@@ -61,6 +61,9 @@ struct Config {
     std::int64_t lease_s = 60;       // a dead daemon's run is taken over after this
     std::int64_t heartbeat_s = 10;   // lease renewal and progress saving; under lease_s / 2
   } scheduler;
+  struct Backup {
+    std::int64_t downloads_per_drive = 4;  // file downloads at once per drive
+  } backup;
   struct Notify {
     std::string webhook_url;     // empty: no webhooks
     std::string webhook_secret;  // HMAC-SHA-256 signing key; empty: unsigned

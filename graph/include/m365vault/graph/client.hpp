@@ -98,6 +98,9 @@ struct GraphOptions {
 // Receives the bytes of a streamed body in order; a suspended callback holds the
 // stream (bounded memory: at most ~64 KiB per call).
 using ChunkFn = std::function<boost::asio::awaitable<void>(std::string_view)>;
+// Sees the status and headers of a streamed 2xx answer before its first byte
+// (206 or 200 to a Range request, ETag, Content-Range).
+using StreamHeadFn = std::function<void(int status, const net::Headers& headers)>;
 
 class GraphClient {
  public:
@@ -129,10 +132,12 @@ class GraphClient {
   // gzip decoded on the fly. A 302 is followed without the Authorization header
   // (drive download URLs). When the connection fails after some bytes were
   // delivered, the call is retried from the start only if `on_restart` is given
-  // (it is called first: discard what you got); otherwise the Error propagates.
-  // The returned response has an empty body.
+  // (it is called first: discard what you got); otherwise the Error propagates
+  // (the caller may resume with a Range header). `on_head` sees each 2xx answer's
+  // status and headers before its body. The returned response has an empty body.
   boost::asio::awaitable<GraphResponse> get_stream(std::string path_or_url, ChunkFn on_chunk,
-                                                   RequestOptions opts = {}, std::function<void()> on_restart = {});
+                                                   RequestOptions opts = {}, std::function<void()> on_restart = {},
+                                                   StreamHeadFn on_head = {});
 
   // A valid access token (cached; renewed before expiry; concurrent callers share
   // one token request). Throws TokenError.
