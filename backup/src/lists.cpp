@@ -92,6 +92,24 @@ class ListsPass : public OwnerPass {
       if (!id.empty()) co_await sync_list(id);
     }
     if (env().ctx.cancelled()) co_return;
+    const Retry retry = [this](const std::string& gid, storage::PageCommit& pc, Faults& faults) -> awaitable<bool> {
+      const auto slash = gid.find('/');
+      if (slash == std::string::npos) co_return false;  // not a list item's id
+      const std::string list = gid.substr(0, slash), id = gid.substr(slash + 1);
+      const std::string url = list_base(list) + "/" + id + "?$expand=fields";
+      std::vector<json> one;
+      try {
+        auto r = co_await env().client.get(url, opts_);
+        one.push_back(r.parse());
+      } catch (const graph::GraphError& e) {
+        if (!graph::is_not_found(e)) throw;
+      }
+      if (one.empty()) co_return false;
+      co_await apply(list, one, pc, faults);
+      co_return true;
+    };
+    co_await retry_faults(retry);
+    if (env().ctx.cancelled()) co_return;
     co_await finish();
   }
 

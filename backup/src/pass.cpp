@@ -157,6 +157,37 @@ awaitable<void> OwnerPass::commit(std::vector<storage::PageCommit>& pages, Fault
   faults.clear();
 }
 
+awaitable<void> OwnerPass::retry_faults(const Retry& retry) {
+  auto q_open = [&](PgConnection& c) { return catalog_.open_faults(c, owner_.id, cat_); };
+  auto open = co_await db(q_open);
+  for (auto& f : open) {
+    if (env_.ctx.cancelled()) co_return;
+    if (f.run_id == env_.ctx.run().id) continue;  // failed in this very run: next time
+    const std::string container = f.item_graph_id.substr(0, f.item_graph_id.find('/'));
+    auto q_state = [&](PgConnection& c) { return catalog_.delta_state(c, owner_.id, cat_, container); };
+    auto state = co_await db(q_state);
+    if (!state.cursor || state.round_id) continue;  // a round under way meets the item itself
+    auto pc = new_page(container);
+    Faults faults;
+    const bool there = co_await retry(f.item_graph_id, pc, faults);
+    const std::vector<std::string> ids{f.item_graph_id};
+    if (!there) {
+      auto q_gone = [&](PgConnection& c) { return catalog_.resolve_faults(c, owner_.id, cat_, ids); };
+      co_await db(q_gone);
+      continue;
+    }
+    pc.cursor = *state.cursor;  // unchanged: this page is outside the delta
+    pc.expected_cursor = *state.cursor;
+    const bool ok = faults.empty();
+    std::vector<storage::PageCommit> pages{std::move(pc)};
+    co_await commit(pages, faults);
+    if (ok) {
+      auto q_done = [&](PgConnection& c) { return catalog_.resolve_faults(c, owner_.id, cat_, ids); };
+      co_await db(q_done);
+    }
+  }
+}
+
 awaitable<void> OwnerPass::sync_listed(const std::vector<json>& listed, const char* info_kind) {
   auto pc = new_page(std::nullopt);
   std::set<std::string> seen;

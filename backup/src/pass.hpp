@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -65,6 +66,15 @@ class OwnerPass {
   // containers the listing no longer reports are closed with their items. One
   // commit on the owner's scope, whose cursor only records that the listing ran.
   boost::asio::awaitable<void> sync_listed(const std::vector<nlohmann::json>& listed, const char* info_kind);
+
+  // Items that faulted in earlier runs: the delta does not report them again until
+  // they change, so each is read again through `retry(fault graph id, page)`, which
+  // fills a page of its container (or returns false: the item is gone, the fault is
+  // resolved). The page leaves the container's cursor where it is. Containers not
+  // walked yet (no cursor: their first round will meet the item) are left for later.
+  using Retry = std::function<boost::asio::awaitable<bool>(const std::string& gid, storage::PageCommit& pc,
+                                                             Faults& faults)>;
+  boost::asio::awaitable<void> retry_faults(const Retry& retry);
 
   template <class F>
   auto db(F f) -> boost::asio::awaitable<std::invoke_result_t<F, storage::PgConnection&>> {

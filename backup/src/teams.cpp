@@ -125,6 +125,12 @@ storage::ItemChange message_item(const json& m, const std::string& path, const s
   return ch;
 }
 
+// An inline image: its item's graph id, where its bytes are read, its message's
+// graph id and its hosted content id.
+struct Hosted {
+  std::string path, url, message, id;
+};
+
 class TeamPass : public OwnerPass {
  public:
   TeamPass(DriveEnv& env, const storage::Owner& team)
@@ -147,6 +153,42 @@ class TeamPass : public OwnerPass {
       if (id.empty()) continue;
       co_await sync_channel(id);
     }
+    if (env().ctx.cancelled()) co_return;
+    // Only inline images fault (messages come whole in the delta pages): read the
+    // message again for the image's reference, then the image.
+    const Retry retry = [this](const std::string& gid, storage::PageCommit& pc, Faults& faults) -> awaitable<bool> {
+      const auto hc_at = gid.find("/hc/");
+      if (hc_at == std::string::npos) co_return false;
+      const std::string mpath = gid.substr(0, hc_at), hc = gid.substr(hc_at + 4);
+      const auto a = mpath.find('/');
+      if (a == std::string::npos) co_return false;
+      const std::string channel = mpath.substr(0, a);
+      const auto b = mpath.find('/', a + 1);
+      const std::string post = mpath.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+      std::string addr = channel_base(channel) + "/" + post;
+      if (b != std::string::npos) addr += "/replies/" + mpath.substr(b + 1);
+      std::optional<json> msg;
+      try {
+        auto r = co_await env().client.get(addr, opts_);
+        msg = r.parse();
+      } catch (const graph::GraphError& e) {
+        if (!graph::is_not_found(e)) throw;
+      }
+      if (!msg || deleted_message(*msg)) co_return false;
+      for (auto& [id, url] : hosted_refs(*msg, addr)) {
+        if (id != hc) continue;
+        const Hosted h{gid, url, mpath, hc};
+        std::string fault;
+        auto ch = co_await fetch_hosted(h, channel, fault);
+        if (ch)
+          pc.items.push_back(std::move(*ch));
+        else
+          faults.emplace_back(gid, fault);
+        co_return true;
+      }
+      co_return false;  // the message no longer shows that image
+    };
+    co_await retry_faults(retry);
     if (env().ctx.cancelled()) co_return;
     co_await finish();
   }
@@ -248,9 +290,6 @@ class TeamPass : public OwnerPass {
       json j;
       std::string path;
     };
-    struct Hosted {
-      std::string path, url, message, id;
-    };
     std::vector<Msg> msgs;
     std::vector<Hosted> hosted;
     std::map<std::string, std::set<std::string>> reported;  // live post path -> the paths under it reported now
@@ -326,17 +365,12 @@ class TeamPass : public OwnerPass {
         continue;
       }
       std::string fault;
-      auto ch = co_await fetch_hosted(h.url, fault);
+      auto ch = co_await fetch_hosted(h, channel, fault);
       if (!ch) {
         faults.emplace_back(h.path, fault);
         pc.unchanged_items.push_back(h.path);
         continue;
       }
-      ch->graph_id = h.path;
-      ch->container_graph_id = channel;
-      ch->change_key = h.id;
-      ch->name = "image " + h.id.substr(0, 16);
-      ch->meta = {{"message", h.message}, {"hostedContentId", h.id}};
       pc.items.push_back(std::move(*ch));
     }
     std::vector<std::string> prefixes = gone_prefixes;
@@ -359,9 +393,16 @@ class TeamPass : public OwnerPass {
   }
 
   // One inline image into the repository. nullopt: it could not be read (`fault`).
-  awaitable<std::optional<storage::ItemChange>> fetch_hosted(const std::string& url, std::string& fault) {
+  awaitable<std::optional<storage::ItemChange>> fetch_hosted(const Hosted& h, const std::string& channel,
+                                                             std::string& fault) {
     storage::ItemChange ch;
+    ch.graph_id = h.path;
     ch.kind = "hosted_content";
+    ch.container_graph_id = channel;
+    ch.change_key = h.id;  // a hosted content never changes under its id
+    ch.name = "image " + h.id.substr(0, 16);
+    ch.meta = {{"message", h.message}, {"hostedContentId", h.id}};
+    const std::string& url = h.url;
     ContentSink sink(env().writer);
     graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
       env().progress.bytes_read(data.size());

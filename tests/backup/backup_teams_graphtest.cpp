@@ -257,3 +257,41 @@ TEST_CASE("sharepoint lists: full, incremental and quiet runs equal the list-ite
   CHECK(q.summary.items_deleted == 0);
   CHECK(count(s, "SELECT count(*) FROM item_versions WHERE category = 'sharepoint'") == versions);
 }
+
+TEST_CASE("teams and lists: faulted inline images and list items are read again by id on the next run",
+          "[graph][pg]") {
+  BackupStack s(teams_tenant());
+  auto& emu = s.emulator();
+  backup::BackupParams both;
+  both.categories = {storage::Category::sharepoint, storage::Category::teams};
+  REQUIRE(s.run(both).state == scheduler::RunState::succeeded);
+  // Faults as a failed read leaves them: an image and a list item that exist, and
+  // a list item that is gone since.
+  auto img = s.query("SELECT o.id, i.graph_id FROM items i JOIN owners o ON o.id = i.owner_id"
+                     " WHERE i.kind = 'hosted_content' ORDER BY i.graph_id LIMIT 1");
+  auto li = s.query("SELECT o.id, i.graph_id FROM items i JOIN owners o ON o.id = i.owner_id"
+                    " WHERE i.kind = 'list_item' ORDER BY i.graph_id LIMIT 1");
+  REQUIRE(img.size() == 1);
+  REQUIRE(li.size() == 1);
+  const auto run1 = s.query("SELECT id FROM runs ORDER BY queued_at LIMIT 1")[0][0];
+  const auto gone = li[0][1].substr(0, li[0][1].find('/')) + "/9999";
+  {
+    auto c = storage::PgConnection::connect(s.conninfo(), {});
+    storage::Catalog cat;
+    cat.record_fault(c, run1, img[0][0], storage::Category::teams, img[0][1], "test: 503 after retries");
+    cat.record_fault(c, run1, li[0][0], storage::Category::sharepoint, li[0][1], "test: 503 after retries");
+    cat.record_fault(c, run1, li[0][0], storage::Category::sharepoint, gone, "test: 503 after retries");
+  }
+  emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
+  auto r = s.run(both);
+  auto stats = emu.admin("GET", "/_emulator/stats");
+  INFO(r.error.value_or("") << " " << stats.dump());
+  REQUIRE(r.state == scheduler::RunState::succeeded);
+  CHECK(stat(stats, "/hostedContents/{id}/$value") == 1);
+  CHECK(stat(stats, "GET /v1.0/sites/{id}/lists/{id}/items/{id}") == 2);
+  CHECK(count(s, "SELECT count(*) FROM item_faults WHERE resolved_at IS NULL") == 0);
+  CHECK(r.summary.items_new == 0);
+  require_match(s, "teams", "message");
+  require_match(s, "lists", "list_item");
+  check_index_consistent(s.reader());
+}
