@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -40,14 +41,19 @@ struct Cli {
   }
 };
 
-}  // namespace
+// What one kill test backs up, how the tenant changes between runs, and what
+// the final index must equal.
+struct KillCase {
+  json tenant;                        // make_tenant's spec (users, messages_per_user, ...)
+  std::vector<std::string> run_args;  // after "backup run --tenant contoso"
+  json activity;                      // the tenant's activity after a run that ended by itself (seed added)
+  int rounds = 20;
+  std::function<void(const EmulatorProcess&, const TestTenant&, const IndexReader&)> check_manifest;
+};
 
-TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with the manifest and nothing twice",
-          "[graph][pg]") {
+void kill_and_rerun(const KillCase& k) {
   EmulatorProcess emu;
-  auto tenant = make_tenant(emu, 1717, 4, 80,
-                            {{"mail_folders_per_user", 4}, {"contacts_per_user", 15}, {"events_per_user", 20},
-                             {"max_attachment_bytes", 200000}});
+  auto tenant = make_tenant(emu, 1717, k.tenant.value("users", 4), k.tenant.value("messages_per_user", 80), k.tenant);
   ScratchDatabase db;
   TempDir dir{"backup-kill"};
   const std::string passphrase = "kill -9 horse battery";
@@ -70,6 +76,7 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
 
   ProcessOptions backup;
   backup.argv = {daemon_path(), "--config", cli.config.string(), "backup", "run", "--tenant", "contoso"};
+  backup.argv.insert(backup.argv.end(), k.run_args.begin(), k.run_args.end());
   backup.output_file = cli.log.string();
 
   // Kill moments spread over a typical run: the length of the last run that got
@@ -79,7 +86,7 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
   auto typical = std::chrono::milliseconds(3000);
   int killed = 0, finished = 0;
   std::string history;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < k.rounds; ++i) {
     std::uniform_int_distribution<long> pick(50, static_cast<long>(typical.count()));
     auto delay = std::chrono::milliseconds(pick(rng));
     auto started = std::chrono::steady_clock::now();
@@ -100,12 +107,12 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
     ++finished;
     history += " done(" + std::to_string(took.count()) + ")";
     typical = took;
-    json body{{"seed", 100 + i}, {"creates", 40}, {"updates", 20}, {"deletes", 8}, {"moves", 8},
-              {"categories", {"mail", "contacts", "calendar"}}};
+    json body = k.activity;
+    body["seed"] = 100 + i;
     emu.admin("POST", "/_emulator/tenants/" + tenant.tenant + "/activity", body);
   }
   INFO(killed << " run(s) killed, " << finished << " ended first:" << history);
-  CHECK(killed >= 10);
+  CHECK(killed >= k.rounds / 2);
 
   // The last run, to its end: it takes over whatever the last kill left running.
   ChildProcess last(backup);
@@ -124,10 +131,7 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
   if (killed > 0) CHECK(std::stoi(index.query("SELECT coalesce(sum(takeovers), 0) FROM runs")[0][0]) > 0);
   CHECK(std::stoi(index.query("SELECT count(*) FROM runs WHERE state = 'succeeded'")[0][0]) >= 1);
 
-  for (auto category : {"mail", "contacts", "calendar"}) {
-    INFO(category);
-    check_index_matches(manifest_of(emu, tenant.tenant, category), index, category);
-  }
+  k.check_manifest(emu, tenant, index);
   check_index_consistent(index);
 
   // Packs written before a kill but never indexed are adopted; then the
@@ -141,4 +145,38 @@ TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with
   CHECK_THAT(verify.output, Catch::Contains("repository ok") && !Catch::Contains("unindexed") &&
                                 !Catch::Contains("MISSING") && !Catch::Contains("DAMAGED"));
   check_index_consistent(index);
+}
+
+}  // namespace
+
+TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with the manifest and nothing twice",
+          "[graph][pg]") {
+  KillCase k;
+  k.tenant = {{"users", 4},           {"messages_per_user", 80}, {"mail_folders_per_user", 4},
+              {"contacts_per_user", 15}, {"events_per_user", 20},   {"max_attachment_bytes", 200000}};
+  k.activity = {{"creates", 40}, {"updates", 20}, {"deletes", 8}, {"moves", 8},
+                {"categories", {"mail", "contacts", "calendar"}}};
+  k.check_manifest = [](const EmulatorProcess& emu, const TestTenant& tenant, const IndexReader& index) {
+    for (auto category : {"mail", "contacts", "calendar"}) {
+      INFO(category);
+      check_index_matches(manifest_of(emu, tenant.tenant, category), index, category);
+    }
+  };
+  kill_and_rerun(k);
+}
+
+TEST_CASE("backup: Teams channels and SharePoint lists killed with SIGKILL at 12 random moments end as the manifest",
+          "[graph][pg]") {
+  KillCase k;
+  k.tenant = {{"users", 4},  {"messages_per_user", 1}, {"mail_folders_per_user", 1}, {"contacts_per_user", 1},
+              {"events_per_user", 1}, {"drive_files_per_user", 1}, {"sites", 2}, {"files_per_site", 30},
+              {"teams", 2},  {"channels_per_team", 3},  {"messages_per_channel", 120}};
+  k.run_args = {"--category", "teams,sharepoint"};
+  k.activity = {{"creates", 10}, {"updates", 6}, {"deletes", 4}, {"categories", {"teams", "lists"}}};
+  k.rounds = 12;
+  k.check_manifest = [](const EmulatorProcess& emu, const TestTenant& tenant, const IndexReader& index) {
+    check_same_hashes(keyed_manifest(emu, tenant.tenant, "teams"), indexed_canonical(index, "message"), "teams");
+    check_same_hashes(keyed_manifest(emu, tenant.tenant, "lists"), indexed_canonical(index, "list_item"), "lists");
+  };
+  kill_and_rerun(k);
 }

@@ -28,64 +28,9 @@ backup::BackupParams only(storage::Category c) {
   return p;
 }
 
-std::string sha_hex(const std::string& s) { return storage::crypto::to_hex(storage::crypto::sha256(s)); }
-
-using Hashes = std::map<std::pair<std::string, std::string>, std::string>;
-
-// The manifest keyed as the pipeline keys items: channel messages by
-// "{channel}/{post}[/{reply}]" under the team, list items by "{list}/{item}"
-// under the site.
-Hashes manifest(BackupStack& s, const std::string& category) {
-  auto m = s.emulator().admin("GET", "/_emulator/tenants/" + s.tenant().tenant + "/manifest?category=" + category);
-  Hashes out;
-  for (auto& it : m["items"]) {
-    std::string key;
-    if (category == "teams") {
-      key = it["channel_id"].get<std::string>() + "/";
-      if (it["reply_to"].is_string()) key += it["reply_to"].get<std::string>() + "/";
-      key += it["id"].get<std::string>();
-    } else {
-      key = it["list_id"].get<std::string>() + "/" + it["id"].get<std::string>();
-    }
-    out[{it["owner"].get<std::string>(), key}] = it["sha256"].get<std::string>();
-  }
-  return out;
-}
-
-// Open versions of `kind`, each hashed as the manifest says, from the bytes read
-// back from the repository (list items: their `fields`).
-Hashes indexed(BackupStack& s, const std::string& kind) {
-  Hashes out;
-  for (auto& row : s.query("SELECT o.graph_id, i.graph_id, encode(v.content_sha256, 'hex') FROM item_versions v"
-                           " JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
-                           " WHERE v.to_at IS NULL AND i.kind = $1",
-                           {kind})) {
-    auto bytes = s.content(row[0], row[1]);
-    REQUIRE(sha_hex(bytes) == row[2]);  // the repository gives back what the index says was stored
-    auto j = json::parse(bytes);
-    out[{row[0], row[1]}] = sha_hex(canonical_item_json(kind == "list_item" ? j.at("fields") : j));
-  }
-  return out;
-}
-
 void require_match(BackupStack& s, const std::string& category, const std::string& kind) {
-  auto want = manifest(s, category);
-  auto have = indexed(s, kind);
-  REQUIRE_FALSE(want.empty());
-  std::vector<std::string> missing, extra, wrong;
-  for (auto& [k, sha] : want) {
-    auto it = have.find(k);
-    if (it == have.end())
-      missing.push_back(k.second);
-    else if (it->second != sha)
-      wrong.push_back(k.second);
-  }
-  for (auto& [k, _] : have)
-    if (!want.count(k)) extra.push_back(k.second);
-  INFO(category << ": " << want.size() << " in the manifest, " << have.size() << " indexed");
-  CHECK(missing.empty());
-  CHECK(extra.empty());
-  CHECK(wrong.empty());
+  check_same_hashes(keyed_manifest(s.emulator(), s.tenant().tenant, category), indexed_canonical(s.reader(), kind),
+                    category);
 }
 
 // Requests of routes ending with `suffix` ("GET /v1.0/teams/{id}/channels/{id}/messages").
