@@ -137,6 +137,15 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Whether a selection's entry names this owner: its graph id, UPN or mail address,
+// or (groups and teams, which have no UPN) its display name. Case-insensitive.
+bool named(const storage::Owner& o, const std::string& want) {
+  const auto w = lower(want);
+  return lower(o.spec.graph_id) == w || (o.spec.upn && lower(*o.spec.upn) == w) ||
+         (o.spec.mail && lower(*o.spec.mail) == w) ||
+         (o.spec.kind != storage::OwnerKind::user && o.spec.display_name && lower(*o.spec.display_name) == w);
+}
+
 // One run of one tenant.
 class TenantRun {
  public:
@@ -361,13 +370,15 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
   // Every user not deleted; the selection narrows it.
   auto all = co_await live_owners(storage::OwnerKind::user);
   if (params_.owners.empty()) co_return all;
+  std::vector<storage::Owner> teams;  // a selection may name teams (backup_teams picks them)
+  if (std::find(params_.categories.begin(), params_.categories.end(), Category::teams) != params_.categories.end())
+    teams = co_await live_owners(storage::OwnerKind::team);
   std::vector<storage::Owner> chosen;
   for (auto& want : params_.owners) {
-    auto w = lower(want);
-    auto it = std::find_if(all.begin(), all.end(), [&](const storage::Owner& o) {
-      return lower(o.spec.graph_id) == w || (o.spec.upn && lower(*o.spec.upn) == w) ||
-             (o.spec.mail && lower(*o.spec.mail) == w);
-    });
+    auto it = std::find_if(all.begin(), all.end(), [&](const storage::Owner& o) { return named(o, want); });
+    if (it == all.end() &&
+        std::any_of(teams.begin(), teams.end(), [&](const storage::Owner& o) { return named(o, want); }))
+      continue;
     if (it == all.end()) {
       summary.problems.push_back("no user '" + want + "' in tenant '" + tenant_.spec.name + "'");
       ++summary.owners_failed;
@@ -866,11 +877,8 @@ awaitable<void> TenantRun::backup_teams() {
   if (!params_.owners.empty()) {
     std::vector<storage::Owner> kept;
     for (auto& t : teams)
-      for (auto& want : params_.owners)
-        if (lower(want) == lower(t.spec.graph_id) || lower(want) == lower(t.spec.display_name.value_or(""))) {
-          kept.push_back(t);
-          break;
-        }
+      if (std::any_of(params_.owners.begin(), params_.owners.end(), [&](const std::string& w) { return named(t, w); }))
+        kept.push_back(t);
     teams = std::move(kept);
   }
   progress_.set_owners_total(progress_.snapshot().value("owners_total", std::uint64_t{0}) + teams.size());

@@ -157,6 +157,15 @@ TEST_CASE("teams: an incremental run fetches only the changes; deletions close v
   CHECK(q.summary.items_deleted == 0);
   CHECK(count(s, "SELECT count(*) FROM item_versions WHERE category = 'teams'") == versions);
   CHECK(stat(emu.admin("GET", "/_emulator/stats"), "/hostedContents/{id}/$value") == 0);
+  // A selection may name a team by its display name: that team alone, no "no user" failure.
+  auto name = s.query("SELECT display_name FROM owners WHERE kind = 'team' ORDER BY display_name LIMIT 1")[0][0];
+  auto one = only(storage::Category::teams);
+  one.owners = {name};
+  auto sel = s.run(one);
+  INFO(sel.error.value_or(""));
+  CHECK(sel.state == scheduler::RunState::succeeded);
+  CHECK(sel.summary.owners == 1);
+  CHECK(sel.summary.owners_failed == 0);
 }
 
 TEST_CASE("sharepoint lists: full, incremental and quiet runs equal the list-items manifest", "[graph][pg]") {
