@@ -221,7 +221,8 @@ class ListsPass : public OwnerPass {
       }
       it.erase("@odata.context");
       auto ch = list_item(it, path, list);
-      co_await store(ch, it.dump());
+      const std::string text = it.dump();  // named: a temporary inside co_await is destroyed twice (GCC 12)
+      co_await store(ch, text);
       pc.items.push_back(std::move(ch));
     }
     pc.unchanged_items.push_back(list);  // the list's own item stays seen through a resync round

@@ -356,7 +356,8 @@ class TeamPass : public OwnerPass {
         continue;
       }
       if (k != known.end() && reported.count(m.path)) changed_posts.push_back(m.path);
-      co_await store(ch, m.j.dump());
+      const std::string text = m.j.dump();  // named: a temporary inside co_await is destroyed twice (GCC 12)
+      co_await store(ch, text);
       pc.items.push_back(std::move(ch));
     }
     for (auto& h : hosted) {
