@@ -17,6 +17,8 @@
 #include "drive.hpp"
 #include "items.hpp"
 #include "m365vault/backup/mime_names.hpp"
+#include "pass.hpp"
+#include "teams.hpp"
 #include "m365vault/core/error.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"
@@ -53,9 +55,9 @@ BackupParams BackupParams::from_json(const json& j) {
       p.categories.clear();
       for (auto& c : v) {
         auto cat = c.is_string() ? storage::parse_category(c.get<std::string>()) : std::nullopt;
-        if (!cat || *cat == Category::teams)
+        if (!cat)
           throw Error(Errc::bad_request, "backup params 'categories': unknown category " + c.dump() +
-                                             " (mail, contacts, calendar, onedrive or sharepoint)");
+                                             " (mail, contacts, calendar, onedrive, sharepoint or teams)");
         if (std::find(p.categories.begin(), p.categories.end(), *cat) == p.categories.end()) p.categories.push_back(*cat);
       }
     } else {
@@ -94,27 +96,20 @@ graph::TenantEndpoint tenant_endpoint(const storage::Tenant& t, const storage::S
 
 namespace {
 
-// A delta's next page, or nullopt with `expired` set to Graph's code when the
-// saved delta state is no longer valid (410, syncStateNotFound, resyncRequired...):
-// the caller starts the enumeration over. `restarts` counts those answers for one
-// scope; past a few in a row the service is not settling and the error stands.
-// Everything else is rethrown.
-awaitable<std::optional<graph::Page>> next_page(graph::DeltaPager& pager, std::string& expired, int& restarts) {
-  expired.clear();
-  std::optional<graph::Page> page;
-  try {
-    page = co_await pager.next();
-  } catch (const graph::GraphError& e) {
-    // A folder that vanished is not a sync-state problem (ErrorSyncFolderNotFound).
-    if (!graph::is_invalid_delta(e) || graph::is_not_found(e) || ++restarts > 3) throw;
-    expired = e.code().empty() ? std::to_string(e.status()) : e.code();
-  }
-  co_return page;
 }
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
+}
+
+// Whether a selection's entry names this owner: its graph id, UPN or mail address,
+// or (groups and teams, which have no UPN) its display name. Case-insensitive.
+bool named(const storage::Owner& o, const std::string& want) {
+  const auto w = lower(want);
+  return lower(o.spec.graph_id) == w || (o.spec.upn && lower(*o.spec.upn) == w) ||
+         (o.spec.mail && lower(*o.spec.mail) == w) ||
+         (o.spec.kind != storage::OwnerKind::user && o.spec.display_name && lower(*o.spec.display_name) == w);
 }
 
 // One run of one tenant.
@@ -152,7 +147,12 @@ class TenantRun {
     }
   }
 
+  using OwnersOf = std::function<std::vector<storage::OwnerSpec>(const json&)>;
+  awaitable<void> directory_delta(const std::string& scope, const std::string& start,
+                                  const std::vector<storage::OwnerKind>& kinds, const OwnersOf& owners_of);
   awaitable<std::vector<storage::Owner>> discover();
+  awaitable<std::vector<storage::Owner>> live_owners(storage::OwnerKind kind);
+  awaitable<void> backup_teams();
   awaitable<void> backup_owner(storage::Owner owner);
   awaitable<void> backup_category(Pass& pass);
   awaitable<std::vector<storage::ContainerChange>> walk_hierarchy(Pass& pass, const std::string& start_url,
@@ -219,13 +219,14 @@ class TenantRun {
 
 // ------------------------------------------------------------------ discovery
 
-awaitable<std::vector<storage::Owner>> TenantRun::discover() {
-  progress_.set_phase("discovery");
-  const std::string scope = "users";
+// Owners from a directory delta ("users" or "groups") and its tenant cursor. Each
+// reported object gives owner specs (a group with a team gives the group and the
+// team: they share the graph id); a removed object marks its owners of `kinds`
+// deleted (their backups stay).
+awaitable<void> TenantRun::directory_delta(const std::string& scope, const std::string& start,
+                                           const std::vector<storage::OwnerKind>& kinds, const OwnersOf& owners_of) {
   auto q2_ = [&](PgConnection& c) { return cat_.tenant_cursor(c, tenant_.id, scope); };
   auto saved = co_await db(q2_);
-  std::string start = "/v1.0/users/delta?$select=id,displayName,userPrincipalName,mail";
-  std::string expected = saved.value_or("");
   std::optional<graph::DeltaPager> pager;
   pager.emplace(client_, saved.value_or(start));
   std::string expired;
@@ -236,15 +237,14 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
       // An expired directory token: enumerate again; owners are upserted, so a
       // full round only refreshes them.
       {
-        const std::string msg_ = "users delta token expired; enumerating the directory again";
+        const std::string msg_ = scope + " delta token expired; enumerating the directory again";
         co_await event("warn", msg_);
       }
-      expected.clear();
       pager.emplace(client_, start);
       continue;
     }
     if (!page) break;
-    std::vector<storage::OwnerSpec> specs;
+    std::map<storage::OwnerKind, std::vector<storage::OwnerSpec>> specs;
     std::vector<std::string> removed;  // graph ids
     for (auto& u : page->items) {
       if (!u.contains("id") || !u["id"].is_string()) continue;
@@ -252,30 +252,24 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
         removed.push_back(u["id"].get<std::string>());
         continue;
       }
-      storage::OwnerSpec s;
-      s.kind = storage::OwnerKind::user;
-      s.graph_id = u["id"].get<std::string>();
-      auto get = [&](const char* k) -> std::optional<std::string> {
-        auto it = u.find(k);
-        return it != u.end() && it->is_string() ? std::optional<std::string>(it->get<std::string>()) : std::nullopt;
-      };
-      s.display_name = get("displayName");
-      s.upn = get("userPrincipalName");
-      s.mail = get("mail");
-      specs.push_back(std::move(s));
+      for (auto& s : owners_of(u)) specs[s.kind].push_back(std::move(s));
     }
     std::string cursor = page->delta_link ? *page->delta_link : page->next_link.value_or("");
     auto q3_ = [&](PgConnection& c) {
-      cat_.commit_directory_page(c, tenant_.id, scope, storage::OwnerKind::user, specs, removed, cursor);
+      // The cursor goes with the last kind: a crash before it replays the page,
+      // and upserts and removals are idempotent.
+      for (std::size_t k = 0; k < kinds.size(); ++k)
+        cat_.commit_directory_page(c, tenant_.id, scope, kinds[k], specs[kinds[k]], removed,
+                                   k + 1 == kinds.size() ? cursor : std::string());
     };
     co_await db(q3_);
-    expected = cursor;
   }
+}
 
-  // Every user not deleted; the selection narrows it.
+awaitable<std::vector<storage::Owner>> TenantRun::live_owners(storage::OwnerKind kind) {
   std::vector<storage::Owner> all;
   storage::OwnerFilter f;
-  f.kind = storage::OwnerKind::user;
+  f.kind = kind;
   f.limit = 500;
   for (;;) {
     auto q4_ = [&](PgConnection& c) { return cat_.list_owners(c, tenant_.id, f); };
@@ -285,14 +279,83 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
     if (!page.next_cursor) break;
     f.cursor = page.next_cursor;
   }
+  co_return all;
+}
+
+awaitable<std::vector<storage::Owner>> TenantRun::discover() {
+  progress_.set_phase("discovery");
+  auto get = [](const json& u, const char* k) -> std::optional<std::string> {
+    auto it = u.find(k);
+    return it != u.end() && it->is_string() ? std::optional<std::string>(it->get<std::string>()) : std::nullopt;
+  };
+  const OwnersOf user_owner = [&](const json& u) {
+    storage::OwnerSpec s;
+    s.kind = storage::OwnerKind::user;
+    s.graph_id = u["id"].get<std::string>();
+    s.display_name = get(u, "displayName");
+    s.upn = get(u, "userPrincipalName");
+    s.mail = get(u, "mail");
+    return std::vector<storage::OwnerSpec>{std::move(s)};
+  };
+  {
+    const std::string scope = "users", start = "/v1.0/users/delta?$select=id,displayName,userPrincipalName,mail";
+    const std::vector<storage::OwnerKind> kinds{storage::OwnerKind::user};
+    co_await directory_delta(scope, start, kinds, user_owner);
+  }
+  // ---- groups, and the teams among them (teams.cpp backs those up)
+  {
+    // Teams are groups whose resourceProvisioningOptions holds "Team" (CONTRACT.md 5).
+    const OwnersOf group_owners = [&](const json& g) {
+      storage::OwnerSpec s;
+      s.kind = storage::OwnerKind::group;
+      s.graph_id = g["id"].get<std::string>();
+      s.display_name = get(g, "displayName");
+      s.mail = get(g, "mail");
+      std::vector<storage::OwnerSpec> out{s};
+      auto rpo = g.find("resourceProvisioningOptions");
+      if (rpo != g.end() && rpo->is_array())
+        for (auto& o : *rpo)
+          if (o.is_string() && lower(o.get<std::string>()) == "team") {
+            s.kind = storage::OwnerKind::team;
+            out.push_back(s);
+            break;
+          }
+      return out;
+    };
+    const std::string scope = "groups",
+                      start = "/v1.0/groups/delta?$select=id,displayName,mail,groupTypes,resourceProvisioningOptions";
+    // Teams after groups would leave a group's team unrecorded on a crash between
+    // them; teams first, then groups with the cursor.
+    const std::vector<storage::OwnerKind> kinds{storage::OwnerKind::team, storage::OwnerKind::group};
+    const bool needed = std::find(params_.categories.begin(), params_.categories.end(), Category::teams) !=
+                        params_.categories.end();
+    std::optional<std::string> refused;
+    try {
+      co_await directory_delta(scope, start, kinds, group_owners);
+    } catch (const graph::GraphError& e) {
+      // Without Group.Read.All only teams suffer: mail and files go on.
+      if (needed || !graph::is_access_denied(e)) throw;
+      refused = e.what();
+    }
+    if (refused) {
+      const std::string msg_ = "groups not discovered (" + *refused + ")";
+      co_await event("warn", msg_);
+    }
+  }
+  // ---- end groups
+
+  // Every user not deleted; the selection narrows it.
+  auto all = co_await live_owners(storage::OwnerKind::user);
   if (params_.owners.empty()) co_return all;
+  std::vector<storage::Owner> teams;  // a selection may name teams (backup_teams picks them)
+  if (std::find(params_.categories.begin(), params_.categories.end(), Category::teams) != params_.categories.end())
+    teams = co_await live_owners(storage::OwnerKind::team);
   std::vector<storage::Owner> chosen;
   for (auto& want : params_.owners) {
-    auto w = lower(want);
-    auto it = std::find_if(all.begin(), all.end(), [&](const storage::Owner& o) {
-      return lower(o.spec.graph_id) == w || (o.spec.upn && lower(*o.spec.upn) == w) ||
-             (o.spec.mail && lower(*o.spec.mail) == w);
-    });
+    auto it = std::find_if(all.begin(), all.end(), [&](const storage::Owner& o) { return named(o, want); });
+    if (it == all.end() &&
+        std::any_of(teams.begin(), teams.end(), [&](const storage::Owner& o) { return named(o, want); }))
+      continue;
     if (it == all.end()) {
       summary.problems.push_back("no user '" + want + "' in tenant '" + tenant_.spec.name + "'");
       ++summary.owners_failed;
@@ -310,7 +373,7 @@ awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
   const std::string who = owner.spec.upn.value_or(owner.spec.graph_id);
   for (auto cat : params_.categories) {
     if (ctx_.cancelled()) co_return;
-    if (cat == Category::sharepoint) continue;  // sites are owners of their own (run())
+    if (cat == Category::sharepoint || cat == Category::teams) continue;  // owners of their own (run())
     Pass pass{owner, cat, {}, owner.spec.graph_id};
     std::optional<std::string> skipped, failed, category_skipped;
     try {
@@ -793,11 +856,61 @@ awaitable<void> TenantRun::retry_faults(Pass& pass) {
   }
 }
 
+// ------------------------------------------------------------------ teams
+
+// Every team discovery found (narrowed by the selection: id or display name), as
+// many at once as users; a worker takes a new team only once its current one is
+// done. A team that fails is a problem of the run; credentials refused end it.
+awaitable<void> TenantRun::backup_teams() {
+  auto teams = co_await live_owners(storage::OwnerKind::team);
+  if (!params_.owners.empty()) {
+    std::vector<storage::Owner> kept;
+    for (auto& t : teams)
+      if (std::any_of(params_.owners.begin(), params_.owners.end(), [&](const std::string& w) { return named(t, w); }))
+        kept.push_back(t);
+    teams = std::move(kept);
+  }
+  progress_.set_owners_total(progress_.snapshot().value("owners_total", std::uint64_t{0}) + teams.size());
+  std::exception_ptr fatal;
+  std::function<awaitable<void>(std::size_t)> one_team = [&](std::size_t i) -> awaitable<void> {
+    if (ctx_.cancelled() || fatal) co_return;
+    const auto& team = teams[i];
+    std::optional<std::string> failed;
+    try {
+      DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_};
+      co_await backup_team(env, team);
+    } catch (const graph::GraphError& e) {
+      if (graph::is_auth_failure(e)) fatal = std::current_exception();
+      else failed = e.what();
+    } catch (const graph::TokenError&) {
+      fatal = std::current_exception();
+    } catch (const std::exception& e) {
+      failed = e.what();
+    }
+    if (fatal || ctx_.cancelled()) co_return;
+    if (failed) {
+      summary.problems.push_back("team '" + team.spec.display_name.value_or(team.spec.graph_id) + "' teams: " + *failed);
+      ++summary.owners_failed;
+      co_await event("error", summary.problems.back());
+    } else {
+      ++summary.owners;
+    }
+    progress_.owner_done();
+  };
+  const auto parallel = static_cast<std::size_t>(std::max(1, svc_.opts.parallel_owners));
+  co_await for_each_concurrent(parallel, teams.size(), one_team);
+  if (fatal) std::rethrow_exception(fatal);
+}
+
 // ------------------------------------------------------------------ the run
 
 awaitable<scheduler::RunOutcome> TenantRun::run() {
   std::vector<storage::Owner> owners;
   owners = co_await discover();
+  // Sites and teams are owners of their own: a run of only those backs up no user.
+  if (std::none_of(params_.categories.begin(), params_.categories.end(),
+                   [](Category c) { return c != Category::sharepoint && c != Category::teams; }))
+    owners.clear();
   progress_.set_owners_total(owners.size());
   {
     const std::string msg_ = "backing up " + std::to_string(owners.size()) + " user(s) of tenant '" + tenant_.spec.name +
@@ -821,6 +934,9 @@ awaitable<scheduler::RunOutcome> TenantRun::run() {
     DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_};  // drive.cpp
     co_await backup_sharepoint(env, params_.owners);
   }
+  if (!ctx_.cancelled() &&
+      std::find(params_.categories.begin(), params_.categories.end(), Category::teams) != params_.categories.end())
+    co_await backup_teams();
   progress_.set_phase("done");
   if (ctx_.cancelled()) co_return scheduler::RunOutcome{scheduler::RunState::cancelled, std::string("cancelled")};
   if (summary.owners_failed > 0) {

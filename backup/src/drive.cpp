@@ -1,4 +1,5 @@
 #include "drive.hpp"
+#include "lists.hpp"
 
 #include <openssl/evp.h>
 
@@ -647,6 +648,7 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
     const std::string site_name = site.spec.display_name.value_or(site.spec.graph_id);
     std::optional<std::string> failed;
     try {
+      co_await backup_site_lists(env, site);  // lists.cpp: the site's lists and their items
       const std::string url = "/v1.0/sites/" + site.spec.graph_id + "/drives";
       auto drives = co_await list_all(env.client, url);
       std::vector<storage::OwnerSpec> dspecs;

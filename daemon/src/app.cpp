@@ -204,6 +204,8 @@ std::string start_demo_backup(storage::Database& db, storage::SecretSealer& seal
       js.kind = "backup";
       js.tenant_id = tenant_id;
       js.schedule = "0 * * * *";
+      // Everything the demo tenant holds: mailboxes, OneDrives, a site's libraries and lists, a team.
+      js.params = {{"categories", {"mail", "contacts", "calendar", "onedrive", "sharepoint", "teams"}}};
       job = q.create_job(c, js, std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
     }
     return q.enqueue(c, job->id);

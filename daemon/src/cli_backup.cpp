@@ -103,7 +103,7 @@ std::string run_to_execute(storage::PgConnection& c, const scheduler::Queue& q, 
 
 int run_backup_command(const Config& cfg, const std::vector<std::string>& raw) {
   const char* usage =
-      "usage: m365vaultd backup run --tenant NAME|ID [--owner UPN|ID[,...]] [--category mail,contacts,calendar]\n"
+      "usage: m365vaultd backup run --tenant NAME|ID [--owner UPN|ID[,...]] [--category mail,contacts,calendar,onedrive,sharepoint,teams]\n"
       "exit status: 0 succeeded, 3 partial (some items could not be read: see the run's faults), 1 failed\n";
   Args a;
   try {

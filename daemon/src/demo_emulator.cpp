@@ -127,6 +127,11 @@ DemoEmulator::DemoEmulator(const std::string& dir) {
                       {"contacts_per_user", 40},
                       {"events_per_user", 60},
                       {"max_attachment_bytes", 2000000},
+                      {"drive_files_per_user", 12},
+                      {"sites", 2},
+                      {"teams", 1},
+                      {"channels_per_team", 3},
+                      {"messages_per_channel", 20},
                       {"unlicensed_users", 1}};
   boost::asio::io_context ioc;
   net::ClientOptions co;

@@ -9,6 +9,7 @@
 #include <boost/url/url.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <map>
 #include <mutex>
 #include <random>
@@ -143,7 +144,7 @@ struct ClientState {
   AimdRate aimd;
 
   std::atomic<std::uint64_t> requests{0}, retries{0}, throttled{0}, transient{0}, connection_errors{0},
-      token_requests{0}, token_renewals{0}, waited_ms{0};
+      token_requests{0}, token_renewals{0}, waited_ms{0}, rate_limit_paced{0};
   std::atomic<int> in_flight{0}, max_in_flight{0};
 
   std::mutex mu;  // mailboxes and their fields
@@ -381,6 +382,29 @@ void drop_token(ClientState& s, const std::string& bad) {
   if (s.token == bad) s.token.clear();  // a token renewed meanwhile stays
 }
 
+// SharePoint's RateLimit-* headers (CONTRACT.md 9): past 80 % of the minute's
+// resource units each answer says how many remain and in how many seconds the
+// window resets. Once a tenth or less remains, the requests sharing this state
+// are spaced so the rest of the budget lasts until the reset, instead of running
+// into a 429 and its Retry-After. Answers without the headers cost nothing.
+void pace_rate_limit(ClientState& s, MailboxState& mb, const net::Headers& h) {
+  auto rem = h.get("RateLimit-Remaining"), reset = h.get("RateLimit-Reset");
+  if (!rem || !reset) return;
+  auto num = [](std::string_view v, long& out) {
+    auto r = std::from_chars(v.data(), v.data() + v.size(), out);
+    return r.ec == std::errc() && out >= 0;
+  };
+  long remaining = 0, reset_s = 0, limit = 0;
+  if (!num(*rem, remaining) || !num(*reset, reset_s)) return;
+  if (auto l = h.get("RateLimit-Limit"); !l || !num(*l, limit)) limit = 0;
+  const long low = limit > 0 ? std::max<long>(limit / 10, 1) : 10;
+  if (remaining > low) return;
+  const auto gap = std::chrono::milliseconds(std::min<long>(reset_s, 60) * 1000 / (remaining + 1));
+  std::lock_guard lk(s.mu);
+  mb.blocked_until = std::max(mb.blocked_until, Clock::now() + gap);
+  s.rate_limit_paced.fetch_add(1);
+}
+
 struct Call {
   std::string method, url, body, content_type;
   RequestOptions opts;
@@ -529,6 +553,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
     const int st = res.status;
     s->debug(what + " -> " + std::to_string(st) + " in " + std::to_string(ms) + " ms (attempt " +
              std::to_string(attempt) + ", request-id " + std::string(res.headers.get("request-id").value_or("-")) + ")");
+    if (st < 400) pace_rate_limit(*s, *mb, res.headers);  // a 302 to drive content is charged too
     if (c.on_chunk && is_redirect(st) && res.headers.get("Location")) {
       // Drive content: the pre-authenticated URL is fetched without our token.
       if (++redirects > 5) throw Error(Errc::unavailable, what + ": too many redirects");
@@ -644,6 +669,7 @@ GraphStats GraphClient::stats() const {
   st.token_renewals = s_->token_renewals.load();
   st.waited_ms = s_->waited_ms.load();
   st.rate_cuts = s_->aimd.cuts();
+  st.rate_limit_paced = s_->rate_limit_paced.load();
   st.current_rate = s_->aimd.rate();
   st.in_flight = s_->in_flight.load();
   st.max_in_flight_per_mailbox = s_->max_in_flight.load();

@@ -1079,6 +1079,23 @@ std::unordered_map<std::string, KnownItem> Catalog::known_items(PgConnection& c,
   return out;
 }
 
+std::vector<std::string> Catalog::open_items_under(PgConnection& c, const std::string& owner_id, Category category,
+                                                  const std::vector<std::string>& prefixes) const {
+  require_uuid("owner id", owner_id);
+  std::vector<std::string> out;
+  if (prefixes.empty()) return out;
+  for (auto& p : prefixes)
+    if (p.empty()) throw Error(Errc::bad_request, "open_items_under: an empty prefix would match every item");
+  auto r = c.exec(
+      "SELECT i.graph_id FROM items i JOIN item_versions v ON v.item_id = i.id AND v.to_at IS NULL"
+      " WHERE i.owner_id = $1::uuid AND i.category = $2"
+      " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text($3::jsonb) AS p(x) WHERE starts_with(i.graph_id, p.x))"
+      " ORDER BY i.graph_id",
+      {owner_id, std::string(to_string(category)), json(prefixes).dump()});
+  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.get(i, 0));
+  return out;
+}
+
 // ---------------------------------------------------------------- snapshots
 
 Snapshot Catalog::begin_snapshot(PgConnection& c, const std::string& owner_id, Category category,

@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -40,22 +41,20 @@ struct Cli {
   }
 };
 
-// What a kill test backs up: the tenant, the `backup run` arguments, the activity
-// between runs that finished before their kill, and the manifest categories to
-// compare with the index (manifest category, index category).
-struct KillScenario {
-  std::uint64_t seed;
-  int users, messages;
-  json spec;
-  std::vector<std::string> run_args;
-  json activity;  // without "seed"
-  std::vector<std::pair<std::string, std::string>> checks;
+// What one kill test backs up, how the tenant changes between runs, and what
+// the final index must equal.
+struct KillCase {
+  json tenant;                        // make_tenant's spec (users, messages_per_user, ...)
+  std::vector<std::string> run_args;  // after "backup run --tenant contoso"
+  json activity;                      // the tenant's activity after a run that ended by itself (seed added)
+  int rounds = 20;
+  std::uint64_t seed = 1717;
+  std::function<void(const EmulatorProcess&, const TestTenant&, const IndexReader&)> check_manifest;
 };
 
-// `backup run` killed with SIGKILL at 20 random moments, then run to its end.
-void kill_20_times(const KillScenario& sc) {
+void kill_and_rerun(const KillCase& k) {
   EmulatorProcess emu;
-  auto tenant = make_tenant(emu, sc.seed, sc.users, sc.messages, sc.spec);
+  auto tenant = make_tenant(emu, k.seed, k.tenant.value("users", 4), k.tenant.value("messages_per_user", 80), k.tenant);
   ScratchDatabase db;
   TempDir dir{"backup-kill"};
   const std::string passphrase = "kill -9 horse battery";
@@ -78,7 +77,7 @@ void kill_20_times(const KillScenario& sc) {
 
   ProcessOptions backup;
   backup.argv = {daemon_path(), "--config", cli.config.string(), "backup", "run", "--tenant", "contoso"};
-  backup.argv.insert(backup.argv.end(), sc.run_args.begin(), sc.run_args.end());
+  backup.argv.insert(backup.argv.end(), k.run_args.begin(), k.run_args.end());
   backup.output_file = cli.log.string();
 
   // Kill moments spread over a typical run: the length of the last run that got
@@ -88,7 +87,7 @@ void kill_20_times(const KillScenario& sc) {
   auto typical = std::chrono::milliseconds(3000);
   int killed = 0, finished = 0;
   std::string history;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < k.rounds; ++i) {
     std::uniform_int_distribution<long> pick(50, static_cast<long>(typical.count()));
     auto delay = std::chrono::milliseconds(pick(rng));
     auto started = std::chrono::steady_clock::now();
@@ -109,12 +108,12 @@ void kill_20_times(const KillScenario& sc) {
     ++finished;
     history += " done(" + std::to_string(took.count()) + ")";
     typical = took;
-    json body = sc.activity;
+    json body = k.activity;
     body["seed"] = 100 + i;
     emu.admin("POST", "/_emulator/tenants/" + tenant.tenant + "/activity", body);
   }
   INFO(killed << " run(s) killed, " << finished << " ended first:" << history);
-  CHECK(killed >= 10);
+  CHECK(killed >= k.rounds / 2);
 
   // The last run, to its end: it takes over whatever the last kill left running.
   ChildProcess last(backup);
@@ -133,10 +132,7 @@ void kill_20_times(const KillScenario& sc) {
   if (killed > 0) CHECK(std::stoi(index.query("SELECT coalesce(sum(takeovers), 0) FROM runs")[0][0]) > 0);
   CHECK(std::stoi(index.query("SELECT count(*) FROM runs WHERE state = 'succeeded'")[0][0]) >= 1);
 
-  for (auto& [manifest, category] : sc.checks) {
-    INFO(category);
-    check_index_matches(manifest_of(emu, tenant.tenant, manifest), index, category);
-  }
+  k.check_manifest(emu, tenant, index);
   check_index_consistent(index);
 
   // Packs written before a kill but never indexed are adopted; then the
@@ -156,24 +152,49 @@ void kill_20_times(const KillScenario& sc) {
 
 TEST_CASE("backup: killed with SIGKILL at 20 random moments, the rerun ends with the manifest and nothing twice",
           "[graph][pg]") {
-  kill_20_times({1717, 4, 80,
-                 {{"mail_folders_per_user", 4}, {"contacts_per_user", 15}, {"events_per_user", 20},
-                  {"max_attachment_bytes", 200000}},
-                 {},
-                 {{"creates", 40}, {"updates", 20}, {"deletes", 8}, {"moves", 8},
-                  {"categories", {"mail", "contacts", "calendar"}}},
-                 {{"mail", "mail"}, {"contacts", "contacts"}, {"calendar", "calendar"}}});
+  KillCase k;
+  k.tenant = {{"users", 4},           {"messages_per_user", 80}, {"mail_folders_per_user", 4},
+              {"contacts_per_user", 15}, {"events_per_user", 20},   {"max_attachment_bytes", 200000}};
+  k.activity = {{"creates", 40}, {"updates", 20}, {"deletes", 8}, {"moves", 8},
+                {"categories", {"mail", "contacts", "calendar"}}};
+  k.check_manifest = [](const EmulatorProcess& emu, const TestTenant& tenant, const IndexReader& index) {
+    for (auto category : {"mail", "contacts", "calendar"}) {
+      INFO(category);
+      check_index_matches(manifest_of(emu, tenant.tenant, category), index, category);
+    }
+  };
+  kill_and_rerun(k);
 }
 
 TEST_CASE("backup: a OneDrive backup killed with SIGKILL at 20 random moments ends with the files manifest",
           "[graph][pg]") {
   // Files large enough that kills land mid-download and mid-page.
-  kill_20_times({1818, 3, 0,
-                 {{"contacts_per_user", 0}, {"events_per_user", 0}, {"drive_files_per_user", 60},
-                  {"drive_bytes_per_user", 24 << 20}, {"sites", 0}},
-                 {"--category", "onedrive"},
-                 {{"creates", 10}, {"updates", 6}, {"deletes", 3}, {"moves", 4}, {"renames", 3},
-                  {"categories", {"files"}}},
-                 {{"files", "onedrive"}}});
+  KillCase k;
+  k.seed = 1818;
+  k.tenant = {{"users", 3},           {"messages_per_user", 0},        {"contacts_per_user", 0},
+              {"events_per_user", 0}, {"drive_files_per_user", 60},   {"drive_bytes_per_user", 24 << 20},
+              {"sites", 0}};
+  k.run_args = {"--category", "onedrive"};
+  k.activity = {{"creates", 10}, {"updates", 6}, {"deletes", 3}, {"moves", 4}, {"renames", 3},
+                {"categories", {"files"}}};
+  k.check_manifest = [](const EmulatorProcess& emu, const TestTenant& tenant, const IndexReader& index) {
+    check_index_matches(manifest_of(emu, tenant.tenant, "files"), index, "onedrive");
+  };
+  kill_and_rerun(k);
 }
 
+TEST_CASE("backup: Teams channels and SharePoint lists killed with SIGKILL at 12 random moments end as the manifest",
+          "[graph][pg]") {
+  KillCase k;
+  k.tenant = {{"users", 4},  {"messages_per_user", 1}, {"mail_folders_per_user", 1}, {"contacts_per_user", 1},
+              {"events_per_user", 1}, {"drive_files_per_user", 1}, {"sites", 2}, {"files_per_site", 30},
+              {"teams", 2},  {"channels_per_team", 3},  {"messages_per_channel", 120}};
+  k.run_args = {"--category", "teams,sharepoint"};
+  k.activity = {{"creates", 10}, {"updates", 6}, {"deletes", 4}, {"categories", {"teams", "lists"}}};
+  k.rounds = 12;
+  k.check_manifest = [](const EmulatorProcess& emu, const TestTenant& tenant, const IndexReader& index) {
+    check_same_hashes(keyed_manifest(emu, tenant.tenant, "teams"), indexed_canonical(index, "message"), "teams");
+    check_same_hashes(keyed_manifest(emu, tenant.tenant, "lists"), indexed_canonical(index, "list_item"), "lists");
+  };
+  kill_and_rerun(k);
+}

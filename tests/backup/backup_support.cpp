@@ -167,6 +167,56 @@ void check_index_matches(const ItemHashes& want, const IndexReader& index, const
   CHECK(wrong.empty());
 }
 
+ItemHashes keyed_manifest(const EmulatorProcess& emu, const std::string& tenant_id, const std::string& category) {
+  auto m = emu.admin("GET", "/_emulator/tenants/" + tenant_id + "/manifest?category=" + category);
+  ItemHashes out;
+  for (auto& it : m["items"]) {
+    std::string key;
+    if (category == "teams") {
+      key = it["channel_id"].get<std::string>() + "/";
+      if (it["reply_to"].is_string()) key += it["reply_to"].get<std::string>() + "/";
+      key += it["id"].get<std::string>();
+    } else {
+      key = it["list_id"].get<std::string>() + "/" + it["id"].get<std::string>();
+    }
+    out[{it["owner"].get<std::string>(), key}] = it["sha256"].get<std::string>();
+  }
+  return out;
+}
+
+ItemHashes indexed_canonical(const IndexReader& index, const std::string& kind) {
+  ItemHashes out;
+  for (auto& row : index.query("SELECT o.graph_id, i.graph_id, encode(v.content_sha256, 'hex') FROM item_versions v"
+                               " JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
+                               " WHERE v.to_at IS NULL AND i.kind = $1",
+                               {kind})) {
+    auto bytes = index.content(row[0], row[1]);
+    REQUIRE(storage::crypto::to_hex(storage::crypto::sha256(bytes)) == row[2]);
+    auto j = json::parse(bytes);
+    out[{row[0], row[1]}] =
+        storage::crypto::to_hex(storage::crypto::sha256(canonical_item_json(kind == "list_item" ? j.at("fields") : j)));
+  }
+  return out;
+}
+
+void check_same_hashes(const ItemHashes& want, const ItemHashes& have, const std::string& what) {
+  REQUIRE_FALSE(want.empty());
+  std::vector<std::string> missing, extra, wrong;
+  for (auto& [k, sha] : want) {
+    auto it = have.find(k);
+    if (it == have.end())
+      missing.push_back(k.second);
+    else if (it->second != sha)
+      wrong.push_back(k.second);
+  }
+  for (auto& [k, _] : have)
+    if (!want.count(k)) extra.push_back(k.second);
+  INFO(what << ": " << want.size() << " in the manifest, " << have.size() << " indexed");
+  CHECK(missing.empty());
+  CHECK(extra.empty());
+  CHECK(wrong.empty());
+}
+
 void check_index_consistent(const IndexReader& index) {
   // Never two open versions of one item.
   CHECK(index.query("SELECT count(*) FROM (SELECT item_id FROM item_versions WHERE to_at IS NULL"

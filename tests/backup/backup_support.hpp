@@ -49,6 +49,17 @@ class IndexReader {
 // the file's bytes for onedrive and sharepoint, whose notebooks have no content).
 void check_index_matches(const ItemHashes& manifest, const IndexReader& index, const std::string& category);
 
+// Channel messages ("teams") or list items ("lists") of the emulator's manifest,
+// keyed as the pipeline keys them: (team, "{channel}/{post}[/{reply}]"),
+// (site, "{list}/{item}").
+ItemHashes keyed_manifest(const EmulatorProcess& emu, const std::string& tenant_id, const std::string& category);
+// Open versions of item `kind` ("message", "list_item"), each hashed as the
+// manifest does: the canonical JSON of what the repository gives back (a list
+// item's `fields`). Checks on the way that the bytes hash to the index's sha256.
+ItemHashes indexed_canonical(const IndexReader& index, const std::string& kind);
+// Catch checks that two sets hold the same keys with the same hashes.
+void check_same_hashes(const ItemHashes& want, const ItemHashes& have, const std::string& what);
+
 // Catch checks of the index's own consistency: at most one open version per item,
 // no version that repeats its predecessor's change key, and every blob an item
 // version references is in the repository's index.

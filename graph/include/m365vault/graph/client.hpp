@@ -71,6 +71,7 @@ struct GraphStats {
   std::uint64_t token_requests = 0;     // POSTs to the token endpoint
   std::uint64_t token_renewals = 0;     // tokens dropped after a 401
   std::uint64_t rate_cuts = 0;          // AIMD decreases
+  std::uint64_t rate_limit_paced = 0;   // answers whose RateLimit-Remaining was low enough to space requests
   std::uint64_t waited_ms = 0;          // total time slept for Retry-After and backoff
   double current_rate = 0;              // AIMD requests/s now
   int in_flight = 0;                    // requests on the wire now

@@ -379,6 +379,12 @@ class Catalog {
   std::unordered_map<std::string, KnownItem> known_items(PgConnection& c, const std::string& owner_id,
                                                          Category category,
                                                          const std::vector<std::string>& graph_ids) const;
+  // Graph ids of the open items whose graph id starts with one of `prefixes`
+  // (the replies and inline images of a channel post are stored under the post's
+  // id: "{channel}/{post}/..."). Scans the owner's items of the category: call it
+  // for the few items that changed, not for every page.
+  std::vector<std::string> open_items_under(PgConnection& c, const std::string& owner_id, Category category,
+                                            const std::vector<std::string>& prefixes) const;
 
   // --- snapshots
   // Begins the snapshot of (owner, category) for a run; calling it again for the

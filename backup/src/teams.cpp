@@ -1,0 +1,443 @@
+#include "teams.hpp"
+
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "m365vault/graph/errors.hpp"
+#include "pass.hpp"
+
+namespace m365vault::backup {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using nlohmann::json;
+using storage::Category;
+using storage::PgConnection;
+
+namespace {
+
+constexpr const char* kPageOptions = "?$top=50&$expand=replies";  // 50: the most Graph allows
+
+bool is_null_or_missing(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it == j.end() || it->is_null();
+}
+
+// Deleted per CONTRACT.md 13: deletedDateTime set, or (reported in the wild) an
+// empty body with deletedDateTime null and no sender.
+bool deleted_message(const json& m) {
+  if (!is_null_or_missing(m, "deletedDateTime")) return true;
+  auto b = m.find("body");
+  const bool empty_body = b == m.end() || !b->is_object() || json_str(*b, "content").empty();
+  auto a = m.find("attachments");
+  const bool no_attachments = a == m.end() || !a->is_array() || a->empty();
+  return empty_body && no_attachments && is_null_or_missing(m, "from");
+}
+
+// The message as stored: Graph's JSON without the replies expanded into it (they
+// are items of their own) and without the response's context.
+json stored_message(const json& m) {
+  json j = m;
+  j.erase("replies");
+  j.erase("replies@odata.context");
+  j.erase("replies@odata.nextLink");
+  j.erase("@odata.context");
+  return j;
+}
+
+std::string sender_of(const json& m) {
+  auto f = m.find("from");
+  if (f == m.end() || !f->is_object()) return {};
+  for (const char* who : {"user", "application", "device"}) {
+    auto w = f->find(who);
+    if (w != f->end() && w->is_object()) {
+      auto name = json_str(*w, "displayName");
+      if (!name.empty()) return name;
+      if (auto id = json_str(*w, "id"); !id.empty()) return id;
+    }
+  }
+  return {};
+}
+
+// Inline images: (hosted content id, the path its $value is read from), from the
+// body's <img src=".../hostedContents/{id}/$value">. The path is taken from the
+// reference when it is a Graph path of this message's team; else built from ids.
+std::vector<std::pair<std::string, std::string>> hosted_refs(const json& m, const std::string& message_base) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto b = m.find("body");
+  if (b == m.end() || !b->is_object()) return out;
+  const std::string html = json_str(*b, "content");
+  const std::string marker = "/hostedContents/";
+  std::set<std::string> seen;
+  for (auto at = html.find(marker); at != std::string::npos; at = html.find(marker, at + 1)) {
+    auto start = at + marker.size();
+    auto end = html.find_first_of("/\"' >", start);
+    if (end == std::string::npos || end == start) continue;
+    auto id = html.substr(start, end - start);
+    if (!seen.insert(id).second) continue;
+    std::string path = message_base + "/hostedContents/" + id + "/$value";
+    auto q = html.rfind('"', at);
+    auto close = html.find('"', at);
+    if (q != std::string::npos && close != std::string::npos) {
+      auto url = html.substr(q + 1, close - q - 1);
+      for (const char* v : {"/v1.0/teams/", "/beta/teams/"})
+        if (auto p = url.find(v); p != std::string::npos) {
+          auto candidate = url.substr(p);
+          if (candidate.find("..") == std::string::npos && candidate.ends_with("/$value") &&
+              candidate.find("/hostedContents/" + id + "/") != std::string::npos)
+            path = candidate;
+          break;
+        }
+    }
+    out.emplace_back(std::move(id), std::move(path));
+  }
+  return out;
+}
+
+storage::ItemChange message_item(const json& m, const std::string& path, const std::string& channel) {
+  storage::ItemChange ch;
+  ch.graph_id = path;
+  ch.kind = "message";
+  ch.container_graph_id = channel;
+  ch.change_key = json_str(m, "etag");
+  if (ch.change_key.empty()) ch.change_key = json_str(m, "lastModifiedDateTime");
+  if (auto s = json_str(m, "subject"); !s.empty()) ch.subject = s;
+  if (auto s = sender_of(m); !s.empty()) ch.sender = s;
+  auto b = m.find("body");
+  std::string text;
+  if (b != m.end() && b->is_object()) {
+    auto content = json_str(*b, "content");
+    text = json_str(*b, "contentType") == "text" ? content.substr(0, 1000) : html_text(content, 1000);
+  }
+  if (!text.empty()) ch.body_preview = text;
+  ch.name = ch.subject ? *ch.subject : html_text(text, 80);
+  if (ch.name.empty()) ch.name = "(no text)";
+  if (auto c = json_str(m, "createdDateTime"); !c.empty()) ch.sent_at = c;
+  if (auto c = json_str(m, "lastModifiedDateTime"); !c.empty()) ch.modified_at = c;
+  if (!is_null_or_missing(m, "replyToId")) ch.flags.push_back("reply");
+  if (!is_null_or_missing(m, "lastEditedDateTime")) ch.flags.push_back("edited");
+  if (auto a = m.find("attachments"); a != m.end() && a->is_array() && !a->empty()) ch.flags.push_back("has_attachments");
+  // Metadata without the body (the stored JSON has it whole).
+  ch.meta = stored_message(m);
+  ch.meta.erase("body");
+  ch.content_type = "application/json";
+  return ch;
+}
+
+// An inline image: its item's graph id, where its bytes are read, its message's
+// graph id and its hosted content id.
+struct Hosted {
+  std::string path, url, message, id;
+};
+
+class TeamPass : public OwnerPass {
+ public:
+  TeamPass(DriveEnv& env, const storage::Owner& team)
+      : OwnerPass(env, team, Category::teams, team.spec.display_name.value_or(team.spec.graph_id)) {
+    // Graph allows an app 4 requests per second on one team or channel: the
+    // team is the throttling key, so at most 4 of its requests are in flight and
+    // a Retry-After pauses this team only.
+    opts_.mailbox = "team:" + team.spec.graph_id;
+    opts_.outlook = false;
+  }
+
+  awaitable<void> run() {
+    co_await begin();
+    const std::string url = "/v1.0/teams/" + owner().spec.graph_id + "/channels";
+    auto channels = co_await list_all(env().client, url, opts_);
+    co_await sync_listed(channels, "channel");
+    for (auto& c : channels) {
+      if (env().ctx.cancelled()) co_return;
+      auto id = json_str(c, "id");
+      if (id.empty()) continue;
+      co_await sync_channel(id);
+    }
+    if (env().ctx.cancelled()) co_return;
+    // Only inline images fault (messages come whole in the delta pages): read the
+    // message again for the image's reference, then the image.
+    const Retry retry = [this](const std::string& gid, storage::PageCommit& pc, Faults& faults) -> awaitable<bool> {
+      const auto hc_at = gid.find("/hc/");
+      if (hc_at == std::string::npos) co_return false;
+      const std::string mpath = gid.substr(0, hc_at), hc = gid.substr(hc_at + 4);
+      const auto a = mpath.find('/');
+      if (a == std::string::npos) co_return false;
+      const std::string channel = mpath.substr(0, a);
+      const auto b = mpath.find('/', a + 1);
+      const std::string post = mpath.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+      std::string addr = channel_base(channel) + "/" + post;
+      if (b != std::string::npos) addr += "/replies/" + mpath.substr(b + 1);
+      std::optional<json> msg;
+      try {
+        auto r = co_await env().client.get(addr, opts_);
+        msg = r.parse();
+      } catch (const graph::GraphError& e) {
+        if (!graph::is_not_found(e)) throw;
+      }
+      if (!msg || deleted_message(*msg)) co_return false;
+      for (auto& [id, url] : hosted_refs(*msg, addr)) {
+        if (id != hc) continue;
+        const Hosted h{gid, url, mpath, hc};
+        std::string fault;
+        auto ch = co_await fetch_hosted(h, channel, fault);
+        if (ch)
+          pc.items.push_back(std::move(*ch));
+        else
+          faults.emplace_back(gid, fault);
+        co_return true;
+      }
+      co_return false;  // the message no longer shows that image
+    };
+    co_await retry_faults(retry);
+    if (env().ctx.cancelled()) co_return;
+    co_await finish();
+  }
+
+ private:
+  std::string channel_base(const std::string& channel) const {
+    return "/v1.0/teams/" + owner().spec.graph_id + "/channels/" + channel + "/messages";
+  }
+
+  // Listing (first run, or a resync): cursor "" then "list:{nextLink}", ending as
+  // "listed"; then the delta from scratch, whose nextLinks and deltaLink follow.
+  awaitable<void> sync_channel(const std::string& channel) {
+    auto q_state = [&](PgConnection& c) { return catalog().delta_state(c, owner().id, category(), channel); };
+    auto state = co_await db(q_state);
+    const std::string base = channel_base(channel);
+    const std::string list_start = base + kPageOptions;
+    const std::string delta_start = base + "/delta" + kPageOptions;
+    std::string expected = state.cursor.value_or("");
+    bool listing = expected.empty() || expected.starts_with("list:");
+    std::string from = expected.empty()            ? list_start
+                       : expected.starts_with("list:") ? expected.substr(5)
+                       : expected == "listed"      ? delta_start
+                                                   : expected;
+    std::optional<graph::DeltaPager> pager;
+    pager.emplace(env().client, from, opts_);
+    std::vector<storage::PageCommit> pending;
+    Faults faults;
+    std::size_t pending_bytes = 0;
+    auto last_commit = std::chrono::steady_clock::now();
+    std::string expired;
+    int restarts = 0;
+    for (;;) {
+      if (env().ctx.cancelled()) break;
+      auto page = co_await next_page(*pager, expired, restarts);
+      if (!expired.empty()) {
+        // The delta state is gone: list the channel again in a round that closes,
+        // once it completes, what neither the listing nor the delta reported.
+        co_await commit(pending, faults);
+        pending_bytes = 0;
+        const std::string msg = "message delta of channel " + channel + " of team '" + who() +
+                                "' is no longer valid (" + expired + "): listing the channel again";
+        co_await event("warn", msg);
+        auto q_round = [&](PgConnection& c) {
+          return catalog().start_round(c, owner().id, category(), channel, storage::RoundCovers::items);
+        };
+        co_await db(q_round);
+        expected.clear();
+        listing = true;
+        pager.emplace(env().client, list_start, opts_);
+        continue;
+      }
+      if (!page) {
+        if (!listing) break;
+        listing = false;  // the listing is committed as "listed": the delta takes over
+        pager.emplace(env().client, delta_start, opts_);
+        continue;
+      }
+      auto pc = new_page(channel);
+      co_await apply(channel, page->items, pc, faults);
+      for (auto& i : pc.items) pending_bytes += static_cast<std::size_t>(i.content_size.value_or(0));
+      if (listing)
+        pc.cursor = page->next_link ? "list:" + *page->next_link : std::string("listed");
+      else
+        pc.cursor = page->delta_link ? *page->delta_link : page->next_link.value_or("");
+      pc.delta_link = !listing && page->delta_link.has_value();
+      pc.expected_cursor = expected;
+      expected = pc.cursor;
+      const bool end = pc.delta_link || pc.cursor == "listed";
+      pending.push_back(std::move(pc));
+      if (end || pending_bytes >= env().svc.opts.commit_bytes ||
+          std::chrono::steady_clock::now() - last_commit >= env().svc.opts.commit_interval) {
+        co_await commit(pending, faults);
+        pending_bytes = 0;
+        last_commit = std::chrono::steady_clock::now();
+      }
+    }
+    co_await commit(pending, faults);
+  }
+
+  // One page of top-level posts into `pc`: posts and replies stored when new or
+  // changed, their inline images fetched once, deletions closing the message with
+  // its replies and images.
+  awaitable<void> apply(const std::string& channel, const std::vector<json>& posts, storage::PageCommit& pc,
+                        Faults& faults) {
+    // The last report of a post wins.
+    std::vector<const json*> latest;
+    std::unordered_map<std::string, std::size_t> at;
+    for (auto& p : posts) {
+      auto id = json_str(p, "id");
+      if (id.empty()) continue;
+      if (auto a = at.find(id); a != at.end())
+        latest[a->second] = &p;
+      else {
+        at[id] = latest.size();
+        latest.push_back(&p);
+      }
+    }
+    struct Msg {
+      json j;
+      std::string path;
+    };
+    std::vector<Msg> msgs;
+    std::vector<Hosted> hosted;
+    std::map<std::string, std::set<std::string>> reported;  // live post path -> the paths under it reported now
+    std::vector<std::string> gone_prefixes;                  // deleted messages: everything under them closes
+    const std::string base = channel_base(channel);
+    auto add_live = [&](const json& m, const std::string& path, const std::string& addr, const std::string& post) {
+      msgs.push_back({stored_message(m), path});
+      if (path != post) reported[post].insert(path);
+      for (auto& [hc, url] : hosted_refs(m, addr)) {
+        auto hpath = path + "/hc/" + hc;
+        hosted.push_back({hpath, url, path, hc});
+        reported[post].insert(hpath);
+      }
+    };
+    for (auto* p : latest) {
+      const json& post = *p;
+      const auto pid = json_str(post, "id");
+      const auto ppath = channel + "/" + pid;
+      if (deleted_message(post)) {
+        pc.removed_items.push_back(ppath);
+        gone_prefixes.push_back(ppath + "/");
+        continue;
+      }
+      reported[ppath];
+      add_live(post, ppath, base + "/" + pid, ppath);
+      // Replies: inline when Graph expanded them whole, else from /replies.
+      std::vector<json> replies;
+      auto r = post.find("replies");
+      if (r != post.end() && r->is_array() && !post.contains("replies@odata.nextLink")) {
+        replies = *r;
+      } else {
+        const std::string url = base + "/" + pid + "/replies";
+        replies = co_await list_all(env().client, url, opts_);
+      }
+      for (auto& reply : replies) {
+        auto rid = json_str(reply, "id");
+        if (rid.empty()) continue;
+        auto rpath = ppath + "/" + rid;
+        if (deleted_message(reply)) {
+          pc.removed_items.push_back(rpath);
+          gone_prefixes.push_back(rpath + "/");
+          continue;
+        }
+        add_live(reply, rpath, base + "/" + pid + "/replies/" + rid, ppath);
+      }
+    }
+
+    std::vector<std::string> ids;
+    for (auto& m : msgs) ids.push_back(m.path);
+    for (auto& h : hosted) ids.push_back(h.path);
+    std::unordered_map<std::string, storage::KnownItem> known;
+    if (!ids.empty()) {
+      auto q_known = [&](PgConnection& c) { return catalog().known_items(c, owner().id, category(), ids); };
+      known = co_await db(q_known);
+    }
+    // Posts stored before and changed now: what was under them and is no longer
+    // reported closes (a reply list is complete once read).
+    std::vector<std::string> changed_posts;
+    for (auto& m : msgs) {
+      auto k = known.find(m.path);
+      auto ch = message_item(m.j, m.path, channel);
+      if (k != known.end() && k->second.change_key == ch.change_key && k->second.container_graph_id == channel) {
+        pc.unchanged_items.push_back(m.path);
+        continue;
+      }
+      if (k != known.end() && reported.count(m.path)) changed_posts.push_back(m.path);
+      const std::string text = m.j.dump();  // named: a temporary inside co_await is destroyed twice (GCC 12)
+      co_await store(ch, text);
+      pc.items.push_back(std::move(ch));
+    }
+    for (auto& h : hosted) {
+      if (known.count(h.path)) {  // a hosted content never changes under its id
+        pc.unchanged_items.push_back(h.path);
+        continue;
+      }
+      std::string fault;
+      auto ch = co_await fetch_hosted(h, channel, fault);
+      if (!ch) {
+        faults.emplace_back(h.path, fault);
+        pc.unchanged_items.push_back(h.path);
+        continue;
+      }
+      pc.items.push_back(std::move(*ch));
+    }
+    std::vector<std::string> prefixes = gone_prefixes;
+    for (auto& p : changed_posts) prefixes.push_back(p + "/");
+    if (!prefixes.empty()) {
+      auto q_under = [&](PgConnection& c) { return catalog().open_items_under(c, owner().id, category(), prefixes); };
+      auto under = co_await db(q_under);
+      for (auto& gid : under) {
+        bool drop = false;
+        for (auto& g : gone_prefixes) drop = drop || gid.starts_with(g);
+        if (!drop) {
+          auto post = gid.substr(0, gid.find('/', channel.size() + 1));
+          drop = !reported[post].count(gid);
+        }
+        if (drop) pc.removed_items.push_back(gid);
+      }
+    }
+    // The channel's own item stays seen through a resync round of its messages.
+    pc.unchanged_items.push_back(channel);
+  }
+
+  // One inline image into the repository. nullopt: it could not be read (`fault`).
+  awaitable<std::optional<storage::ItemChange>> fetch_hosted(const Hosted& h, const std::string& channel,
+                                                             std::string& fault) {
+    storage::ItemChange ch;
+    ch.graph_id = h.path;
+    ch.kind = "hosted_content";
+    ch.container_graph_id = channel;
+    ch.change_key = h.id;  // a hosted content never changes under its id
+    ch.name = "image " + h.id.substr(0, 16);
+    ch.meta = {{"message", h.message}, {"hostedContentId", h.id}};
+    const std::string& url = h.url;
+    ContentSink sink(env().writer);
+    graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
+      env().progress.bytes_read(data.size());
+      co_await sink.write(data);
+    };
+    std::function<void()> on_restart = [&] { sink.reset(); };
+    graph::GraphResponse res;
+    try {
+      res = co_await env().client.get_stream(url, on_chunk, opts_, on_restart);
+    } catch (const graph::GraphError& e) {
+      if (graph::is_not_found(e) || graph::is_access_denied(e) || graph::is_corrupt_item(e)) {
+        fault = e.what();
+        co_return std::nullopt;
+      }
+      throw;
+    }
+    auto stored = co_await sink.finish();
+    auto type = res.headers.get("Content-Type");
+    ch.content_type = type && !type->empty() ? std::string(*type) : std::string("application/octet-stream");
+    ch.size = stored.size;
+    ch.content_blobs = std::move(stored.blobs);
+    ch.content_sha256 = std::move(stored.sha256);
+    ch.content_size = stored.size;
+    co_return ch;
+  }
+
+  graph::RequestOptions opts_;
+};
+
+}  // namespace
+
+awaitable<void> backup_team(DriveEnv& env, const storage::Owner& team) {
+  TeamPass pass(env, team);
+  co_await pass.run();
+}
+
+}  // namespace m365vault::backup
