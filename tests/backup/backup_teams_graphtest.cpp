@@ -48,7 +48,7 @@ long long count(BackupStack& s, const std::string& sql, const std::vector<std::s
 
 }  // namespace
 
-TEST_CASE("teams: groups and teams are owners; a full backup equals the channel-messages manifest", "[graph][pg]") {
+TEST_CASE("teams: groups and teams are owners, a full backup equals the channel-messages manifest", "[graph][pg]") {
   BackupStack s(teams_tenant());
   auto& emu = s.emulator();
   emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
@@ -104,7 +104,7 @@ TEST_CASE("teams: groups and teams are owners; a full backup equals the channel-
                  " AND 'reply' = ANY(v.flags)") > 0);
 }
 
-TEST_CASE("teams: an incremental run fetches only the changes; deletions close validity; a quiet run changes nothing",
+TEST_CASE("teams: an incremental run fetches only the changes, deletions close validity, a quiet run changes nothing",
           "[graph][pg]") {
   BackupStack s(teams_tenant());
   auto& emu = s.emulator();
