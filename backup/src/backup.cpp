@@ -96,8 +96,6 @@ graph::TenantEndpoint tenant_endpoint(const storage::Tenant& t, const storage::S
 
 namespace {
 
-}
-
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
