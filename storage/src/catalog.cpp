@@ -276,7 +276,11 @@ Fault fault_from_row(const PgResult& r, int i) {
 // Versions joined with their item (i) : v.
 const char* kVersionColumns =
     "i.id, v.id, v.owner_id, i.graph_id, i.kind, v.category, v.container_id, " TS("v.from_at") ", " TS(
-        "v.to_at") ", v.name, v.path, v.subject, v.sender, to_jsonb(v.recipients)::text, " TS("v.sent_at") ", " TS(
+        "v.to_at") ", v.name,"
+    // An item without a path of its own (a message, a contact) has its container's
+    // path as it was when this version began.
+    " coalesce(v.path, (SELECT cv.path FROM container_versions cv WHERE cv.container_id = v.container_id"
+    " AND cv.from_at <= v.from_at ORDER BY cv.from_at DESC LIMIT 1)), v.subject, v.sender, to_jsonb(v.recipients)::text, " TS("v.sent_at") ", " TS(
         "v.received_at") ", " TS("v.modified_at") ", v.size, coalesce(v.change_key, ''), to_jsonb(v.flags)::text,"
     " v.body_preview, v.meta::text, v.content_type,"
     " (SELECT coalesce(jsonb_agg(encode(b, 'hex') ORDER BY n), '[]') FROM unnest(v.content_blobs) WITH ORDINALITY"
