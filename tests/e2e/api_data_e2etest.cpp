@@ -144,6 +144,9 @@ TEST_CASE("api data: a backup made through the API reads back through it, byte f
   auto item = a.get_json("/api/v1/items/" + item_id, restorer);
   CHECK(item["graph_id"] == listed["graph_id"]);
   CHECK(item["kind"] == "message");
+  // A message has its folder's path (the source gives messages none).
+  REQUIRE(item["path"].is_string());
+  CHECK_FALSE(item["path"].get<std::string>().empty());
   auto versions = a.get_json("/api/v1/items/" + item_id + "/versions", restorer);
   REQUIRE(versions["items"].size() == 1);
   CHECK(versions["items"][0]["version_id"] == item["version_id"]);
@@ -314,6 +317,116 @@ TEST_CASE("api data: a backup made through the API reads back through it, byte f
     CHECK(e["outcome"].is_number_integer());
   }
   CHECK(a.audited_request_ids.size() > all_items.size());
+}
+
+TEST_CASE("api data: a OneDrive file backed up through the API downloads whole and by Range, every step audited",
+          "[e2e]") {
+  EmulatorProcess emu;
+  auto tenant = make_tenant(emu, 23, 1, 2,
+                            {{"contacts_per_user", 0}, {"events_per_user", 0}, {"mail_folders_per_user", 1},
+                             {"drive_files_per_user", 8}, {"drive_bytes_per_user", 1 << 20}});
+  DataDaemon a;
+  auto created = a.call("POST", "/api/v1/tenants", a.admin,
+                        json{{"name", "contoso"}, {"tenant_id", tenant.tenant}, {"client_id", tenant.client},
+                             {"client_secret", tenant.secret}, {"graph_url", emu.base()}, {"login_url", emu.base()},
+                             {"ca_file", emu.ca()}});
+  REQUIRE(created.status == 201);
+  const auto tenant_id = json::parse(created.body)["id"].get<std::string>();
+  auto job = a.call("POST", "/api/v1/jobs", a.admin,
+                    json{{"name", "files"}, {"tenant_id", tenant_id}, {"params", {{"categories", {"onedrive"}}}}});
+  REQUIRE(job.status == 201);
+  const auto job_id = json::parse(job.body)["id"].get<std::string>();
+  auto run = a.run_job(job_id);
+  INFO(run.dump());
+  REQUIRE(run["state"] == "succeeded");
+
+  auto restorer = a.token("restorer", "alice");
+  auto owners = a.get_json("/api/v1/tenants/" + tenant_id + "/owners?kind=user", a.admin)["items"];
+  REQUIRE(owners.size() == 1);
+  auto files = browse_all(a, restorer, owners[0]["id"].get<std::string>(), "", 100, "onedrive");
+
+  // The emulator's truth: SHA-256 of every live file's bytes, by drive item id.
+  auto manifest = emu.admin("GET", "/_emulator/tenants/" + tenant.tenant + "/manifest?category=files");
+  std::map<std::string, std::string> sha_by_id;
+  for (auto& it : manifest["items"]) sha_by_id[it["id"].get<std::string>()] = it["sha256"].get<std::string>();
+  REQUIRE(sha_by_id.size() >= 4);
+
+  // The biggest file: whole, then pieces by Range, each equal to the same bytes.
+  std::string file_id;
+  json file;
+  for (auto& [id, it] : files)
+    if (it["kind"] == "file" && it["content"]["size"].is_number() &&
+        (file_id.empty() || it["content"]["size"].get<long long>() > file["content"]["size"].get<long long>())) {
+      file_id = id;
+      file = it;
+    }
+  INFO("file " << file.dump().substr(0, 400));
+  REQUIRE_FALSE(file_id.empty());
+  REQUIRE(sha_by_id.count(file["graph_id"].get<std::string>()));
+  const auto want = sha_by_id[file["graph_id"].get<std::string>()];
+  auto whole = a.call("GET", "/api/v1/items/" + file_id + "/content", restorer);
+  REQUIRE(whole.status == 200);
+  CHECK(sha_hex(whole.body) == want);
+  const auto total = whole.body.size();
+  REQUIRE(total > 4096);
+  CHECK(whole.header("etag") == "\"" + want + "\"");
+  CHECK_THAT(whole.header("content-disposition"), Catch::Contains("filename*=UTF-8''"));
+  const auto mid = total / 3;
+  auto piece = a.call("GET", "/api/v1/items/" + file_id + "/content", restorer, std::nullopt,
+                      {{"Range", "bytes=" + std::to_string(mid) + "-" + std::to_string(mid + 4095)}});
+  CHECK(piece.status == 206);
+  CHECK(piece.body == whole.body.substr(mid, 4096));
+  CHECK(piece.header("content-range") ==
+        "bytes " + std::to_string(mid) + "-" + std::to_string(mid + 4095) + "/" + std::to_string(total));
+  CHECK(piece.header("content-type") == whole.header("content-type"));
+  // A resumed download: the rest from where it stopped, if the file is still the same.
+  auto rest = a.call("GET", "/api/v1/items/" + file_id + "/content", restorer, std::nullopt,
+                     {{"Range", "bytes=" + std::to_string(mid) + "-"}, {"If-Range", whole.header("etag")}});
+  CHECK(rest.status == 206);
+  CHECK(whole.body.substr(0, mid) + rest.body == whole.body);
+
+  // The file is found by a word of its name.
+  std::string word;
+  {
+    std::string cur;
+    for (char ch : file["name"].get<std::string>() + " ") {
+      if (std::isalpha(static_cast<unsigned char>(ch))) {
+        cur += ch;
+      } else {
+        if (cur.size() > word.size()) word = cur;
+        cur.clear();
+      }
+    }
+  }
+  REQUIRE(word.size() >= 3);
+  auto hits = a.get_json("/api/v1/search?q=" + url_encode(word) + "&category=onedrive&limit=500", restorer)["items"];
+  bool found = false;
+  for (auto& h : hits) found = found || h["id"] == file_id;
+  CHECK(found);
+
+  // Each step is in the audit log: who, what, the outcome, and the range asked for.
+  auto audit = a.walk("/api/v1/audit", a.admin, 100);
+  std::set<std::string> actions;
+  std::map<std::string, json> by_request;
+  for (auto& e : audit) {
+    actions.insert(e["action"].get<std::string>() + " " + std::to_string(e["outcome"].get<int>()));
+    if (e["request_id"].is_string()) by_request[e["request_id"].get<std::string>()] = e;
+  }
+  CHECK(actions.count("POST /api/v1/tenants 201"));
+  CHECK(actions.count("POST /api/v1/jobs 201"));
+  CHECK(actions.count("POST /api/v1/jobs/" + job_id + "/run 202"));
+  CHECK(actions.count("POST /api/v1/tokens 201"));
+  CHECK(actions.count("GET /api/v1/items/" + file_id + "/content 200"));
+  CHECK(actions.count("GET /api/v1/items/" + file_id + "/content 206"));
+  CHECK(actions.count("GET /api/v1/search 200"));
+  int ranged = 0;
+  for (auto& rid : a.audited_request_ids) {
+    INFO("request " << rid);
+    REQUIRE(by_request.count(rid));
+    CHECK(by_request[rid]["actor"] == "alice");
+    if (by_request[rid]["detail"].contains("range")) ++ranged;
+  }
+  CHECK(ranged == 2);
 }
 
 TEST_CASE("api data: the openapi checker refuses undocumented fields, missing ones and wrong types", "[e2e]") {
