@@ -73,16 +73,18 @@ token=$(build/daemon/m365vaultd --config "$work/m365vault.toml" token create --r
 python3 bench/api/targets.py --url "http://127.0.0.1:$port" --token "$token" --dsn "$url" --out "$work"
 
 run_wrk() {  # name connections targets-file
-  AUTH="$token" TARGETS="$3" wrk -t1 -c"$2" -d"$duration" -s bench/api/wrk.lua "http://127.0.0.1:$port" >"$work/$1.txt" 2>&1
-  grep -E "^(requests|latency|errors)" "$work/$1.txt" | sed "s/^/$1 /"
+  AUTH="$token" TARGETS="$3" wrk -t1 -c"$2" -d"$duration" -s bench/api/wrk.lua "http://127.0.0.1:$port" >"$work/$1.out" 2>&1
+  grep -E "^(requests|latency|errors)" "$work/$1.out" | sed "s/^/$1 /"
 }
 echo "m365vaultd on 127.0.0.1:$port, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 run_wrk browse 1 "$work/browse.txt"
 run_wrk search 1 "$work/search.txt"
 run_wrk metadata 8 "$work/items.txt"
-b99=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p99=/) print substr($i,5)}' "$work/browse.txt")
-b50=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p50=/) print substr($i,5)}' "$work/browse.txt")
-s95=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p95=/) print substr($i,5)}' "$work/search.txt")
-s50=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p50=/) print substr($i,5)}' "$work/search.txt")
-rps=$(awk '/^requests/ {for (i=1;i<=NF;i++) if ($i ~ /^per_s=/) print substr($i,7)}' "$work/metadata.txt")
+b99=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p99=/) print substr($i,5)}' "$work/browse.out")
+b50=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p50=/) print substr($i,5)}' "$work/browse.out")
+s95=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p95=/) print substr($i,5)}' "$work/search.out")
+s50=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p50=/) print substr($i,5)}' "$work/search.out")
+rps=$(awk '/^requests/ {for (i=1;i<=NF;i++) if ($i ~ /^per_s=/) print substr($i,7)}' "$work/metadata.out")
+bad=$(awk '/^errors/ {for (i=1;i<=NF;i++) if ($i ~ /^non2xx=/) s += substr($i,8)} END {print s+0}' "$work"/*.out)
+[ "$bad" = 0 ] || { echo "bench/api: $bad answers were not 2xx (see $work/daemon.log)" >&2; exit 1; }
 echo "summary: browse p50=${b50}ms p99=${b99}ms (goal p99 < 20) search p50=${s50}ms p95=${s95}ms (goal p95 < 200) item metadata ${rps} req/s"
