@@ -131,10 +131,18 @@ std::string content_disposition(const storage::ItemVersion& v) {
   std::string name = v.name.empty() ? "item-" + v.item_id : v.name;
   auto implied = implied_extension(v);
   if (!implied.empty() && lower_extension(name) != implied) name += "." + implied;
-  // The plain filename: printable ASCII without quotes, backslashes or path separators.
+  // The plain filename, for clients that ignore filename*: printable ASCII that
+  // Windows accepts in a file name (it refuses \ / : * ? " < > |) and that cannot
+  // end the header parameter (";"); anything else, and each non-ASCII character
+  // (not each of its UTF-8 bytes), becomes '_'. filename* keeps the exact name.
+  static constexpr std::string_view kRefused = "\\/:*?\"<>|;";
   std::string ascii;
-  for (unsigned char ch : name)
-    ascii += (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '/' && ch != ';') ? static_cast<char>(ch) : '_';
+  for (unsigned char ch : name) {
+    if ((ch & 0xC0) == 0x80) continue;  // a UTF-8 continuation byte: its character is already '_'
+    ascii += (ch >= 0x20 && ch < 0x7f && kRefused.find(static_cast<char>(ch)) == std::string_view::npos)
+                 ? static_cast<char>(ch)
+                 : '_';
+  }
   std::string encoded;
   static const char* kHex = "0123456789ABCDEF";
   for (unsigned char ch : name) {

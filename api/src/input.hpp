@@ -32,12 +32,13 @@ class JsonInput {
     if (!j_.is_object()) throw Error(Errc::bad_request, "request body must be a JSON object");
   }
 
-  std::optional<std::string> string(const std::string& key, size_t max_len = 1000) {
+  std::optional<std::string> string(const std::string& key, size_t max_len = 1000, size_t min_len = 0) {
     auto v = take(key);
     if (!v || v->is_null()) return std::nullopt;
     if (!v->is_string()) fail(key, "must be a string");
     auto s = v->get<std::string>();
     if (s.size() > max_len) fail(key, "longer than " + std::to_string(max_len) + " characters");
+    if (s.size() < min_len) fail(key, s.empty() ? "is empty" : "shorter than " + std::to_string(min_len) + " characters");
     return s;
   }
   // A present-but-null value, to clear an optional setting (PATCH).
@@ -83,6 +84,31 @@ class JsonInput {
   nlohmann::json j_;
   std::set<std::string> read_;
 };
+
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)
+// without NUL: what a path or query parameter must be before anything reads it.
+inline bool valid_text(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0) return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;  // continuation bytes
+    if (n == 0 || c > 0xF4 || i + n >= s.size()) return false;
+    unsigned cp = c & (0x3F >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
 
 // A path or query id that must be a UUID.
 inline std::string require_uuid(const std::string& what, const std::string& s) {

@@ -5,6 +5,7 @@
 
 #include "input.hpp"
 #include "m365vault/api/auth.hpp"
+#include "m365vault/scheduler/cron.hpp"
 #include "m365vault/storage/catalog.hpp"
 
 namespace m365vault::api {
@@ -93,6 +94,27 @@ int limit_param(const Request& req, int dflt, int max) {
   return n;
 }
 
+// Every path and query parameter is well-formed percent-encoded UTF-8 text
+// before any handler reads it (the database would refuse it later, less clearly).
+void check_text_params(const Request& req) {
+  for (auto& [k, v] : req.params)
+    if (!valid_text(v)) throw Error(Errc::bad_request, "path parameter '" + k + "': not valid UTF-8 text");
+  std::string_view q = req.query;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    auto part = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    auto name = net::percent_decode(part.substr(0, eq), true);
+    if (!name || !valid_text(*name))
+      throw Error(Errc::bad_request, "a query parameter's name is not percent-encoded UTF-8 text");
+    auto value = eq == std::string_view::npos ? std::optional<std::string>("") : net::percent_decode(part.substr(eq + 1), true);
+    if (!value) throw Error(Errc::bad_request, "parameter '" + name->substr(0, 64) + "': malformed percent-encoding");
+    if (!valid_text(*value)) throw Error(Errc::bad_request, "parameter '" + name->substr(0, 64) + "': not valid UTF-8 text");
+  }
+}
+
 net::Handler secured(std::shared_ptr<Ctx> ctx, std::initializer_list<Role> roles, Authed h) {
   std::vector<Role> allowed(roles);
   return [ctx, allowed, h](Request& req) -> awaitable<Response> {
@@ -155,6 +177,7 @@ net::Handler secured(std::shared_ptr<Ctx> ctx, std::initializer_list<Role> roles
     AuditNote note;
     Response res;
     try {
+      check_text_params(req);
       res = co_await h(req, *who, note);
     } catch (const Error& e) {
       if (info(e.code()).http_status >= 500) ctx->o.log->error("req={} {}", req.request_id, e.what());
@@ -196,7 +219,7 @@ const std::set<std::string> kJobKinds = {"backup"};
 
 // Applies the fields of a job body onto `spec` (all optional: PATCH; POST checks name).
 void apply_job_body(JsonInput& in, scheduler::JobSpec& spec, const Principal& p) {
-  if (auto v = in.string("name", 200)) spec.name = *v;
+  if (auto v = in.string("name", 200, 1)) spec.name = *v;
   if (auto v = in.string("kind", 50)) {
     if (!kJobKinds.count(*v)) JsonInput::fail("kind", "unknown kind '" + *v + "' (known: backup)");
     spec.kind = *v;
@@ -212,6 +235,19 @@ void apply_job_body(JsonInput& in, scheduler::JobSpec& spec, const Principal& p)
   if (auto v = in.integer("max_attempts", 1, 100)) spec.max_attempts = static_cast<int>(*v);
   if (auto v = in.object("params")) spec.params = *v;
   in.finish();
+  // The scheduler checks these again; here a refusal names the field.
+  try {
+    scheduler::CronSchedule::parse("* * * * *", spec.timezone);
+  } catch (const Error& e) {
+    JsonInput::fail("timezone", e.what());
+  }
+  if (spec.schedule) {
+    try {
+      scheduler::CronSchedule::parse(*spec.schedule);
+    } catch (const Error& e) {
+      JsonInput::fail("schedule", e.what());
+    }
+  }
   if (p.tenant_id) {
     if (!spec.tenant_id) spec.tenant_id = p.tenant_id;
     if (spec.tenant_id != p.tenant_id) throw Error(Errc::forbidden, "this token is restricted to another tenant");
@@ -239,7 +275,7 @@ void add_v1_routes(net::Router& r, ApiOptions opts) {
   r.add("POST", "/api/v1/tokens",
         secured(ctx, kAdmin, [db](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
           JsonInput in(req);
-          auto name = in.string("name", 200);
+          auto name = in.string("name", 200, 1);
           auto role_s = in.string("role", 20);
           auto tenant = in.string("tenant_id", 36);
           auto expires = in.string("expires_at", 40);
@@ -319,6 +355,7 @@ void add_v1_routes(net::Router& r, ApiOptions opts) {
         }));
   r.add("PATCH", "/api/v1/jobs/{id}",
         secured(ctx, kOperate, [db, q](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+          require_uuid("job id", req.params["id"]);  // a bad id is the first thing wrong, whatever the body
           JsonInput in(req);
           auto update = [&](storage::PgConnection& c) {
             auto job = visible_job(c, q, p, req.params["id"]);
@@ -473,9 +510,12 @@ void read_tenant_body(JsonInput& in, TenantBody& b, bool create) {
   if (auto v = in.boolean("disabled")) b.spec.disabled = *v;
   in.finish();
   if (b.client_secret && (cert || b.private_key))
-    JsonInput::fail("client_secret", "give either a client secret or a certificate and private key, not both");
+    JsonInput::fail(cert ? "certificate" : "private_key",
+                    "give either a client secret or a certificate and private key, not both ('client_secret' is given too)");
   if (cert || b.private_key) {
-    if (!cert || !b.private_key) JsonInput::fail(cert ? "private_key" : "certificate", "is required with the other");
+    if (!cert || !b.private_key)
+      JsonInput::fail(cert ? "private_key" : "certificate",
+                      cert ? "is required with 'certificate'" : "is required with 'private_key'");
     if (cert->find("-----BEGIN CERTIFICATE-----") == std::string::npos)
       JsonInput::fail("certificate", "not a PEM certificate");
     if (b.private_key->find("PRIVATE KEY-----") == std::string::npos)
@@ -516,7 +556,12 @@ void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
   r.add("GET", "/api/v1/tenants",
         secured(ctx, kAnyRole, [db, cat](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
           int limit = limit_param(req, 100, 1000);
-          auto after = req.query_param("cursor");
+          std::optional<std::string> after;  // names are unique: the last name shown is the position
+          if (auto j = storage::read_page_cursor(req.query_param("cursor")); !j.is_null()) {
+            if (j.size() != 1 || !j[0].is_string())
+              throw Error(Errc::bad_request, "parameter 'cursor': not a cursor this API returned");
+            after = j[0].get<std::string>();
+          }
           auto list = [&](storage::PgConnection& c) { return cat.list_tenants(c, scope_of(p)); };
           auto tenants = co_await db->run(list);
           nlohmann::json items = nlohmann::json::array();
@@ -524,7 +569,7 @@ void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
           for (auto& t : tenants) {  // ordered by name, which is unique: the name is the cursor
             if (after && t.spec.name <= *after) continue;
             if (static_cast<int>(items.size()) == limit) {
-              next = items.back()["name"].get<std::string>();
+              next = storage::page_cursor(nlohmann::json::array({items.back()["name"]}));
               break;
             }
             items.push_back(t.to_json());
@@ -561,8 +606,8 @@ void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
   r.add("PATCH", "/api/v1/tenants/{id}",
         secured(ctx, kOperate,
                 [db, cat, sealer, visible_tenant](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+                  auto id = require_uuid("tenant id", req.params["id"]);  // before the body, as for jobs
                   JsonInput in(req);
-                  auto id = require_uuid("tenant id", req.params["id"]);
                   note.tenant_id = id;
                   note.target = "tenant:" + id;
                   auto get = [&](storage::PgConnection& c) { return visible_tenant(c, p, id); };

@@ -244,6 +244,10 @@ asio::awaitable<void> ServerImpl::serve(Stream& stream, SessionCtl& ctl, const s
         auto t = parser.get().target();
         req.path = std::string(t.substr(0, t.find('?')));
       }
+      // The refusal carries the caller's request id too, as every answer does (a
+      // Content-Length over the limit stops the parser before the header counts
+      // as done, but the fields read so far are there).
+      if (auto id = parser.get()["X-Request-Id"]; !id.empty() && sane_request_id(id)) req.request_id = std::string(id);
       Response res = Response::problem(code, detail, req.request_id);
       std::uint64_t bytes = 0;
       co_await write_response(stream, req, res, false, bytes);

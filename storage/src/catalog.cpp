@@ -276,7 +276,11 @@ Fault fault_from_row(const PgResult& r, int i) {
 // Versions joined with their item (i) : v.
 const char* kVersionColumns =
     "i.id, v.id, v.owner_id, i.graph_id, i.kind, v.category, v.container_id, " TS("v.from_at") ", " TS(
-        "v.to_at") ", v.name, v.path, v.subject, v.sender, to_jsonb(v.recipients)::text, " TS("v.sent_at") ", " TS(
+        "v.to_at") ", v.name,"
+    // An item without a path of its own (a message, a contact) has its container's
+    // path as it was when this version began.
+    " coalesce(v.path, (SELECT cv.path FROM container_versions cv WHERE cv.container_id = v.container_id"
+    " AND cv.from_at <= v.from_at ORDER BY cv.from_at DESC LIMIT 1)), v.subject, v.sender, to_jsonb(v.recipients)::text, " TS("v.sent_at") ", " TS(
         "v.received_at") ", " TS("v.modified_at") ", v.size, coalesce(v.change_key, ''), to_jsonb(v.flags)::text,"
     " v.body_preview, v.meta::text, v.content_type,"
     " (SELECT coalesce(jsonb_agg(encode(b, 'hex') ORDER BY n), '[]') FROM unnest(v.content_blobs) WITH ORDINALITY"
@@ -403,6 +407,9 @@ void recompute_paths(PgConnection& c, const std::string& owner, const std::strin
 }
 
 }  // namespace
+
+std::string page_cursor(const json& position) { return make_cursor(position); }
+json read_page_cursor(const std::optional<std::string>& cursor) { return read_cursor(cursor); }
 
 // ---------------------------------------------------------------- enums
 
@@ -1389,7 +1396,7 @@ std::optional<ItemVersion> Catalog::get_item(PgConnection& c, const std::string&
 std::optional<ItemVersion> Catalog::get_version(PgConnection& c, const std::string& version_id,
                                                 const Scope& scope) const {
   if (!looks_like_id(version_id))
-    throw Error(Errc::bad_request, "version id '" + version_id.substr(0, 64) + "' is not a version id");
+    throw Error(Errc::bad_request, "parameter 'version': '" + version_id.substr(0, 64) + "' is not a version id");
   auto r = c.exec(std::string("SELECT ") + kVersionColumns +
                       " FROM item_versions v JOIN items i ON i.id = v.item_id WHERE v.id = $1::bigint AND " +
                       owner_in_scope("i.owner_id", "$2"),
@@ -1430,12 +1437,26 @@ VersionPage Catalog::item_versions(PgConnection& c, const std::string& item_id, 
 SearchPage Catalog::search(PgConnection& c, const SearchQuery& q) const {
   check_limit(q.limit);
   if (q.q.empty() || q.q.size() > 1000) throw Error(Errc::bad_request, "parameter 'q': 1 to 1000 characters");
+  if (q.q.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(Errc::bad_request, "parameter 'q': is blank");
   if (q.tenant_id) require_uuid("parameter 'tenant':", *q.tenant_id);
   if (q.owner_id) require_uuid("parameter 'owner':", *q.owner_id);
   auto when = resolve_at(c, q.at, q.scope);
+  // The shape first, then PostgreSQL's own reading (the one the query uses), so a
+  // month 13 is refused naming the parameter rather than as a failed statement.
   auto check_time = [&](const std::optional<std::string>& t, const char* name) {
-    if (t && (t->size() < 10 || t->size() > 40 || (*t)[4] != '-'))
-      throw Error(Errc::bad_request, std::string("parameter '") + name + "': not an RFC 3339 date or instant");
+    auto bad = [&] {
+      return Error(Errc::bad_request, std::string("parameter '") + name + "': '" + t->substr(0, 64) +
+                                          "' is not an RFC 3339 date or instant");
+    };
+    if (!t) return;
+    if (t->size() < 10 || t->size() > 40 || (*t)[4] != '-' || t->find_first_not_of("0123456789-:.TtZz+ ") != std::string::npos)
+      throw bad();
+    try {
+      c.exec("SELECT $1::timestamptz", {*t});
+    } catch (const PgError& e) {
+      if (e.sqlstate().rfind("22", 0) == 0) throw bad();
+      throw;
+    }
   };
   check_time(q.after, "after");
   check_time(q.before, "before");

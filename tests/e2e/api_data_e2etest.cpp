@@ -12,12 +12,7 @@
 #include <thread>
 
 #include "emulator/emulator_support.hpp"
-#include "m365vault/storage/crypto.hpp"
-#include "support/daemon.hpp"
-#include "support/http_client.hpp"
-#include "support/openapi_check.hpp"
-#include "support/pg.hpp"
-#include "support/temp_dir.hpp"
+#include "api_data_support.hpp"
 
 using namespace m365vault;
 using namespace m365vault::test;
@@ -26,149 +21,17 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string sha_hex(const std::string& s) { return storage::crypto::to_hex(storage::crypto::sha256(s)); }
-
-std::string url_encode(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char ch : s) {
-    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-      out += static_cast<char>(ch);
-    } else {
-      out += '%';
-      out += kHex[ch >> 4];
-      out += kHex[ch & 15];
-    }
-  }
-  return out;
-}
-
-// m365vaultd serve on a scratch database with a filesystem repository, set up the
-// way an administrator does: a config file, a passphrase file, `repo init`, then serve.
-struct DataDaemon {
-  TempDir dir{"api-data"};
-  ScratchDatabase db;
-  unsigned short port = free_port();
-  std::string config = (dir / "m365vault.toml").string();
-  std::unique_ptr<Daemon> d;
-  std::string admin;
-  OpenApiCheck spec = OpenApiCheck::from_env();
-  int request_no = 0;
-  std::vector<std::string> audited_request_ids;  // searches and downloads this test made
-
-  DataDaemon() {
-    write_file(dir / "passphrase", "correct horse battery staple\n");
-    write_file(dir / "m365vault.toml", "[server]\nlisten = \"127.0.0.1:" + std::to_string(port) +
-                                           "\"\nauth_failures_per_minute = 100000\n"
-                                           "[database]\nurl = \"" + db.conninfo() + "\"\n"
-                                           "[storage]\ndata_dir = \"" + (dir / "data").string() + "\"\n"
-                                           "repository = \"file://" + (dir / "repo").string() + "\"\n"
-                                           "passphrase_file = \"" + (dir / "passphrase").string() + "\"\n");
-    auto init = run_daemon_command({"--config", config, "repo", "init"});
-    INFO(init.output);
-    REQUIRE(init.exit_code == 0);
-    d = std::make_unique<Daemon>(DaemonRun{{"--config", config, "serve"}, {}, dir / "daemon.log"});
-    auto ready = wait_for_status(port, "/readyz", 200, 60s);
-    INFO(d->output());
-    REQUIRE(ready.status == 200);
-    auto r = run_daemon_command({"--config", config, "token", "create", "--role", "admin", "--name", "root"});
-    INFO(r.output);
-    REQUIRE(r.exit_code == 0);
-    auto last = r.output.substr(r.output.rfind("m365v_"));
-    admin = last.substr(0, last.find('\n'));
-  }
-  ~DataDaemon() {
-    d->process().signal(SIGTERM);
-    d->process().wait(30s);
-  }
-
-  // One request; every response is checked against openapi.yaml.
-  HttpResult call(const std::string& method, const std::string& target, const std::string& token,
-                  const std::optional<json>& body = std::nullopt,
-                  std::vector<std::pair<std::string, std::string>> headers = {}) {
-    HttpRequest r;
-    r.method = method;
-    r.port = port;
-    r.target = target;
-    r.timeout = 30s;
-    r.headers = std::move(headers);
-    if (!token.empty()) r.headers.push_back({"Authorization", "Bearer " + token});
-    const auto request_id = "api-data-" + std::to_string(++request_no);
-    r.headers.push_back({"X-Request-Id", request_id});
-    if (body) {
-      r.headers.push_back({"Content-Type", "application/json"});
-      r.body = body->dump();
-    }
-    auto res = http_request(r);
-    auto problems = spec.check_response(method, target, res.status, res.header("content-type"), res.body);
-    const bool json_body = res.header("content-type").find("json") != std::string::npos;
-    INFO(method << " " << target << " -> " << res.status << " " << (json_body ? res.body.substr(0, 400) : std::string()));
-    for (auto& p : problems) FAIL_CHECK("openapi: " << p);
-    CHECK(res.header("x-request-id") == request_id);
-    const auto path = target.substr(0, target.find('?'));
-    if (path == "/api/v1/search" || (path.size() > 8 && path.substr(path.size() - 8) == "/content"))
-      audited_request_ids.push_back(request_id);
-    return res;
-  }
-  json get_json(const std::string& target, const std::string& token, int expect = 200) {
-    auto r = call("GET", target, token);
-    INFO("GET " << target << " -> " << r.status << " " << r.body.substr(0, 400));
-    REQUIRE(r.status == expect);
-    return json::parse(r.body);
-  }
-  std::string token(const std::string& role, const std::string& name, const std::optional<std::string>& tenant = {}) {
-    json b = {{"name", name}, {"role", role}};
-    if (tenant) b["tenant_id"] = *tenant;
-    auto r = call("POST", "/api/v1/tokens", admin, b);
-    REQUIRE(r.status == 201);
-    return json::parse(r.body)["token"];
-  }
-  // Queues a run of the job and waits for the daemon's worker to end it.
-  json run_job(const std::string& job_id) {
-    auto q = call("POST", "/api/v1/jobs/" + job_id + "/run", admin);
-    REQUIRE(q.status == 202);
-    auto run_id = json::parse(q.body)["id"].get<std::string>();
-    auto deadline = std::chrono::steady_clock::now() + 180s;
-    json run;
-    for (;;) {
-      run = get_json("/api/v1/runs/" + run_id, admin);
-      auto st = run["state"].get<std::string>();
-      if (st != "queued" && st != "running") break;
-      INFO(d->output().substr(d->output().size() > 4000 ? d->output().size() - 4000 : 0));
-      REQUIRE(std::chrono::steady_clock::now() < deadline);
-      std::this_thread::sleep_for(300ms);
-    }
-    return run;
-  }
-  // Follows next_cursor to the end; every page at most `limit` long.
-  std::vector<json> walk(const std::string& target, const std::string& token, int limit, const std::string& key = "items") {
-    std::vector<json> out;
-    std::optional<std::string> cursor;
-    for (int guard = 0; guard < 1000; ++guard) {
-      auto sep = target.find('?') == std::string::npos ? "?" : "&";
-      auto page = get_json(target + sep + "limit=" + std::to_string(limit) + (cursor ? "&cursor=" + url_encode(*cursor) : ""),
-                           token);
-      CHECK(page[key].size() <= static_cast<std::size_t>(limit));
-      for (auto& it : page[key]) out.push_back(it);
-      if (page["next_cursor"].is_null()) return out;
-      cursor = page["next_cursor"].get<std::string>();
-    }
-    FAIL("pagination never ended: " << target);
-    return out;
-  }
-};
-
-// Every item of an owner's mail at `at`, by walking the container tree through
-// browse pages of `limit`: item id -> item.
+// Every item of an owner's `category` at `at`, by walking the container tree
+// through browse pages of `limit`: item id -> item.
 std::map<std::string, json> browse_all(DataDaemon& a, const std::string& token, const std::string& owner,
-                                       const std::string& at, int limit) {
+                                       const std::string& at, int limit, const std::string& category = "mail") {
   std::map<std::string, json> items;
   std::vector<std::optional<std::string>> unvisited{std::nullopt};
   std::set<std::string> seen_containers;
   while (!unvisited.empty()) {
     auto container = unvisited.back();
     unvisited.pop_back();
-    std::string base = "/api/v1/browse?owner=" + owner + "&category=mail" + (container ? "&container=" + *container : "") +
+    std::string base = "/api/v1/browse?owner=" + owner + "&category=" + category + (container ? "&container=" + *container : "") +
                        (at.empty() ? "" : "&at=" + url_encode(at));
     std::optional<std::string> cursor;
     std::set<std::string> page_ids;
@@ -281,6 +144,9 @@ TEST_CASE("api data: a backup made through the API reads back through it, byte f
   auto item = a.get_json("/api/v1/items/" + item_id, restorer);
   CHECK(item["graph_id"] == listed["graph_id"]);
   CHECK(item["kind"] == "message");
+  // A message has its folder's path (the source gives messages none).
+  REQUIRE(item["path"].is_string());
+  CHECK_FALSE(item["path"].get<std::string>().empty());
   auto versions = a.get_json("/api/v1/items/" + item_id + "/versions", restorer);
   REQUIRE(versions["items"].size() == 1);
   CHECK(versions["items"][0]["version_id"] == item["version_id"]);
@@ -451,6 +317,116 @@ TEST_CASE("api data: a backup made through the API reads back through it, byte f
     CHECK(e["outcome"].is_number_integer());
   }
   CHECK(a.audited_request_ids.size() > all_items.size());
+}
+
+TEST_CASE("api data: a OneDrive file backed up through the API downloads whole and by Range, every step audited",
+          "[e2e]") {
+  EmulatorProcess emu;
+  auto tenant = make_tenant(emu, 23, 1, 2,
+                            {{"contacts_per_user", 0}, {"events_per_user", 0}, {"mail_folders_per_user", 1},
+                             {"drive_files_per_user", 8}, {"drive_bytes_per_user", 1 << 20}});
+  DataDaemon a;
+  auto created = a.call("POST", "/api/v1/tenants", a.admin,
+                        json{{"name", "contoso"}, {"tenant_id", tenant.tenant}, {"client_id", tenant.client},
+                             {"client_secret", tenant.secret}, {"graph_url", emu.base()}, {"login_url", emu.base()},
+                             {"ca_file", emu.ca()}});
+  REQUIRE(created.status == 201);
+  const auto tenant_id = json::parse(created.body)["id"].get<std::string>();
+  auto job = a.call("POST", "/api/v1/jobs", a.admin,
+                    json{{"name", "files"}, {"tenant_id", tenant_id}, {"params", {{"categories", {"onedrive"}}}}});
+  REQUIRE(job.status == 201);
+  const auto job_id = json::parse(job.body)["id"].get<std::string>();
+  auto run = a.run_job(job_id);
+  INFO(run.dump());
+  REQUIRE(run["state"] == "succeeded");
+
+  auto restorer = a.token("restorer", "alice");
+  auto owners = a.get_json("/api/v1/tenants/" + tenant_id + "/owners?kind=user", a.admin)["items"];
+  REQUIRE(owners.size() == 1);
+  auto files = browse_all(a, restorer, owners[0]["id"].get<std::string>(), "", 100, "onedrive");
+
+  // The emulator's truth: SHA-256 of every live file's bytes, by drive item id.
+  auto manifest = emu.admin("GET", "/_emulator/tenants/" + tenant.tenant + "/manifest?category=files");
+  std::map<std::string, std::string> sha_by_id;
+  for (auto& it : manifest["items"]) sha_by_id[it["id"].get<std::string>()] = it["sha256"].get<std::string>();
+  REQUIRE(sha_by_id.size() >= 4);
+
+  // The biggest file: whole, then pieces by Range, each equal to the same bytes.
+  std::string file_id;
+  json file;
+  for (auto& [id, it] : files)
+    if (it["kind"] == "file" && it["content"]["size"].is_number() &&
+        (file_id.empty() || it["content"]["size"].get<long long>() > file["content"]["size"].get<long long>())) {
+      file_id = id;
+      file = it;
+    }
+  INFO("file " << file.dump().substr(0, 400));
+  REQUIRE_FALSE(file_id.empty());
+  REQUIRE(sha_by_id.count(file["graph_id"].get<std::string>()));
+  const auto want = sha_by_id[file["graph_id"].get<std::string>()];
+  auto whole = a.call("GET", "/api/v1/items/" + file_id + "/content", restorer);
+  REQUIRE(whole.status == 200);
+  CHECK(sha_hex(whole.body) == want);
+  const auto total = whole.body.size();
+  REQUIRE(total > 4096);
+  CHECK(whole.header("etag") == "\"" + want + "\"");
+  CHECK_THAT(whole.header("content-disposition"), Catch::Contains("filename*=UTF-8''"));
+  const auto mid = total / 3;
+  auto piece = a.call("GET", "/api/v1/items/" + file_id + "/content", restorer, std::nullopt,
+                      {{"Range", "bytes=" + std::to_string(mid) + "-" + std::to_string(mid + 4095)}});
+  CHECK(piece.status == 206);
+  CHECK(piece.body == whole.body.substr(mid, 4096));
+  CHECK(piece.header("content-range") ==
+        "bytes " + std::to_string(mid) + "-" + std::to_string(mid + 4095) + "/" + std::to_string(total));
+  CHECK(piece.header("content-type") == whole.header("content-type"));
+  // A resumed download: the rest from where it stopped, if the file is still the same.
+  auto rest = a.call("GET", "/api/v1/items/" + file_id + "/content", restorer, std::nullopt,
+                     {{"Range", "bytes=" + std::to_string(mid) + "-"}, {"If-Range", whole.header("etag")}});
+  CHECK(rest.status == 206);
+  CHECK(whole.body.substr(0, mid) + rest.body == whole.body);
+
+  // The file is found by a word of its name.
+  std::string word;
+  {
+    std::string cur;
+    for (char ch : file["name"].get<std::string>() + " ") {
+      if (std::isalpha(static_cast<unsigned char>(ch))) {
+        cur += ch;
+      } else {
+        if (cur.size() > word.size()) word = cur;
+        cur.clear();
+      }
+    }
+  }
+  REQUIRE(word.size() >= 3);
+  auto hits = a.get_json("/api/v1/search?q=" + url_encode(word) + "&category=onedrive&limit=500", restorer)["items"];
+  bool found = false;
+  for (auto& h : hits) found = found || h["id"] == file_id;
+  CHECK(found);
+
+  // Each step is in the audit log: who, what, the outcome, and the range asked for.
+  auto audit = a.walk("/api/v1/audit", a.admin, 100);
+  std::set<std::string> actions;
+  std::map<std::string, json> by_request;
+  for (auto& e : audit) {
+    actions.insert(e["action"].get<std::string>() + " " + std::to_string(e["outcome"].get<int>()));
+    if (e["request_id"].is_string()) by_request[e["request_id"].get<std::string>()] = e;
+  }
+  CHECK(actions.count("POST /api/v1/tenants 201"));
+  CHECK(actions.count("POST /api/v1/jobs 201"));
+  CHECK(actions.count("POST /api/v1/jobs/" + job_id + "/run 202"));
+  CHECK(actions.count("POST /api/v1/tokens 201"));
+  CHECK(actions.count("GET /api/v1/items/" + file_id + "/content 200"));
+  CHECK(actions.count("GET /api/v1/items/" + file_id + "/content 206"));
+  CHECK(actions.count("GET /api/v1/search 200"));
+  int ranged = 0;
+  for (auto& rid : a.audited_request_ids) {
+    INFO("request " << rid);
+    REQUIRE(by_request.count(rid));
+    CHECK(by_request[rid]["actor"] == "alice");
+    if (by_request[rid]["detail"].contains("range")) ++ranged;
+  }
+  CHECK(ranged == 2);
 }
 
 TEST_CASE("api data: the openapi checker refuses undocumented fields, missing ones and wrong types", "[e2e]") {

@@ -54,6 +54,12 @@
 
 namespace m365vault::storage {
 
+// Opaque page cursors (base64url of a small JSON array): what every listing of
+// the API returns as next_cursor. read_page_cursor gives null for no cursor and
+// throws Error(bad_request) naming parameter 'cursor' for one it did not make.
+std::string page_cursor(const nlohmann::json& position);
+nlohmann::json read_page_cursor(const std::optional<std::string>& cursor);
+
 enum class Category { mail, contacts, calendar, onedrive, sharepoint, teams };
 std::string_view to_string(Category c);
 std::optional<Category> parse_category(std::string_view s);

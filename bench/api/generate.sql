@@ -1,0 +1,104 @@
+-- Fills the catalog of an empty, migrated m365vault database with a synthetic
+-- tenant for bench/api/run.sh: :owners mailboxes of :folders folders each (sizes
+-- skewed: the biggest folder of a mailbox holds about a fifth of its mail, the
+-- smallest a few hundred), :items messages with an open version and :old_versions
+-- earlier, closed versions. Subjects draw 3 to 8 of 6,000 made-up words with a
+-- skewed frequency (a few words are in 10 % of subjects, most are rare), senders
+-- and recipients from 2,500 people, so full-text search has common and rare
+-- words as real mail does. Server-side generate_series: COPY from a client would
+-- only move the same rows through a pipe. The search vector is the catalog's own
+-- expression (storage/src/catalog.cpp, Catalog::commit_page).
+\set ON_ERROR_STOP on
+SET synchronous_commit = off;
+SET maintenance_work_mem = '512MB';
+SELECT setseed(0.42) \gset
+
+BEGIN;
+INSERT INTO tenants (id, name, directory_id, client_id, auth_kind, sealed_secret, seal_context)
+VALUES ('0b0b0b0b-0000-4000-8000-000000000001', 'bench', 'bench.example', 'bench-app', 'secret', '\x00', 'bench');
+
+CREATE TEMP TABLE words AS
+  WITH syl(s, n) AS (SELECT s, row_number() OVER () - 1 FROM unnest(ARRAY[
+    'ka','lo','mi','ne','ru','ta','vo','si','pe','da','fu','go','hi','ja','be','zo','qua','tre','pli','mon',
+    'sta','gri','vel','dor','nix','tal','bur','cen','fro','lun']) s)
+  SELECT k, a.s || b.s || CASE WHEN k >= 900 THEN c.s ELSE '' END AS w
+  FROM generate_series(0, 5999) k
+  JOIN syl a ON a.n = k % 30 JOIN syl b ON b.n = (k / 30) % 30 JOIN syl c ON c.n = (k / 900) % 30;
+CREATE TEMP TABLE word_array AS SELECT array_agg(w ORDER BY k) AS w FROM words;
+CREATE TEMP TABLE people AS
+  SELECT array_agg(f || '.' || l || '@contoso' || (n % 7) || '.example' ORDER BY n) AS p
+  FROM (SELECT f, l, row_number() OVER () AS n FROM
+    unnest(ARRAY['adele','alex','allan','bianca','brian','christie','debra','diego','emily','enrico','grady','henrietta',
+                 'irvin','isaiah','johanna','joni','lee','lidia','lynne','megan','miriam','nestor','patti','pradeep',
+                 'raul','sanjay','sofia','tomas','ursula','vance','wanda','xavier','yolanda','zachary','aiko','bruno',
+                 'chen','dagny','eero','farah','gunnar','hana','ivo','jaana','kofi','lars','mei','nadia','omar','priya']) f,
+    unnest(ARRAY['vance','wilber','smith','jones','garcia','muller','rossi','tanaka','kowalski','nguyen','okafor','silva',
+                 'larsen','dubois','novak','haddad','kim','santos','schmidt','ivanova','costa','berg','moreau','patel',
+                 'ali','chen','lopez','meyer','ricci','sato','hughes','brown','kaur','weber','fischer','horvat','popescu',
+                 'nagy','yilmaz','cohen','fernandes','andersen','virtanen','oconnor','walsh','murphy','bianchi','ward',
+                 'reyes','ozturk']) l) x;
+
+INSERT INTO owners (id, tenant_id, kind, graph_id, display_name, upn, mail)
+SELECT ('0b0b0b0b-0000-4000-8000-' || lpad(to_hex(o), 12, '0'))::uuid, '0b0b0b0b-0000-4000-8000-000000000001', 'user',
+       'user-' || o, 'User ' || o, 'user' || o || '@bench.example', 'user' || o || '@bench.example'
+FROM generate_series(1, :owners) o;
+
+-- Container ids: owner o's folder f is (o - 1) * :folders + f + 1; folder 0 is the inbox.
+INSERT INTO containers (id, owner_id, category, graph_id) OVERRIDING SYSTEM VALUE
+SELECT (o - 1) * :folders + f + 1, ('0b0b0b0b-0000-4000-8000-' || lpad(to_hex(o), 12, '0'))::uuid, 'mail', 'folder-' || o || '-' || f
+FROM generate_series(1, :owners) o, generate_series(0, :folders - 1) f;
+INSERT INTO container_versions (container_id, parent_id, display_name, well_known, path, from_at)
+SELECT id, NULL, CASE WHEN (id - 1) % :folders = 0 THEN 'Inbox' ELSE 'Folder ' || ((id - 1) % :folders) END,
+       CASE WHEN (id - 1) % :folders = 0 THEN 'inbox' END,
+       CASE WHEN (id - 1) % :folders = 0 THEN 'Inbox' ELSE 'Folder ' || ((id - 1) % :folders) END, now() - interval '400 days'
+FROM containers;
+
+INSERT INTO items (id, owner_id, category, graph_id, kind, first_seen_at) OVERRIDING SYSTEM VALUE
+SELECT i, ('0b0b0b0b-0000-4000-8000-' || lpad(to_hex(1 + i % :owners), 12, '0'))::uuid, 'mail', 'msg-' || i, 'message',
+       now() - interval '400 days'
+FROM generate_series(1, :items) i;
+
+-- The indexes are built once after the load (their definitions kept as the migrations made them).
+CREATE TEMP TABLE saved_indexes AS
+  SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'item_versions' AND indexname <> 'item_versions_pkey';
+DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT indexname FROM saved_indexes LOOP EXECUTE format('DROP INDEX %I', r.indexname); END LOOP;
+END $$;
+
+-- Versions: every item's open one, and :old_versions closed ones of the first items.
+INSERT INTO item_versions (item_id, owner_id, category, container_id, from_at, to_at, name, subject, sender, recipients,
+                           received_at, size, change_key, body_preview, content_type, content_size, search)
+SELECT item_id, owner_id, 'mail', container_id, from_at, to_at, subject, subject, sender, recipients, received_at, size,
+       'ck-' || item_id || '-' || old, body_preview, 'message/rfc822', size,
+       setweight(to_tsvector('simple', coalesce(subject, '') || ' ' || coalesce(subject, '')), 'A') ||
+       setweight(to_tsvector('simple', coalesce(sender, '') || ' ' || array_to_string(recipients, ' ') || ' ' ||
+         translate(coalesce(sender, '') || ' ' || array_to_string(recipients, ' '), '@.<>"', '     ')), 'B') ||
+       setweight(to_tsvector('simple', ''), 'C') ||
+       setweight(to_tsvector('simple', coalesce(body_preview, '')), 'D')
+FROM (
+  SELECT g.i AS item_id, g.old, ('0b0b0b0b-0000-4000-8000-' || lpad(to_hex(1 + g.i % :owners), 12, '0'))::uuid AS owner_id,
+         (g.i % :owners) * :folders + floor(:folders * power(random(), 2))::int + 1 AS container_id,
+         t.received - CASE WHEN g.old THEN interval '30 days' ELSE interval '0' END AS from_at,
+         CASE WHEN g.old THEN t.received END AS to_at,
+         CASE WHEN g.old THEN 'RE: ' ELSE '' END || s.subject AS subject,
+         pp.p[1 + floor(2500 * power(random(), 2))::int] AS sender,
+         ARRAY[pp.p[1 + floor(2500 * random())::int], pp.p[1 + floor(2500 * random())::int]] AS recipients,
+         t.received AS received_at, 2000 + floor(200000 * power(random(), 3))::bigint AS size, s.preview AS body_preview
+  FROM (SELECT i, false AS old FROM generate_series(1, :items) i
+        UNION ALL SELECT i, true FROM generate_series(1, :old_versions) i) g
+  CROSS JOIN people pp
+  CROSS JOIN LATERAL (SELECT now() - interval '365 days' * random() AS received) t
+  CROSS JOIN LATERAL (
+    SELECT string_agg(wa.w[1 + floor(6000 * power(random(), 2.5))::int], ' ') AS subject,
+           string_agg(wa.w[1 + floor(6000 * power(random(), 1.5))::int], ' ') AS preview
+    FROM word_array wa, generate_series(1, 3 + (g.i % 6)) n
+    WHERE g.i IS NOT NULL) s
+) v;
+
+DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT indexdef FROM saved_indexes LOOP EXECUTE r.indexdef; END LOOP;
+END $$;
+COMMIT;  -- one transaction: a failed load leaves an empty catalog, and a rerun starts over
+ANALYZE;
+SELECT (SELECT count(*) FROM item_versions) AS item_versions, (SELECT count(*) FROM items) AS items,
+       (SELECT count(*) FROM containers) AS folders, (SELECT count(*) FROM owners) AS owners;

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# API latency on a big index, one command:
+#   bench/api/run.sh [--items N] [--old-versions N] [--owners N] [--folders N] [--duration 10s] [--keep DIR]
+# Starts a private PostgreSQL cluster (the test command's), migrates it, fills the
+# catalog with N + old item versions (bench/api/generate.sql; default 4.5 M + 0.5 M
+# = 5 M versions of 500 mailboxes), starts a real m365vaultd on it and measures
+# through its HTTP API with wrk (installed if missing):
+#   browse    a 100-item page of a folder (random folders, first pages and later
+#             ones by cursor): p50/p99, goal p99 < 20 ms
+#   search    websearch queries (a common word, a rare word, two words, a phrase,
+#             a sender's name, with an owner filter): p50/p95, goal p95 < 200 ms
+#   metadata  GET /api/v1/items/{id} of random items: requests/s
+# One connection for the latency figures (what one administrator sees), 8 for the
+# throughput. --keep DIR reuses (or makes) a loaded cluster in DIR across runs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+items=4500000 old=500000 owners=500 folders=20 duration=10s keep=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --items) items=$2; shift 2 ;;
+    --old-versions) old=$2; shift 2 ;;
+    --owners) owners=$2; shift 2 ;;
+    --folders) folders=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;
+    *) echo "usage: bench/api/run.sh [--items N] [--old-versions N] [--owners N] [--folders N] [--duration 10s] [--keep DIR]" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v psql >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null; }
+scripts/build.sh m365vaultd m365vault-test-pg >/dev/null
+
+if [ -n "$keep" ]; then work=$keep; mkdir -p "$work"; else work=$(mktemp -d "${TMPDIR:-/tmp}/m365vault-bench-api-XXXXXX"); fi
+chmod 755 "$work"
+pid=""
+cleanup() {
+  [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
+  build/tests/m365vault-test-pg stop "$work/pg" >/dev/null 2>&1 || true
+  [ -n "$keep" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+url=$(build/tests/m365vault-test-pg start "$work/pg" 2>"$work/pg.log") || { cat "$work/pg.log" >&2; exit 1; }
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/m365vault.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+[database]
+url = "$url"
+[storage]
+data_dir = "$work/data"
+TOML
+build/daemon/m365vaultd --config "$work/m365vault.toml" migrate >/dev/null
+loaded=$(psql "$url" -Atc "SELECT count(*) FROM item_versions")
+if [ "$loaded" = 0 ]; then
+  echo "loading $items items + $old old versions ($owners mailboxes x $folders folders)..."
+  t0=$(date +%s)
+  psql "$url" -q -v owners="$owners" -v folders="$folders" -v items="$items" -v old_versions="$old" \
+    -f bench/api/generate.sql
+  echo "loaded in $(( $(date +%s) - t0 )) s"
+fi
+psql "$url" -Atc "SELECT 'index: ' || (SELECT count(*) FROM item_versions) || ' item versions, ' ||
+  (SELECT count(*) FROM items) || ' items, ' || (SELECT count(*) FROM containers) || ' folders, ' ||
+  (SELECT count(*) FROM owners) || ' owners; database ' || pg_size_pretty(pg_database_size(current_database()))"
+
+build/daemon/m365vaultd --config "$work/m365vault.toml" serve >"$work/daemon.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$port/readyz" >/dev/null
+token=$(build/daemon/m365vaultd --config "$work/m365vault.toml" token create --role restorer --name bench | grep -o 'm365v_[A-Za-z0-9_-]*' | tail -1)
+
+# Request lists for wrk: random folders, later pages by their real cursors, queries.
+python3 bench/api/targets.py --url "http://127.0.0.1:$port" --token "$token" --dsn "$url" --out "$work"
+
+run_wrk() {  # name connections targets-file
+  AUTH="$token" TARGETS="$3" wrk -t1 -c"$2" -d"$duration" -s bench/api/wrk.lua "http://127.0.0.1:$port" >"$work/$1.out" 2>&1
+  grep -E "^(requests|latency|errors)" "$work/$1.out" | sed "s/^/$1 /"
+}
+echo "m365vaultd on 127.0.0.1:$port, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+run_wrk browse 1 "$work/browse.txt"
+run_wrk search 1 "$work/search.txt"
+run_wrk metadata 8 "$work/items.txt"
+b99=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p99=/) print substr($i,5)}' "$work/browse.out")
+b50=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p50=/) print substr($i,5)}' "$work/browse.out")
+s95=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p95=/) print substr($i,5)}' "$work/search.out")
+s50=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p50=/) print substr($i,5)}' "$work/search.out")
+rps=$(awk '/^requests/ {for (i=1;i<=NF;i++) if ($i ~ /^per_s=/) print substr($i,7)}' "$work/metadata.out")
+bad=$(awk '/^errors/ {for (i=1;i<=NF;i++) if ($i ~ /^non2xx=/) s += substr($i,8)} END {print s+0}' "$work"/*.out)
+[ "$bad" = 0 ] || { echo "bench/api: $bad answers were not 2xx (see $work/daemon.log)" >&2; exit 1; }
+echo "summary: browse p50=${b50}ms p99=${b99}ms (goal p99 < 20) search p50=${s50}ms p95=${s95}ms (goal p95 < 200) item metadata ${rps} req/s"
