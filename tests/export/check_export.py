@@ -90,7 +90,9 @@ def check_zip(path):
                       if f["path"] not in entries or entries[f["path"]]["sha256"] != f["sha256"]
                       or entries[f["path"]]["size"] != f["size"]]
         unlisted = [n for n in entries if n != "manifest.json" and n not in {f["path"] for f in manifest["files"]}]
-        result["manifest"] = {"mismatched": mismatched, "unlisted": unlisted, "files": len(manifest["files"])}
+        result["manifest"] = {"mismatched": mismatched, "unlisted": unlisted, "files": len(manifest["files"]),
+                              "faults": manifest["faults"], "summary": manifest["summary"],
+                              "items": {i["version_id"]: f["path"] for f in manifest["files"] for i in f["items"]}}
     return result
 
 
