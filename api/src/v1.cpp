@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "input.hpp"
+#include "routes.hpp"
 #include "m365vault/api/auth.hpp"
 #include "m365vault/storage/catalog.hpp"
 
@@ -19,6 +20,10 @@ namespace {
 constexpr std::initializer_list<Role> kAnyRole = {Role::admin, Role::operator_, Role::restorer, Role::viewer};
 constexpr std::initializer_list<Role> kOperate = {Role::admin, Role::operator_};
 constexpr std::initializer_list<Role> kAdmin = {Role::admin};
+
+}  // namespace
+
+// --- shared with the other route files (routes.hpp) ---
 
 // Failed authentications per remote address in the current minute.
 class FailureLimiter {
@@ -58,15 +63,9 @@ struct Ctx {
   explicit Ctx(ApiOptions opts) : o(std::move(opts)), limiter(o.auth_failures_per_minute) {}
 };
 
-// What a handler may add to its audit line.
-struct AuditNote {
-  std::optional<std::string> tenant_id;
-  std::optional<std::string> target;
-  nlohmann::json detail = nlohmann::json::object();
-  bool record = false;  // audit this read too (searches, downloads)
-};
+const ApiOptions& options(const Ctx& ctx) { return ctx.o; }
 
-using Authed = std::function<awaitable<Response>(Request&, const Principal&, AuditNote&)>;
+namespace {
 
 Response no_content() {
   Response r;
@@ -81,6 +80,8 @@ Response unauthorized(const Request& req, const std::string& detail) {
   res.headers.set("WWW-Authenticate", "Bearer realm=\"m365vault\"");
   return res;
 }
+
+}  // namespace
 
 int limit_param(const Request& req, int dflt, int max) {
   auto v = req.query_param("limit");
@@ -170,6 +171,8 @@ net::Handler secured(std::shared_ptr<Ctx> ctx, std::initializer_list<Role> roles
   };
 }
 
+namespace {
+
 bool visible(const Principal& p, const std::optional<std::string>& tenant_id) {
   return !p.tenant_id || (tenant_id && *tenant_id == *p.tenant_id);
 }
@@ -225,6 +228,7 @@ void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx);
 void add_v1_routes(net::Router& r, ApiOptions opts) {
   auto ctx = std::make_shared<Ctx>(std::move(opts));
   add_catalog_routes(r, ctx);
+  add_export_routes(r, ctx);
   auto& q = ctx->o.queue;
   auto* db = ctx->o.db;
 
@@ -418,11 +422,11 @@ void add_v1_routes(net::Router& r, ApiOptions opts) {
 
 
 // --- the catalog: tenants, owners, snapshots, browse, items, search ---
-namespace {
-
-constexpr std::initializer_list<Role> kRestore = {Role::admin, Role::restorer};
-
 storage::Scope scope_of(const Principal& p) { return storage::Scope{p.tenant_id}; }
+
+nlohmann::json cursor_json(const std::optional<std::string>& c) { return c ? nlohmann::json(*c) : nlohmann::json(nullptr); }
+
+namespace {
 
 storage::Category category_param(const Request& req, bool required) {
   auto v = req.query_param("category");
@@ -442,8 +446,6 @@ std::string required_param(const Request& req, const std::string& name) {
   if (!v || v->empty()) throw Error(Errc::bad_request, "parameter '" + name + "': is required");
   return *v;
 }
-
-nlohmann::json cursor_json(const std::optional<std::string>& c) { return c ? nlohmann::json(*c) : nlohmann::json(nullptr); }
 
 // A tenant body: the settings, and the credential in clear (sealed at once,
 // never stored or echoed). POST requires name, tenant_id, client_id and one
