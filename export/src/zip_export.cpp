@@ -224,8 +224,16 @@ awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
     fault(e, std::nullopt, "no stored content (the item's content was not backed up)");
     co_return;
   }
+  if (v.kind == "missing") {
+    fault(e, std::nullopt, "the version is no longer in the catalog (pruned since the export was listed)");
+    co_return;
+  }
   if (v.content_blobs.empty() && v.kind != "file") {
-    fault(e, std::nullopt, "no stored content (kind '" + v.kind + "')");
+    // A OneNote notebook (package), a shared item (remote): nothing of its own to export.
+    json s = item_ref(e);
+    s["reason"] = "a '" + v.kind + "' has no content of its own in the backup";
+    skipped_.push_back(std::move(s));
+    ++summary_.skipped;
     co_return;
   }
   const std::uint64_t size = static_cast<std::uint64_t>(v.content_size.value_or(0));
@@ -369,9 +377,11 @@ awaitable<void> ZipExport::finish(const json& about) {
   co_await close_group();
   json manifest = {{"format", "m365vault-export/1"},
                    {"export", about},
-                   {"summary", {{"items", summary_.items}, {"files", summary_.files}, {"faults", summary_.faults}, {"bytes", summary_.content_bytes}}},
+                   {"summary", {{"items", summary_.items}, {"files", summary_.files}, {"faults", summary_.faults},
+                                {"skipped", summary_.skipped}, {"bytes", summary_.content_bytes}}},
                    {"files", std::move(files_)},
-                   {"faults", std::move(faults_)}};
+                   {"faults", std::move(faults_)},
+                   {"skipped", std::move(skipped_)}};
   auto text = manifest.dump(1);
   zip_.begin(names_.unique("", "manifest", ".json"), 0, true);
   zip_.write(text);

@@ -91,7 +91,7 @@ def check_zip(path):
                       or entries[f["path"]]["size"] != f["size"]]
         unlisted = [n for n in entries if n != "manifest.json" and n not in {f["path"] for f in manifest["files"]}]
         result["manifest"] = {"mismatched": mismatched, "unlisted": unlisted, "files": len(manifest["files"]),
-                              "faults": manifest["faults"], "summary": manifest["summary"],
+                              "faults": manifest["faults"], "skipped": manifest["skipped"], "summary": manifest["summary"],
                               "items": {i["version_id"]: f["path"] for f in manifest["files"] for i in f["items"]}}
     return result
 

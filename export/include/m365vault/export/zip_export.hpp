@@ -3,8 +3,9 @@
 // under <owner>/<Category>/<folder path>/ (mail as .eml with the stored MIME byte
 // for byte, or one mboxrd file per mail folder; contacts as .vcf; events as one
 // .ics per calendar; files as themselves), and manifest.json, written last, lists
-// every file with its size, SHA-256 and the item versions in it, and every item
-// that could not be exported with the reason.
+// every file with its size, SHA-256 and the item versions in it, every item that
+// could not be exported with the error (faults), and every item that has nothing
+// of its own to export, such as a OneNote notebook (skipped), with the reason.
 //
 // Memory: the bytes of one item at a time for items up to kWholeItemLimit (read
 // whole first, so a damaged item is left out cleanly), one chunk for larger ones,
@@ -49,7 +50,7 @@ struct ExportEntry {
 };
 
 struct ExportSummary {
-  std::uint64_t items = 0, files = 0, faults = 0;
+  std::uint64_t items = 0, files = 0, faults = 0, skipped = 0;
   std::uint64_t content_bytes = 0;  // bytes of exported files, before compression
   std::uint64_t zip_bytes = 0;      // bytes sent
 };
@@ -103,6 +104,7 @@ class ZipExport {
   std::unique_ptr<MboxQuoter> quoter_;
   nlohmann::json files_ = nlohmann::json::array();
   nlohmann::json faults_ = nlohmann::json::array();
+  nlohmann::json skipped_ = nlohmann::json::array();
   ExportSummary summary_;
 };
 
