@@ -31,6 +31,8 @@ const char* kUsage =
     "  repo init [--key-file-out FILE] | repo verify [--deep] [--repair]\n"
     "  repo prune [--grace 24h] [--dry-run] | repo rebuild-index\n"
     "             create, check and prune the repository; rebuild its index from the store\n"
+    "  export --tenant T [--owner O] [--container ID] [--category C] [--at T] [--mbox] --output FILE.zip\n"
+    "             export what was backed up at an instant as a zip (see docs/export.md)\n"
     "\n"
     "options:\n"
     "  --config FILE   configuration file (default /etc/m365vault/m365vault.toml, or $M365VAULT_CONFIG)\n"
@@ -54,7 +56,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
     if (command == "token" || command == "job" || command == "repo" || command == "tenant" ||
-        command == "snapshot" || command == "backup") {
+        command == "snapshot" || command == "backup" || command == "export") {
       rest.push_back(a);
       continue;
     }
@@ -96,7 +98,7 @@ int main(int argc, char** argv) {
   }
   if (command != "serve" && command != "demo" && command != "migrate" && command != "token" &&
       command != "job" && command != "repo" && command != "tenant" && command != "snapshot" &&
-      command != "backup") {
+      command != "backup" && command != "export") {
     std::cerr << "m365vaultd: unknown command '" << command << "'\n" << kUsage;
     return kExitUsage;
   }
@@ -127,6 +129,7 @@ int main(int argc, char** argv) {
     if (command == "tenant") return run_tenant(cfg, rest);
     if (command == "snapshot") return run_snapshot(cfg, rest);
     if (command == "backup") return run_backup_command(cfg, rest);
+    if (command == "export") return run_export_command(cfg, rest);
     return run_serve(cfg, source, command == "demo" ? ServeMode::demo : ServeMode::serve);
   } catch (const Error& e) {
     std::cerr << "m365vaultd: " << e.what() << "\n";

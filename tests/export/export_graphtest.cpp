@@ -218,6 +218,27 @@ TEST_CASE("export: a mailbox and a drive through the API download, read back by 
   CHECK(api.call("POST", "/api/v1/exports", json{{"selection", {{"tenant", s.catalog_tenant_id()}, {"owners", {"nobody@nowhere"}}}}}).status == 404);
   CHECK(api.call("POST", "/api/v1/exports", json{{"selection", selection}, {"format", {{"zip64", true}}}}).status == 400);
   CHECK(api.call("GET", "/api/v1/exports/00000000-0000-4000-8000-000000000000/download").status == 404);
+  // The CLI writes the same zip to a file (and never leaves a half one by that name).
+  auto out = dir / "cli.zip";
+  auto cli = run_daemon_command({"export", "--tenant", s.catalog_tenant_id(), "--owner", upn, "--category", "mail",
+                                 "--output", out.string()},
+                                api.env);
+  INFO(cli.output);
+  REQUIRE(cli.exit_code == 0);
+  REQUIRE(unzip_test(out, log) == 0);
+  auto seen3 = check_export("zip", out);
+  std::set<std::string> cli_hashes;
+  for (auto& [path, entry] : seen3["entries"].items())
+    if (path.ends_with(".eml")) cli_hashes.insert(entry["sha256"].get<std::string>());
+  CHECK(cli_hashes == want_mail);
+  CHECK_FALSE(std::filesystem::exists(dir / "cli.zip.partial"));
+  auto bad = run_daemon_command({"export", "--tenant", s.catalog_tenant_id(), "--owner", "nobody@nowhere", "--output",
+                                 (dir / "bad.zip").string()},
+                                api.env);
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("nobody@nowhere"));
+  CHECK_FALSE(std::filesystem::exists(dir / "bad.zip"));
+
   // Every download was audited.
   auto audited = s.query("SELECT count(*) FROM audit_log WHERE action LIKE 'GET /api/v1/exports/%/download'");
   CHECK(audited[0][0] == "4");
