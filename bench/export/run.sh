@@ -67,11 +67,15 @@ export_one() {
   shift 2
   /usr/bin/time -v -o "$work/$name.time" "$daemon" --config "$work/bench.toml" export --tenant bench --category "$cat" "$@" \
     --output "$work/$name.zip" >"$work/$name.out" 2>&1 || { cat "$work/$name.out"; exit 1; }
-  local line rss
+  local line rss cpu mb
   line=$(tail -1 "$work/$name.out")
   rss=$(awk '/Maximum resident set size/ {print $6}' "$work/$name.time")
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/$name.time")
+  mb=$(sed -n 's/.* files, \([0-9.]*\) \([KMG]\)B exported.*/\1 \2/p' "$work/$name.out" |
+    awk '{print $2 == "G" ? $1 * 1024 : $2 == "K" ? $1 / 1024 : $1}')
   unzip -tq "$work/$name.zip" >/dev/null || { echo "$name: unzip -t failed"; exit 1; }
-  printf '%-8s %s; peak RSS %d MB\n' "$name" "${line#*: }" "$((rss / 1024))"
+  printf '%-6s %s; CPU %.1f s = %.1f MB per CPU-second; peak RSS %d MB; load %s\n' "$name" "${line#*: }" "$cpu" \
+    "$(echo "$mb / $cpu" | bc -l)" "$((rss / 1024))" "$(cut -d' ' -f1 /proc/loadavg)"
   rm -f "$work/$name.zip"
 }
 export_one eml mail
