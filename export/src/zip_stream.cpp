@@ -27,6 +27,11 @@ ZipStream::ZipStream() : a_(archive_write_new()) {
   check(archive_write_set_format_zip(a_.get()), "set format zip");
   // Names are UTF-8 whatever the process locale is, and flagged so (bit 11).
   check(archive_write_set_format_option(a_.get(), "zip", "hdrcharset", "UTF-8"), "set hdrcharset");
+  // deflate level 1: measured side by side on 210 MB of MIME-like text with base64
+  // attachments, it took half the CPU of the default level 6 (5.8 s against 11.4 s
+  // of process CPU, data generation included) for a zip 1.7 % larger (0.761 of the
+  // input against 0.748). A download is limited by this CPU, not by its size.
+  check(archive_write_set_format_option(a_.get(), "zip", "compression-level", "1"), "set compression level");
   // No blocking: every byte libarchive produces reaches out_ at once, no padding.
   check(archive_write_set_bytes_per_block(a_.get(), 0), "set bytes per block");
   check(archive_write_open2(a_.get(), this, nullptr, &ZipStream::on_write, nullptr, nullptr), "open");
