@@ -20,7 +20,7 @@ ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
 emu_bin=$build/emulator/graph-emulator
 daemon=$build/daemon/m365vaultd
 pgtool=$build/tests/m365vault-test-pg
-work=$(mktemp -d /tmp/bench-restore-XXXXXX)
+work=$(mktemp -d -t bench-restore-XXXXXX)
 chmod 755 "$work"
 emu_pid=
 cleanup() {

@@ -552,7 +552,11 @@ awaitable<Outcome> RestoreRun::restore_message(ScopeState& s, const storage::Ite
         continue;
       }
       json sess = {{"AttachmentItem",
-                    {{"attachmentType", "file"}, {"name", name}, {"size", a.bytes.size()}, {"isInline", a.is_inline}}}};
+                    {{"attachmentType", "file"},
+                     {"name", name},
+                     {"contentType", a.content_type},
+                     {"size", a.bytes.size()},
+                     {"isInline", a.is_inline}}}};
       if (!a.content_id.empty()) sess["AttachmentItem"]["contentId"] = a.content_id;
       std::string surl = base + "/attachments/createUploadSession";
       auto sr = co_await g_.post(surl, sess, opts);
