@@ -19,16 +19,19 @@ awaitable<void> send_export(storage::Database* db, exporting::ContentSource* sou
   co_await exporting::stream_export(*db, std::move(id), std::move(scope), *source, sink);
 }
 
+storage::Scope scope_of(const Principal& p) { return storage::Scope{p.tenant_id}; }
+
+nlohmann::json cursor_json(const std::optional<std::string>& c) { return c ? nlohmann::json(*c) : nlohmann::json(nullptr); }
+
 }  // namespace
 
-void add_export_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
-  auto* db = options(*ctx).db;
-  auto q = options(*ctx).queue;
-  auto* source = options(*ctx).export_content;
+void add_export_routes(net::Router& r, storage::Database* db, const scheduler::Queue& q,
+                       exporting::ContentSource* source, const Secure& secure) {
+  const std::vector<Role> kRestore = {Role::admin, Role::restorer};
   storage::Catalog cat;
 
   r.add("POST", "/api/v1/exports",
-        secured(ctx, kRestore, [db, q, cat](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+        secure(kRestore, [db, q, cat](Request& req, const Principal& p, RouteAudit& note) -> awaitable<Response> {
           JsonInput in(req, 32);
           nlohmann::json body = nlohmann::json::object();
           if (auto sel = in.object("selection")) body["selection"] = *sel;
@@ -47,9 +50,15 @@ void add_export_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
           co_return res;
         }));
   r.add("GET", "/api/v1/exports",
-        secured(ctx, kRestore, [db](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+        secure(kRestore, [db](Request& req, const Principal& p, RouteAudit&) -> awaitable<Response> {
           auto cursor = req.query_param("cursor");
-          int limit = limit_param(req, 50, 500);
+          int limit = 50;
+          if (auto v = req.query_param("limit")) {
+            if (v->empty() || v->size() > 3 || v->find_first_not_of("0123456789") != std::string::npos ||
+                std::stoi(*v) < 1 || std::stoi(*v) > 500)
+              throw Error(Errc::bad_request, "parameter 'limit': expected a whole number from 1 to 500");
+            limit = std::stoi(*v);
+          }
           auto list = [&](storage::PgConnection& c) { return exporting::list_exports(c, cursor, limit, scope_of(p)); };
           auto page = co_await db->run(list);
           nlohmann::json items = nlohmann::json::array();
@@ -57,7 +66,7 @@ void add_export_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
           co_return Response::json(200, {{"items", items}, {"next_cursor", cursor_json(page.next_cursor)}});
         }));
   r.add("GET", "/api/v1/exports/{id}",
-        secured(ctx, kRestore, [db](Request& req, const Principal& p, AuditNote&) -> awaitable<Response> {
+        secure(kRestore, [db](Request& req, const Principal& p, RouteAudit&) -> awaitable<Response> {
           auto id = require_uuid("export id", req.params["id"]);
           auto get = [&](storage::PgConnection& c) { return exporting::get_export(c, id, scope_of(p)); };
           auto e = co_await db->run(get);
@@ -65,7 +74,7 @@ void add_export_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
           co_return Response::json(200, e->to_json());
         }));
   r.add("GET", "/api/v1/exports/{id}/download",
-        secured(ctx, kRestore, [db, source](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
+        secure(kRestore, [db, source](Request& req, const Principal& p, RouteAudit& note) -> awaitable<Response> {
           auto id = require_uuid("export id", req.params["id"]);
           note.record = true;
           note.target = "export:" + id.substr(0, 64);

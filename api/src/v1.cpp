@@ -21,10 +21,6 @@ constexpr std::initializer_list<Role> kAnyRole = {Role::admin, Role::operator_, 
 constexpr std::initializer_list<Role> kOperate = {Role::admin, Role::operator_};
 constexpr std::initializer_list<Role> kAdmin = {Role::admin};
 
-}  // namespace
-
-// --- shared with the other route files (routes.hpp) ---
-
 // Failed authentications per remote address in the current minute.
 class FailureLimiter {
  public:
@@ -63,9 +59,15 @@ struct Ctx {
   explicit Ctx(ApiOptions opts) : o(std::move(opts)), limiter(o.auth_failures_per_minute) {}
 };
 
-const ApiOptions& options(const Ctx& ctx) { return ctx.o; }
+// What a handler may add to its audit line.
+struct AuditNote {
+  std::optional<std::string> tenant_id;
+  std::optional<std::string> target;
+  nlohmann::json detail = nlohmann::json::object();
+  bool record = false;  // audit this read too (searches, downloads)
+};
 
-namespace {
+using Authed = std::function<awaitable<Response>(Request&, const Principal&, AuditNote&)>;
 
 Response no_content() {
   Response r;
@@ -81,8 +83,6 @@ Response unauthorized(const Request& req, const std::string& detail) {
   return res;
 }
 
-}  // namespace
-
 int limit_param(const Request& req, int dflt, int max) {
   auto v = req.query_param("limit");
   if (!v) return dflt;
@@ -94,7 +94,7 @@ int limit_param(const Request& req, int dflt, int max) {
   return n;
 }
 
-net::Handler secured(std::shared_ptr<Ctx> ctx, std::initializer_list<Role> roles, Authed h) {
+net::Handler secured(std::shared_ptr<Ctx> ctx, std::vector<Role> roles, Authed h) {
   std::vector<Role> allowed(roles);
   return [ctx, allowed, h](Request& req) -> awaitable<Response> {
     const bool is_change = req.method != "GET" && req.method != "HEAD";
@@ -171,8 +171,6 @@ net::Handler secured(std::shared_ptr<Ctx> ctx, std::initializer_list<Role> roles
   };
 }
 
-namespace {
-
 bool visible(const Principal& p, const std::optional<std::string>& tenant_id) {
   return !p.tenant_id || (tenant_id && *tenant_id == *p.tenant_id);
 }
@@ -228,7 +226,30 @@ void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx);
 void add_v1_routes(net::Router& r, ApiOptions opts) {
   auto ctx = std::make_shared<Ctx>(std::move(opts));
   add_catalog_routes(r, ctx);
-  add_export_routes(r, ctx);
+  // Route files beside this one get the same authentication, roles and audit.
+  Secure secure = [ctx](std::vector<Role> roles, RouteFn f) {
+    return secured(ctx, std::move(roles), [f](Request& q, const Principal& p, AuditNote& n) -> awaitable<Response> {
+      RouteAudit a;
+      // The audit note is kept also when the handler throws: a refused download
+      // (404, 409) is audited like one that succeeds.
+      std::exception_ptr failed;
+      Response res;
+      try {
+        auto op = f(q, p, a);
+        res = co_await std::move(op);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      n.tenant_id = a.tenant_id;
+      n.target = a.target;
+      n.detail = a.detail;
+      n.record = a.record;
+      if (failed) std::rethrow_exception(failed);
+      co_return res;
+    });
+  };
+  add_restore_routes(r, ctx->o.db, secure);
+  add_export_routes(r, ctx->o.db, ctx->o.queue, ctx->o.export_content, secure);
   auto& q = ctx->o.queue;
   auto* db = ctx->o.db;
 
@@ -422,11 +443,11 @@ void add_v1_routes(net::Router& r, ApiOptions opts) {
 
 
 // --- the catalog: tenants, owners, snapshots, browse, items, search ---
-storage::Scope scope_of(const Principal& p) { return storage::Scope{p.tenant_id}; }
-
-nlohmann::json cursor_json(const std::optional<std::string>& c) { return c ? nlohmann::json(*c) : nlohmann::json(nullptr); }
-
 namespace {
+
+constexpr std::initializer_list<Role> kRestore = {Role::admin, Role::restorer};
+
+storage::Scope scope_of(const Principal& p) { return storage::Scope{p.tenant_id}; }
 
 storage::Category category_param(const Request& req, bool required) {
   auto v = req.query_param("category");
@@ -446,6 +467,8 @@ std::string required_param(const Request& req, const std::string& name) {
   if (!v || v->empty()) throw Error(Errc::bad_request, "parameter '" + name + "': is required");
   return *v;
 }
+
+nlohmann::json cursor_json(const std::optional<std::string>& c) { return c ? nlohmann::json(*c) : nlohmann::json(nullptr); }
 
 // A tenant body: the settings, and the credential in clear (sealed at once,
 // never stored or echoed). POST requires name, tenant_id, client_id and one

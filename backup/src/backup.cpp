@@ -90,8 +90,6 @@ graph::TenantEndpoint tenant_endpoint(const storage::Tenant& t, const storage::S
   return ep;
 }
 
-namespace {
-
 // Runs fn(0..count-1) with at most n at once on the caller's executor (a strand:
 // the bodies interleave, never run in parallel). The first exception is rethrown
 // once every started body has ended.
@@ -129,6 +127,8 @@ awaitable<void> for_each_concurrent(std::size_t n, std::size_t count, std::funct
   }
   if (s->error) std::rethrow_exception(s->error);
 }
+
+namespace {
 
 // A delta's next page, or nullopt with `expired` set to Graph's code when the
 // saved delta state is no longer valid (410, syncStateNotFound, resyncRequired...):

@@ -30,6 +30,7 @@
 #include "m365vault/api/auth.hpp"
 #include "m365vault/backup/backup.hpp"
 #include "m365vault/export/exports.hpp"
+#include "m365vault/restore/restore.hpp"
 #include "m365vault/api/health.hpp"
 #include "m365vault/api/v1.hpp"
 #include "m365vault/core/error.hpp"
@@ -337,9 +338,12 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   // kinds it knows. Without a repository it executes nothing and leaves runs
   // queued for a daemon that can.
   std::map<std::string, std::shared_ptr<scheduler::JobKind>> kinds;
-  if (repository.repo)
+  if (repository.repo) {
     kinds["backup"] = std::make_shared<backup::BackupKind>(backup::BackupServices{
         ioc.get_executor(), db, *repository.repo, *sealer, logging.get("backup"), backup::BackupOptions{}});
+    kinds["restore"] = std::make_shared<restore::RestoreKind>(restore::RestoreServices{
+        ioc.get_executor(), db, *repository.repo, *sealer, logging.get("restore"), restore::RestoreOptions{}});
+  }
   // Export runs only read the catalog (the list they freeze); any daemon may take them.
   kinds["export"] = std::make_shared<exporting::ExportKind>(db);
 

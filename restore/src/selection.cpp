@@ -110,6 +110,25 @@ Selection Selection::from_spec(const storage::SelectionSpec& spec) {
   return s;
 }
 
+storage::Owner find_owner(storage::PgConnection& c, const storage::Catalog& catalog, const std::string& tenant_id,
+                          const std::string& tenant_name, const std::string& ref) {
+  // A name two owners share (a group and its team) must be given by id.
+  auto r = c.exec(
+      "SELECT id, kind FROM owners WHERE tenant_id = $1::uuid AND (id::text = lower($2) OR lower(upn) = lower($2)"
+      " OR lower(mail) = lower($2) OR graph_id = $2) ORDER BY id",
+      {tenant_id, ref});
+  if (r.rows() == 0) throw Error(Errc::not_found, "owner '" + ref + "' does not exist in tenant '" + tenant_name + "'");
+  if (r.rows() > 1) {
+    std::string which;
+    for (int i = 0; i < r.rows(); ++i)
+      which += (i ? ", " : "") + std::string(r.get(i, 0)) + " (" + std::string(r.get(i, 1)) + ")";
+    throw Error(Errc::bad_request, "owner '" + ref + "' is ambiguous: give one of " + which);
+  }
+  auto o = catalog.get_owner(c, std::string(r.get(0, 0)));
+  if (!o) throw Error(Errc::not_found, "owner '" + ref + "' does not exist in tenant '" + tenant_name + "'");
+  return *o;
+}
+
 storage::SelectionSpec resolve(storage::PgConnection& c, const storage::Catalog& catalog, const Selection& s,
                                const storage::Scope& scope) {
   auto tenant = catalog.get_tenant(c, s.tenant, scope);
@@ -118,21 +137,8 @@ storage::SelectionSpec resolve(storage::PgConnection& c, const storage::Catalog&
   spec.tenant_id = tenant->id;
   spec.scope = scope;
   spec.at = catalog.resolve_at(c, s.at, scope);
-  // An owner by its id, UPN, mail address or Graph id; a name two owners share
-  // (a group and its team) must be given by id.
   for (auto& ref : s.owners) {
-    auto r = c.exec(
-        "SELECT id, kind FROM owners WHERE tenant_id = $1::uuid AND (id::text = lower($2) OR lower(upn) = lower($2)"
-        " OR lower(mail) = lower($2) OR graph_id = $2) ORDER BY id",
-        {tenant->id, ref});
-    if (r.rows() == 0) throw Error(Errc::not_found, "owner '" + ref + "' does not exist in tenant '" + s.tenant + "'");
-    if (r.rows() > 1) {
-      std::string which;
-      for (int i = 0; i < r.rows(); ++i)
-        which += (i ? ", " : "") + std::string(r.get(i, 0)) + " (" + std::string(r.get(i, 1)) + ")";
-      throw Error(Errc::bad_request, "owner '" + ref + "' is ambiguous: give one of " + which);
-    }
-    std::string id(r.get(0, 0));
+    auto id = find_owner(c, catalog, tenant->id, s.tenant, ref).id;
     if (std::find(spec.owner_ids.begin(), spec.owner_ids.end(), id) == spec.owner_ids.end())
       spec.owner_ids.push_back(std::move(id));
   }

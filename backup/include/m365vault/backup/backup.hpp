@@ -17,6 +17,7 @@
 #include <spdlog/logger.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,6 +102,12 @@ class BackupKind final : public scheduler::JobKind {
  private:
   BackupServices services_;
 };
+
+// Runs fn(0..count-1) with at most n at once on the caller's executor (a strand:
+// the bodies interleave, never run in parallel). The first exception is rethrown
+// once every started body has ended. (Restore shares it.)
+boost::asio::awaitable<void> for_each_concurrent(std::size_t n, std::size_t count,
+                                                 std::function<boost::asio::awaitable<void>(std::size_t)> fn);
 
 // The Graph endpoint of a catalog tenant, its credential opened with `sealer`.
 graph::TenantEndpoint tenant_endpoint(const storage::Tenant& tenant, const storage::SealedSecret& secret,

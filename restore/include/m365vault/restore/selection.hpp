@@ -57,6 +57,12 @@ struct Selection {
 storage::SelectionSpec resolve(storage::PgConnection& c, const storage::Catalog& catalog, const Selection& s,
                                const storage::Scope& scope);
 
+// The owner of tenant `tenant_id` named by `ref`: its id, UPN, mail address or
+// Graph id. Throws not_found (naming `tenant_name`) or bad_request when two
+// owners answer to it (a group and its team): give the id then.
+storage::Owner find_owner(storage::PgConnection& c, const storage::Catalog& catalog, const std::string& tenant_id,
+                          const std::string& tenant_name, const std::string& ref);
+
 // One page of a selection, all of one (owner, category): either containers
 // (parents before children, each with its path at the instant) or items (each
 // with its container's path then). A scope's containers all come before its items.
