@@ -12,6 +12,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       build-essential cmake ninja-build pkg-config git \
       libboost1.81-all-dev libboost-url1.81-dev nlohmann-json3-dev libpq-dev libssl-dev \
       libspdlog-dev libzstd-dev libsystemd-dev libtomlplusplus-dev libhowardhinnant-date-dev libgmime-3.0-dev zlib1g-dev \
+      libarchive-dev libical-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -20,7 +21,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DM365VAULT_T
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libboost-url1.81.0 libpq5 libssl3 libspdlog1.10 libfmt9 libzstd1 libsystemd0 libtomlplusplus3 libdate-tz3 libgmime-3.0-0 tzdata \
+      libboost-url1.81.0 libpq5 libssl3 libspdlog1.10 libfmt9 libzstd1 libsystemd0 libtomlplusplus3 libdate-tz3 libgmime-3.0-0 libarchive13 libical3 tzdata \
       postgresql-15 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/m365vault --shell /usr/sbin/nologin m365vault \

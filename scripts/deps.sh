@@ -8,8 +8,10 @@ set -euo pipefail
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-all-dev libboost-url1.81-dev nlohmann-json3-dev libpq-dev libssl-dev
   libspdlog-dev libzstd-dev libsystemd-dev libtomlplusplus-dev libhowardhinnant-date-dev libgmime-3.0-dev tzdata
+  libarchive-dev libical-dev
   postgresql-15 openssl curl ca-certificates)
-test_pkgs=(catch2 wrk)
+# unzip -t and Python's icalendar and vobject check exported zips, .ics and .vcf.
+test_pkgs=(catch2 wrk unzip python3-icalendar python3-vobject)
 # npm tools for tests come from the npm registry (scripts/npm-tools.sh); Node.js
 # itself from Debian when the machine has none.
 command -v npm >/dev/null 2>&1 || test_pkgs+=(nodejs npm)

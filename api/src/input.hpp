@@ -66,6 +66,8 @@ class JsonInput {
     if (!v->is_object()) fail(key, "must be an object");
     return *v;
   }
+  // The whole body, for a reader that checks its fields itself (a restore request).
+  const nlohmann::json& whole() const { return j_; }
   // Call last: any field not read is unknown.
   void finish() const {
     for (auto& [k, _] : j_.items())

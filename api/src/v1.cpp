@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "input.hpp"
+#include "routes.hpp"
 #include "m365vault/api/auth.hpp"
 #include "m365vault/scheduler/cron.hpp"
 #include "m365vault/storage/catalog.hpp"
@@ -115,7 +116,7 @@ void check_text_params(const Request& req) {
   }
 }
 
-net::Handler secured(std::shared_ptr<Ctx> ctx, std::initializer_list<Role> roles, Authed h) {
+net::Handler secured(std::shared_ptr<Ctx> ctx, std::vector<Role> roles, Authed h) {
   std::vector<Role> allowed(roles);
   return [ctx, allowed, h](Request& req) -> awaitable<Response> {
     const bool is_change = req.method != "GET" && req.method != "HEAD";
@@ -261,6 +262,30 @@ void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx);
 void add_v1_routes(net::Router& r, ApiOptions opts) {
   auto ctx = std::make_shared<Ctx>(std::move(opts));
   add_catalog_routes(r, ctx);
+  // Route files beside this one get the same authentication, roles and audit.
+  Secure secure = [ctx](std::vector<Role> roles, RouteFn f) {
+    return secured(ctx, std::move(roles), [f](Request& q, const Principal& p, AuditNote& n) -> awaitable<Response> {
+      RouteAudit a;
+      // The audit note is kept also when the handler throws: a refused download
+      // (404, 409) is audited like one that succeeds.
+      std::exception_ptr failed;
+      Response res;
+      try {
+        auto op = f(q, p, a);
+        res = co_await std::move(op);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      n.tenant_id = a.tenant_id;
+      n.target = a.target;
+      n.detail = a.detail;
+      n.record = a.record;
+      if (failed) std::rethrow_exception(failed);
+      co_return res;
+    });
+  };
+  add_restore_routes(r, ctx->o.db, secure);
+  add_export_routes(r, ctx->o.db, ctx->o.queue, ctx->o.export_content, secure);
   auto& q = ctx->o.queue;
   auto* db = ctx->o.db;
 

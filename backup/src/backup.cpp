@@ -12,7 +12,7 @@
 #include <set>
 #include <unordered_map>
 
-#include "concurrent.hpp"
+#include "m365vault/backup/concurrent.hpp"
 #include "content.hpp"
 #include "drive.hpp"
 #include "items.hpp"

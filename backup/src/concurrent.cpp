@@ -1,4 +1,4 @@
-#include "concurrent.hpp"
+#include "m365vault/backup/concurrent.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "concurrent.hpp"
+#include "m365vault/backup/concurrent.hpp"
 #include "m365vault/backup/quickxor.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"

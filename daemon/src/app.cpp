@@ -29,6 +29,8 @@
 #include "demo_emulator.hpp"
 #include "m365vault/api/auth.hpp"
 #include "m365vault/backup/backup.hpp"
+#include "m365vault/export/exports.hpp"
+#include "m365vault/restore/restore.hpp"
 #include "m365vault/api/health.hpp"
 #include "m365vault/api/v1.hpp"
 #include "m365vault/core/error.hpp"
@@ -316,6 +318,7 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   }
   api_opts.sealer = sealer.get();
   api_opts.content = content.get();
+  api_opts.export_content = content.get();
   api_opts.auth_failures_per_minute = static_cast<int>(cfg.server.auth_failures_per_minute);
   api::add_v1_routes(router, api_opts);
 
@@ -339,9 +342,14 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   std::map<std::string, std::shared_ptr<scheduler::JobKind>> kinds;
   backup::BackupOptions bopts;
   bopts.downloads_per_drive = static_cast<int>(cfg.backup.downloads_per_drive);
-  if (repository.repo)
+  if (repository.repo) {
     kinds["backup"] = std::make_shared<backup::BackupKind>(backup::BackupServices{
         ioc.get_executor(), db, *repository.repo, *sealer, logging.get("backup"), bopts});
+    kinds["restore"] = std::make_shared<restore::RestoreKind>(restore::RestoreServices{
+        ioc.get_executor(), db, *repository.repo, *sealer, logging.get("restore"), restore::RestoreOptions{}});
+  }
+  // Export runs only read the catalog (the list they freeze); any daemon may take them.
+  kinds["export"] = std::make_shared<exporting::ExportKind>(db);
 
   // The demo's Microsoft 365: the emulator with a generated tenant, registered
   // here, and a first backup queued (then every hour).

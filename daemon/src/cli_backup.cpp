@@ -161,37 +161,13 @@ int run_backup_command(const Config& cfg, const std::vector<std::string>& raw) {
   audit_cli(s.conn, "backup run", tenant->id, "run:" + run_id, 202, params.to_json());
   std::cout << "backing up tenant '" << tenant->spec.name << "' (run " << run_id << ")" << std::endl;
 
-  boost::asio::io_context ioc;
-  auto work = boost::asio::make_work_guard(ioc);
-  storage::Database db(s.dbh.conninfo, 4, timeouts_of(cfg), s.logging.get("db"));
-  std::map<std::string, std::shared_ptr<scheduler::JobKind>> kinds;
-  kinds["backup"] = std::make_shared<backup::BackupKind>(
-      backup::BackupServices{ioc.get_executor(), db, *repo.repo, sealer, s.logging.get("backup"), {}});
-  scheduler::WorkerOptions wo;
-  wo.concurrency = 1;
-  wo.fire_schedules = false;
-  wo.only_run = run_id;
-  wo.poll_interval = std::chrono::milliseconds(200);
-  wo.heartbeat_interval = std::chrono::milliseconds(2000);
-  scheduler::Worker worker(ioc.get_executor(), db, q, kinds, wo, worker_id, s.logging.get("scheduler"));
-  worker.start();
-  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code ec, int) {
-    if (ec) return;
-    std::cerr << "\nm365vaultd: cancelling the run; what is committed stays\n";
-    auto c = storage::PgConnection::connect(s.dbh.conninfo, timeouts_of(cfg));
-    q.request_cancel(c, run_id);
-  });
-  std::thread io([&] { ioc.run(); });
-
-  int rc = follow_run(s.conn, q, run_id);
-  std::promise<void> stopped;
-  worker.stop([&] { stopped.set_value(); });
-  stopped.get_future().wait();
-  signals.cancel();
-  work.reset();
-  ioc.stop();
-  io.join();
+  auto make_kinds = [&](boost::asio::any_io_executor ex, storage::Database& db) {
+    KindMap kinds;
+    kinds["backup"] = std::make_shared<backup::BackupKind>(
+        backup::BackupServices{ex, db, *repo.repo, sealer, s.logging.get("backup"), {}});
+    return kinds;
+  };
+  int rc = execute_here(cfg, s, q, run_id, worker_id, make_kinds, "cancelling the run; what is committed stays");
   s.conn.exec("UPDATE instances SET stopped_at = now(), last_seen = now() WHERE id = $1::uuid", {worker_id});
 
   auto r = q.get_run(s.conn, run_id);

@@ -4,7 +4,15 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <csignal>
+#include <functional>
+#include <future>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include <map>
@@ -18,6 +26,7 @@
 #include "m365vault/scheduler/cron.hpp"
 #include "m365vault/scheduler/progress.hpp"
 #include "m365vault/scheduler/queue.hpp"
+#include "m365vault/scheduler/worker.hpp"
 #include "wiring.hpp"
 
 namespace m365vault::daemon {
@@ -28,7 +37,8 @@ namespace m365vault::daemon {
 struct Args {
   std::string verb;
   std::vector<std::string> positional;
-  std::map<std::string, std::string> opts;
+  std::map<std::string, std::string> opts;                // the last value of each option
+  std::map<std::string, std::vector<std::string>> all;    // every value, for repeatable options
   std::set<std::string> flags;
 
   static Args parse(const std::vector<std::string>& in, const std::set<std::string>& valued,
@@ -48,6 +58,7 @@ struct Args {
       } else if (valued.count(name)) {
         if (i + 1 >= in.size()) throw Error(Errc::invalid_config, "option '" + s + "' needs a value");
         a.opts[name] = in[++i];
+        a.all[name].push_back(in[i]);
       } else {
         throw Error(Errc::invalid_config, "unknown option '" + s + "'");
       }
@@ -114,6 +125,46 @@ inline int follow_run(storage::PgConnection& conn, const scheduler::Queue& q, co
     }
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
+}
+
+// Executes run `run_id` in this process with the worker code a daemon uses (the
+// kinds `make_kinds` builds on the given executor and database), following it
+// with follow_run's progress; Ctrl-C or SIGTERM asks the run to cancel and
+// prints `on_cancel`. Returns follow_run's status once the worker has stopped.
+using KindMap = std::map<std::string, std::shared_ptr<scheduler::JobKind>>;
+inline int execute_here(const Config& cfg, Session& s, const scheduler::Queue& q, const std::string& run_id,
+                        const std::string& worker_id,
+                        const std::function<KindMap(boost::asio::any_io_executor, storage::Database&)>& make_kinds,
+                        const std::string& on_cancel) {
+  boost::asio::io_context ioc;
+  auto work = boost::asio::make_work_guard(ioc);
+  storage::Database db(s.dbh.conninfo, 4, timeouts_of(cfg), s.logging.get("db"));
+  auto kinds = make_kinds(ioc.get_executor(), db);
+  scheduler::WorkerOptions wo;
+  wo.concurrency = 1;
+  wo.fire_schedules = false;
+  wo.only_run = run_id;
+  wo.poll_interval = std::chrono::milliseconds(200);
+  wo.heartbeat_interval = std::chrono::milliseconds(2000);
+  scheduler::Worker worker(ioc.get_executor(), db, q, kinds, wo, worker_id, s.logging.get("scheduler"));
+  worker.start();
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (ec) return;
+    std::cerr << "\nm365vaultd: " << on_cancel << "\n";
+    auto c = storage::PgConnection::connect(s.dbh.conninfo, timeouts_of(cfg));
+    q.request_cancel(c, run_id);
+  });
+  std::thread io([&] { ioc.run(); });
+  int rc = follow_run(s.conn, q, run_id);
+  std::promise<void> stopped;
+  worker.stop([&] { stopped.set_value(); });
+  stopped.get_future().wait();
+  signals.cancel();
+  work.reset();
+  ioc.stop();
+  io.join();
+  return rc;
 }
 
 }  // namespace m365vault::daemon

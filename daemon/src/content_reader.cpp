@@ -33,4 +33,9 @@ asio::awaitable<void> RepositoryContentReader::read(const std::vector<std::strin
   if (pos < end) throw Error(Errc::data_corrupt, "content is shorter than its recorded size");
 }
 
+asio::awaitable<void> RepositoryContentReader::read(const storage::ItemVersion& v, net::BodySink& sink) {
+  const auto size = static_cast<std::uint64_t>(v.content_size.value_or(0));
+  co_await read(v.content_blobs, 0, size, sink);
+}
+
 }  // namespace m365vault::daemon

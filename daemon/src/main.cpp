@@ -28,9 +28,14 @@ const char* kUsage =
     "             create an API token (printed once); token list; token revoke ID\n"
     "  job add --name NAME [--schedule CRON --timezone TZ] ... | job list | job show|rm|run NAME\n"
     "             backup jobs (see `m365vaultd job` for the options)\n"
-    "  repo init [--key-file-out FILE] | repo verify [--deep] [--repair]\n"
+    "  restore --tenant T [--owner O]... [--item ID]... [--container ID]... [--category C]... [--at T]\n"
+    "          [--to-owner O] [--to-folder F] [--conflict skip|replace|copy] [--dry-run]\n"
+    "             restore items, folders or owners as they were at an instant (docs/restore.md)\n"
+  "  repo init [--key-file-out FILE] | repo verify [--deep] [--repair]\n"
     "  repo prune [--grace 24h] [--dry-run] | repo rebuild-index\n"
     "             create, check and prune the repository; rebuild its index from the store\n"
+    "  export --tenant T [--owner O] [--container ID] [--category C] [--at T] [--mbox] --output FILE.zip\n"
+    "             export what was backed up at an instant as a zip (see docs/export.md)\n"
     "\n"
     "options:\n"
     "  --config FILE   configuration file (default /etc/m365vault/m365vault.toml, or $M365VAULT_CONFIG)\n"
@@ -54,7 +59,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
     if (command == "token" || command == "job" || command == "repo" || command == "tenant" ||
-        command == "snapshot" || command == "backup") {
+        command == "snapshot" || command == "backup" || command == "restore" || command == "export") {
       rest.push_back(a);
       continue;
     }
@@ -96,7 +101,7 @@ int main(int argc, char** argv) {
   }
   if (command != "serve" && command != "demo" && command != "migrate" && command != "token" &&
       command != "job" && command != "repo" && command != "tenant" && command != "snapshot" &&
-      command != "backup") {
+      command != "backup" && command != "restore" && command != "export") {
     std::cerr << "m365vaultd: unknown command '" << command << "'\n" << kUsage;
     return kExitUsage;
   }
@@ -127,6 +132,8 @@ int main(int argc, char** argv) {
     if (command == "tenant") return run_tenant(cfg, rest);
     if (command == "snapshot") return run_snapshot(cfg, rest);
     if (command == "backup") return run_backup_command(cfg, rest);
+    if (command == "export") return run_export_command(cfg, rest);
+    if (command == "restore") return run_restore_command(cfg, rest);
     return run_serve(cfg, source, command == "demo" ? ServeMode::demo : ServeMode::serve);
   } catch (const Error& e) {
     std::cerr << "m365vaultd: " << e.what() << "\n";

@@ -559,6 +559,28 @@ void EmulatorImpl::register_writes() {
       return graph_json(c, 201, j);
     };
   };
+  // DELETE a contact or an event (a restore's "replace" removes the current one).
+  auto delete_item = [=, this](bool contacts) {
+    return [=, this](GraphCtx& c) {
+      std::optional<std::uint32_t> idx;
+      {
+        auto& t = *c.tenant;
+        std::lock_guard lk(t.mu);
+        auto k = parse_outlook_id(t, c.req.params["item"]);
+        if (k && k->kind == (contacts ? OutlookKey::contact : OutlookKey::event) && k->user == *c.user) idx = k->index;
+      }
+      if (!idx) return not_found(c);
+      json result;
+      if (auto err = write(c, {{"kind", contacts ? "delete_contact" : "delete_event"}, {"item", *idx}}, result)) return *err;
+      net::Response r;
+      r.status = 204;
+      return r;
+    };
+  };
+  for (std::string p : {"/users/{user}/contacts/{item}", "/users/{user}/contactFolders/{container}/contacts/{item}"})
+    add_graph("DELETE", p, "Contacts.ReadWrite", true, delete_item(true));
+  for (std::string p : {"/users/{user}/events/{item}", "/users/{user}/calendars/{container}/events/{item}"})
+    add_graph("DELETE", p, "Calendars.ReadWrite", true, delete_item(false));
   add_graph("POST", "/users/{user}/contacts", "Contacts.ReadWrite", true, create_item(true, "contacts"));
   add_graph("POST", "/users/{user}/contactFolders/{container}/contacts", "Contacts.ReadWrite", true, create_item(true, ""));
   add_graph("POST", "/users/{user}/events", "Calendars.ReadWrite", true, create_item(false, "calendar"));

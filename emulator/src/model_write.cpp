@@ -255,6 +255,19 @@ json apply_write(Tenant& t, const json& op) {
     s.containers.push_back(std::move(f));
     return {{"index", s.containers.size() - 1}};
   }
+  if (kind == "delete_contact" || kind == "delete_event") {
+    auto& s = kind == "delete_event" ? mb.calendars : mb.contacts;
+    const auto idx = op.value("item", 0u);
+    if (idx >= s.items.size() || !s.items[idx].alive)
+      fail(Errc::not_found, "ErrorItemNotFound", "The specified object was not found in the store.");
+    auto& it = s.items[idx];
+    it.alive = false;
+    it.seq = ++s.seq;
+    auto& c = s.containers[it.container];
+    std::erase(c.messages, idx);
+    c.tombs.push_back({idx, 0, it.seq});
+    return {{"index", idx}};
+  }
   if (kind == "create_contact" || kind == "create_event") {
     const bool ev = kind == "create_event";
     auto& s = ev ? mb.calendars : mb.contacts;

@@ -434,7 +434,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
   for (int attempt = 1;; ++attempt) {
     // A followed redirect is a pre-authenticated download URL: never our token,
     // even when it lives on Graph's own origin (the emulator's does).
-    const bool to_graph = redirects == 0 && origin_of(c.url) == s->graph_origin;
+    const bool to_graph = redirects == 0 && !c.opts.pre_authenticated && origin_of(c.url) == s->graph_origin;
     const auto derived = to_graph ? outlook_mailbox_of(c.url) : std::string();
     const std::string key = !c.opts.mailbox.empty() ? lower(c.opts.mailbox) : derived;
     const bool outlook = to_graph && c.opts.outlook.value_or(!derived.empty());

@@ -295,12 +295,14 @@ std::optional<ClaimedRun> Queue::claim(PgConnection& c, const std::string& worke
           "    AND ($3::text[] IS NULL OR r.kind = ANY($3::text[]))"
           "    AND ($4::uuid IS NULL OR r.id = $4::uuid)"
           "    AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.job_id = r.job_id AND o.state = 'running' AND o.id <> r.id)"
-          // One live run per tenant: two backups of the same mailboxes at once
-          // would only contend for the same delta cursors and Graph budget.
-          "    AND NOT EXISTS (SELECT 1 FROM jobs j JOIN jobs oj ON oj.tenant_id = j.tenant_id"
+          // One live backup per tenant: two backups of the same mailboxes at once
+          // would only contend for the same delta cursors and Graph budget. Other
+          // kinds (a restore, an export) share no cursor and must not wait hours
+          // behind a running backup; Graph's own limits pace them.
+          "    AND (r.kind <> 'backup' OR NOT EXISTS (SELECT 1 FROM jobs j JOIN jobs oj ON oj.tenant_id = j.tenant_id"
           "                    JOIN runs o ON o.job_id = oj.id AND o.state = 'running' AND o.id <> r.id"
-          "                                   AND o.lease_expires_at >= now()"
-          "                    WHERE j.id = r.job_id)"
+          "                                   AND o.kind = 'backup' AND o.lease_expires_at >= now()"
+          "                    WHERE j.id = r.job_id))"
           "  ORDER BY r.not_before, r.queued_at"
           "  LIMIT 1 FOR UPDATE OF r SKIP LOCKED)"
           " UPDATE runs r SET state = 'running', worker_id = $1::uuid,"

@@ -5,19 +5,16 @@
 #include <cstring>
 #include <map>
 
+#include "catalog_sql.hpp"
 #include "m365vault/core/error.hpp"
 
 namespace m365vault::storage {
 
-namespace {
-
-using json = nlohmann::json;
+namespace catalog_sql {
 
 constexpr const char* kUniqueViolation = "23505";
 
 // ---------------------------------------------------------------- small helpers
-
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 using Tx = PgTransaction;
 
@@ -155,18 +152,6 @@ json hex_array(const std::vector<std::string>& raw, const char* field) {
   return a;
 }
 
-// PostgreSQL's refusals of malformed values (class 22: a bad timestamp...) are
-// the caller's input errors, not an unavailable database.
-template <class F>
-auto input_errors(F f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const PgError& e) {
-    if (e.sqlstate().rfind("22", 0) == 0) throw Error(Errc::bad_request, std::string("invalid value: ") + e.what());
-    throw;
-  }
-}
-
 const std::vector<std::pair<Category, std::string_view>> kCategories = {
     {Category::mail, "mail"},         {Category::contacts, "contacts"},     {Category::calendar, "calendar"},
     {Category::onedrive, "onedrive"}, {Category::sharepoint, "sharepoint"}, {Category::teams, "teams"}};
@@ -285,7 +270,7 @@ const char* kVersionColumns =
     " v.body_preview, v.meta::text, v.content_type,"
     " (SELECT coalesce(jsonb_agg(encode(b, 'hex') ORDER BY n), '[]') FROM unnest(v.content_blobs) WITH ORDINALITY"
     " AS t(b, n))::text, encode(v.content_sha256, 'hex'), v.content_size";
-constexpr int kVersionColumnCount = 26;
+const int kVersionColumnCount = 26;
 
 ItemVersion version_from_row(const PgResult& r, int i) {
   ItemVersion v;
@@ -406,7 +391,8 @@ void recompute_paths(PgConnection& c, const std::string& owner, const std::strin
       {owner, cat});
 }
 
-}  // namespace
+}  // namespace catalog_sql
+using namespace catalog_sql;
 
 std::string page_cursor(const json& position) { return make_cursor(position); }
 json read_page_cursor(const std::optional<std::string>& cursor) { return read_cursor(cursor); }

@@ -76,6 +76,7 @@ class BackupStack {
   const std::string& catalog_tenant_id() const { return catalog_tenant_; }
   storage::Database& db() { return *db_; }
   storage::Repository& repo() { return *repo_; }
+  storage::SecretSealer& sealer() { return *sealer_; }
 
   // Queues a run of the stack's backup job and executes it to its end.
   struct Result {

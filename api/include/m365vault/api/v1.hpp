@@ -1,6 +1,6 @@
 #pragma once
 // The authenticated REST API under /api/v1 (see openapi.yaml): tokens, audit,
-// jobs and runs, tenants and owners, snapshots, browse, items and search. Every call needs `Authorization: Bearer <token>` and a role
+// jobs and runs, tenants and owners, snapshots, browse, items, search and exports. Every call needs `Authorization: Bearer <token>` and a role
 // allowed for the route; every change and every refusal is written to the
 // audit log; a tenant-restricted token sees only its tenant's objects.
 #include <spdlog/logger.h>
@@ -14,6 +14,10 @@
 #include "m365vault/storage/pg.hpp"
 #include "m365vault/storage/sealer.hpp"
 
+namespace m365vault::exporting {
+class ContentSource;
+}
+
 namespace m365vault::api {
 
 struct ApiOptions {
@@ -26,6 +30,9 @@ struct ApiOptions {
   // Reads item content from the repository. Not owned; when null, content
   // downloads answer 503.
   ContentReader* content = nullptr;
+  // The same repository content for export downloads. Not owned; when null,
+  // downloads answer 503.
+  exporting::ContentSource* export_content = nullptr;
   // Authentication failures one address may make per minute before its
   // requests get 429 for the rest of that minute.
   int auth_failures_per_minute = 20;

@@ -24,6 +24,10 @@ int run_snapshot(const Config& cfg, const std::vector<std::string>& args);
 // `backup run --tenant N [--owner A,B] [--category mail,contacts,calendar]`:
 // queues a run and executes it in this process with the scheduler's worker code.
 int run_backup_command(const Config& cfg, const std::vector<std::string>& args);
+// `export --tenant N [--owner ...] ... --output FILE.zip`: the API's export, to a file.
+int run_export_command(const Config& cfg, const std::vector<std::string>& args);
+// `m365vaultd restore ...` (cli_restore.cpp): creates a restore and runs it here.
+int run_restore_command(const Config& cfg, const std::vector<std::string>& args);
 
 // Applies the database migrations and returns the exit status.
 int run_migrate(const Config& cfg);

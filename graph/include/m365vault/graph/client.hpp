@@ -49,6 +49,9 @@ struct RequestOptions {
   bool retry_unsafe = false;
   // Treat a 2xx body that is not JSON (a cut-off page) as a transient failure and retry.
   bool expect_json = false;
+  // An absolute pre-authenticated URL (an upload session's uploadUrl): never send
+  // our token to it, even on Graph's own origin (CONTRACT.md §11: with one, 401).
+  bool pre_authenticated = false;
 };
 
 struct GraphResponse {

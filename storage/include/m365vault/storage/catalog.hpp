@@ -333,6 +333,59 @@ struct VersionPage {
   std::optional<std::string> next_cursor;
 };
 
+// ---------------------------------------------------------------- selections (restore, export)
+
+// What a restore or an export reads, resolved: one tenant at one instant.
+// Narrowing: owner_ids and categories keep only those (empty: all of them);
+// item_ids and container_ids (catalog ids) select those items and everything
+// under those containers, recursively (both empty: every item of the narrowed
+// scope); query (Catalog::search syntax) keeps only matching items.
+struct SelectionSpec {
+  std::string tenant_id;  // a UUID
+  std::string at;         // an instant, as resolve_at returns it
+  std::vector<std::string> owner_ids;
+  std::vector<Category> categories;
+  std::vector<std::string> item_ids, container_ids;
+  std::optional<std::string> query;
+  Scope scope;
+};
+
+// One (owner, category) holding part of a selection.
+struct SelectionScope {
+  std::string owner_id;
+  Category category = Category::mail;
+  bool operator==(const SelectionScope&) const = default;
+};
+
+struct SelectionScopePage {
+  std::vector<SelectionScope> scopes;  // ordered by owner id, then category
+  std::optional<std::string> next_cursor;
+};
+
+// A container as it was at the selection's instant: `path` is its path then
+// (names from the root, '/'-separated) and depth its distance from the root.
+struct SelectedContainer {
+  ContainerEntry container;
+  int depth = 0;
+};
+
+struct SelectedContainerPage {
+  std::vector<SelectedContainer> containers;  // parents before children (depth, then id)
+  std::optional<std::string> next_cursor;
+};
+
+// An item version of the selection with its container's path at the instant
+// (nullopt: an item outside any container visible then).
+struct SelectedItem {
+  ItemVersion version;
+  std::optional<std::string> container_path;
+};
+
+struct SelectedItemPage {
+  std::vector<SelectedItem> items;  // by version id
+  std::optional<std::string> next_cursor;
+};
+
 class Catalog {
  public:
   // --- tenants. Secrets arrive sealed; nothing here sees a plaintext credential.
@@ -447,6 +500,25 @@ class Catalog {
                             int limit, const Scope& scope = {}) const;
   // Full text over subject, sender, recipients, names, paths and body preview.
   SearchPage search(PgConnection& c, const SearchQuery& q) const;
+
+  // --- selections (catalog_select.cpp): read in pages so memory stays bounded
+  // for millions of items. A spec is checked by check_selection: throws
+  // Errc::not_found when the tenant, an owner, an item or a container is not in
+  // scope, Errc::bad_request when a listed item or container is outside the
+  // narrowed owners/categories or did not exist at the instant.
+  void check_selection(PgConnection& c, const SelectionSpec& s) const;
+  // The (owner, category) pairs the selection may touch (those with a snapshot
+  // begun by the instant, or holding a listed item or container).
+  SelectionScopePage selection_scopes(PgConnection& c, const SelectionSpec& s, const std::optional<std::string>& cursor,
+                                      int limit) const;
+  // The containers of one scope a consumer must (re)create: the selected ones,
+  // everything under them, and the ancestors of every selected item's container.
+  // With a query, only the ancestors-or-self of matching items' containers.
+  SelectedContainerPage selected_containers(PgConnection& c, const SelectionSpec& s, const SelectionScope& scope,
+                                            const std::optional<std::string>& cursor, int limit) const;
+  // The selected item versions of one scope, with their container paths then.
+  SelectedItemPage selected_items(PgConnection& c, const SelectionSpec& s, const SelectionScope& scope,
+                                  const std::optional<std::string>& cursor, int limit) const;
 };
 
 }  // namespace m365vault::storage

@@ -1,6 +1,6 @@
 #pragma once
-// Bounded concurrency for the backup's coroutines (mail fetchers per folder,
-// owners per run, downloads per drive).
+// Bounded concurrency for coroutines (mail fetchers per folder, owners per run,
+// downloads per drive, items of a restore).
 #include <boost/asio/awaitable.hpp>
 
 #include <cstddef>

@@ -1,0 +1,326 @@
+// Restores against the real emulator over HTTPS, a real PostgreSQL and a real
+// repository: back up, damage, restore, and compare with what Graph shows.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+#include <spdlog/sinks/null_sink.h>
+
+#include <map>
+#include <set>
+
+#include "backup/backup_support.hpp"
+#include "m365vault/restore/restore.hpp"
+#include "m365vault/scheduler/queue.hpp"
+
+using namespace m365vault;
+using namespace m365vault::test;
+using json = nlohmann::json;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> quiet() {
+  return std::make_shared<spdlog::logger>("restore-test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+json tenant_spec(int users) {
+  return {{"users", users},           {"mail_folders_per_user", 3}, {"messages_per_user", 40},
+          {"contacts_per_user", 8},   {"events_per_user", 8},       {"max_attachment_bytes", 3500000},
+          {"drive_files_per_user", 8}, {"drive_bytes_per_user", 3000000}};
+}
+
+backup::BackupParams everything() {
+  backup::BackupParams p;
+  p.categories = {storage::Category::mail, storage::Category::contacts, storage::Category::calendar,
+                  storage::Category::onedrive};
+  return p;
+}
+
+struct Restored {
+  scheduler::RunState state;
+  std::optional<std::string> error;
+  restore::RestoreInfo info;
+  std::map<std::string, int> outcomes;
+  std::vector<json> items;
+};
+
+// Creates the restore as the API does and executes its run as a daemon would.
+Restored run_restore(BackupStack& s, const json& request) {
+  auto c = storage::PgConnection::connect(s.conninfo(), {});
+  auto req = restore::RestoreRequest::from_json(request);
+  auto info = restore::create_restore(c, req, {}, std::string("test"));
+  REQUIRE(info.run_id);
+  scheduler::Queue q;
+  const std::string worker = "00000000-0000-4000-8000-000000000002";
+  auto claimed = q.claim(c, worker, {"restore"}, *info.run_id);
+  REQUIRE(claimed);
+  scheduler::RunContext ctx(*claimed, quiet());
+  boost::asio::io_context ioc;
+  restore::RestoreKind kind(restore::RestoreServices{ioc.get_executor(), s.db(), s.repo(), s.sealer(), quiet(), {}});
+  auto fut = boost::asio::co_spawn(ioc, kind.execute(ctx), boost::asio::use_future);
+  ioc.run();
+  auto outcome = fut.get();
+  q.finish(c, *info.run_id, worker, outcome.state, outcome.error, std::chrono::seconds(1));
+  Restored r{outcome.state, outcome.error, *restore::get_restore(c, info.id, {}), {}, {}};
+  for (auto& [k, v] : r.info.outcomes.items()) r.outcomes[k] = v.get<int>();
+  std::optional<std::string> cursor;
+  do {
+    auto page = restore::restore_items(c, info.id, std::nullopt, cursor, 1000);
+    r.items.insert(r.items.end(), page.items.begin(), page.items.end());
+    cursor = page.next_cursor;
+  } while (cursor);
+  return r;
+}
+
+std::string token_of(BackupStack& s) {
+  return s.emulator().token(s.tenant().tenant, s.tenant().client, s.tenant().secret);
+}
+
+std::vector<json> users_of(BackupStack& s) {
+  return s.emulator().graph_json("/v1.0/users?$top=100", token_of(s))["value"].get<std::vector<json>>();
+}
+
+// The manifest of one owner and category as "path|name|sha256" rows.
+std::multiset<std::string> manifest_rows(BackupStack& s, const std::string& owner, const std::string& category,
+                                         bool with_hash = true) {
+  auto m = s.emulator().admin("GET", "/_emulator/tenants/" + s.tenant().tenant + "/manifest?category=" + category +
+                                         "&owner=" + owner);
+  std::multiset<std::string> rows;
+  for (auto& it : m["items"]) {
+    if (it.value("owner", "") != owner) continue;
+    rows.insert(it.value("container_path", "") + "|" + it.value("name", "") +
+                (with_hash ? "|" + it.value("sha256", "") : ""));
+  }
+  return rows;
+}
+
+// Every message of a user as Graph shows it: folder path, subject, read, draft,
+// sent and received times.
+std::multiset<std::string> mail_state(BackupStack& s, const std::string& user) {
+  auto tok = token_of(s);
+  auto& emu = s.emulator();
+  auto folders = walk_delta(emu, "/v1.0/users/" + user + "/mailFolders/delta", tok).items;
+  std::map<std::string, json> by_id;
+  for (auto& f : folders) by_id[f["id"].get<std::string>()] = f;
+  auto path = [&](std::string id) {
+    std::string p;
+    for (int d = 0; d < 20 && by_id.count(id); ++d) {
+      p = "/" + by_id[id].value("displayName", "") + p;
+      id = by_id[id].value("parentFolderId", "");
+    }
+    return p;
+  };
+  std::multiset<std::string> rows;
+  for (auto& [id, f] : by_id) {
+    auto page = emu.graph_json("/v1.0/users/" + user + "/mailFolders/" + id +
+                                   "/messages?$top=1000&$select=subject,isRead,isDraft,sentDateTime,receivedDateTime",
+                               tok);
+    for (auto& m : page["value"])
+      rows.insert(path(id) + "|" + m.value("subject", "") + "|read=" + (m.value("isRead", false) ? "1" : "0") +
+                  "|draft=" + (m.value("isDraft", false) ? "1" : "0") + "|" + m.value("sentDateTime", "") + "|" +
+                  m.value("receivedDateTime", ""));
+  }
+  return rows;
+}
+
+long long invitations(BackupStack& s) {
+  return s.emulator().admin("GET", "/_emulator/stats").value("invitations_sent", 0LL);
+}
+
+template <class Set>
+std::string diff(const Set& a, const Set& b) {
+  std::string out;
+  for (auto& x : a)
+    if (a.count(x) != b.count(x)) out += "  - " + x + "\n";
+  for (auto& x : b)
+    if (a.count(x) != b.count(x)) out += "  + " + x + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("restore: a damaged user is restored at the instant of the backup", "[graph][pg]") {
+  BackupStack s(tenant_spec(1));
+  auto b = s.run(everything());
+  INFO(b.error.value_or(""));
+  REQUIRE(b.state == scheduler::RunState::succeeded);
+  const auto at = s.query("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")[0][0];
+  const std::string user = users_of(s).at(0)["id"].get<std::string>();
+  const auto mail_before = mail_state(s, user);
+  const auto mail_paths_before = manifest_rows(s, user, "mail", false);
+  const auto mail_hashes_before = manifest_rows(s, user, "mail");
+  const auto contacts_before = manifest_rows(s, user, "contacts");
+  const auto events_before = manifest_rows(s, user, "calendar", false);
+  const auto files_before = manifest_rows(s, user, "files");
+  const auto invitations_before = invitations(s);
+  REQUIRE(mail_before.size() >= 40);
+
+  // The damage: the Inbox subtree's messages deleted, contacts and events edited
+  // and deleted, files edited and deleted.
+  GraphWriter w{s.emulator(), token_of(s)};
+  auto mail = s.emulator().admin("GET", "/_emulator/tenants/" + s.tenant().tenant + "/manifest?category=mail&owner=" + user);
+  int deleted_mail = 0;
+  for (auto& m : mail["items"])
+    if (m.value("container_path", "").rfind("/Inbox", 0) == 0) {
+      REQUIRE(w.send("DELETE", "/v1.0/users/" + user + "/messages/" + m["id"].get<std::string>(), "").status == 204);
+      ++deleted_mail;
+    }
+  REQUIRE(deleted_mail > 0);
+  s.emulator().admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity",
+                     {{"seed", 5}, {"updates", 3}, {"deletes", 3}, {"categories", {"contacts", "calendar", "files"}}});
+  REQUIRE(mail_state(s, user) != mail_before);
+  REQUIRE(manifest_rows(s, user, "contacts") != contacts_before);
+  REQUIRE(manifest_rows(s, user, "files") != files_before);
+
+  auto r = run_restore(s, {{"selection", {{"tenant", s.catalog_tenant_id()}, {"at", at}, {"owners", {user}}}},
+                           {"conflict", "replace"}});
+  INFO(r.error.value_or(""));
+  INFO(r.info.to_json().dump(1));
+  for (auto& it : r.items)
+    if (it["outcome"] == "failed") UNSCOPED_INFO(it.dump());
+  CHECK(r.state == scheduler::RunState::succeeded);
+  CHECK(r.outcomes["restored"] >= deleted_mail);
+  CHECK(r.outcomes["skipped"] > 0);  // what the damage left alone is left alone
+  CHECK(r.outcomes.count("failed") == 0);
+
+  // Mail: every message back in its folder, not a draft, with its read state and
+  // its sent and received times.
+  auto mail_after = mail_state(s, user);
+  INFO("mail:\n" << diff(mail_before, mail_after));
+  CHECK(mail_after == mail_before);
+  CHECK(manifest_rows(s, user, "mail", false) == mail_paths_before);
+  // The MIME Graph serves for a restored message is regenerated from these
+  // properties (no Graph route writes MIME and a non-draft at once), so it differs
+  // from the backed-up MIME (docs/restore.md). Reported, not required.
+  auto mail_hashes_after = manifest_rows(s, user, "mail");
+  int differ = 0;
+  for (auto& row : mail_hashes_before) differ += mail_hashes_after.count(row) == 0 ? 1 : 0;
+  WARN(differ << " of " << deleted_mail << " restored messages have MIME different from the backup's:\n"
+              << diff(mail_hashes_before, mail_hashes_after));
+  // Contacts and files: byte for byte (canonical JSON, file bytes).
+  auto contacts_after = manifest_rows(s, user, "contacts");
+  INFO("contacts:\n" << diff(contacts_before, contacts_after));
+  CHECK(contacts_after == contacts_before);
+  auto files_after = manifest_rows(s, user, "files");
+  INFO("files:\n" << diff(files_before, files_after));
+  CHECK(files_after == files_before);
+  // Events: all back where they were, and not one invitation sent.
+  auto events_after = manifest_rows(s, user, "calendar", false);
+  INFO("events:\n" << diff(events_before, events_after));
+  CHECK(events_after == events_before);
+  CHECK(invitations(s) == invitations_before);
+
+  // A second run of the same restore writes nothing: everything exists unchanged.
+  auto again = run_restore(s, {{"selection", {{"tenant", s.catalog_tenant_id()}, {"at", at}, {"owners", {user}}}},
+                               {"conflict", "replace"}});
+  CHECK(again.state == scheduler::RunState::succeeded);
+  CHECK(again.outcomes.count("restored") == 0);
+  CHECK(again.outcomes.count("replaced") == 0);
+  CHECK(mail_state(s, user) == mail_before);
+}
+
+TEST_CASE("restore: to another user into 'Restored <timestamp>', the original untouched", "[graph][pg]") {
+  BackupStack s(tenant_spec(2));
+  REQUIRE(s.run(everything()).state == scheduler::RunState::succeeded);
+  auto users = users_of(s);
+  const std::string adele = users.at(0)["id"].get<std::string>(), megan = users.at(1)["id"].get<std::string>();
+  const auto adele_mail = mail_state(s, adele);
+  const auto adele_files = manifest_rows(s, adele, "files");
+  const auto megan_mail = mail_state(s, megan);
+  auto inbox = s.query("SELECT c.id FROM containers c JOIN container_versions v ON v.container_id = c.id"
+                       " JOIN owners o ON o.id = c.owner_id WHERE o.graph_id = $1 AND c.category = 'mail'"
+                       " AND v.display_name = 'Inbox' AND v.to_at IS NULL",
+                       {adele});
+  REQUIRE(inbox.size() == 1);
+
+  auto r = run_restore(s, {{"selection", {{"tenant", s.catalog_tenant_id()}, {"containers", {inbox[0][0]}}}},
+                           {"target", {{"owner", megan}}}});
+  INFO(r.error.value_or(""));
+  CHECK(r.state == scheduler::RunState::succeeded);
+  REQUIRE(r.info.target_root);
+  CHECK(r.info.target_root->rfind("Restored ", 0) == 0);
+  // Megan now has, under the new folder, exactly Adele's Inbox subtree.
+  std::multiset<std::string> expected = megan_mail;
+  for (auto& row : adele_mail)
+    if (row.rfind("/Inbox", 0) == 0) expected.insert("/" + *r.info.target_root + row);
+  auto megan_after = mail_state(s, megan);
+  INFO(diff(expected, megan_after));
+  CHECK(megan_after == expected);
+  CHECK(mail_state(s, adele) == adele_mail);
+
+  // Files of Adele's OneDrive to a named folder of Megan's: equal bytes, Adele's untouched.
+  auto f = run_restore(s, {{"selection", {{"tenant", s.catalog_tenant_id()}, {"owners", {adele}}, {"categories", {"onedrive"}}}},
+                           {"target", {{"owner", megan}, {"folder", "From Adele"}}}});
+  CHECK(f.state == scheduler::RunState::succeeded);
+  std::multiset<std::string> hashes_adele, hashes_megan;
+  for (auto& row : adele_files) hashes_adele.insert(row.substr(row.rfind('|')));
+  for (auto& row : manifest_rows(s, megan, "files"))
+    if (row.find("/From Adele") != std::string::npos) hashes_megan.insert(row.substr(row.rfind('|')));
+  CHECK(hashes_megan == hashes_adele);
+  CHECK(manifest_rows(s, adele, "files") == adele_files);
+}
+
+TEST_CASE("restore: conflict policies on items that exist changed and unchanged, and a dry run writes nothing",
+          "[graph][pg]") {
+  BackupStack s(tenant_spec(1));
+  REQUIRE(s.run(everything()).state == scheduler::RunState::succeeded);
+  const auto at = s.query("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")[0][0];
+  const std::string user = users_of(s).at(0)["id"].get<std::string>();
+  auto act = s.emulator().admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity",
+                                {{"seed", 3}, {"updates", 1}, {"categories", {"contacts"}}});
+  REQUIRE(act["updated"].size() == 1);
+  const std::string changed_graph = act["updated"][0]["id"].get<std::string>();
+  auto ids = s.query("SELECT i.id, i.graph_id FROM items i WHERE i.category = 'contacts' ORDER BY i.id");
+  std::string changed, unchanged;
+  for (auto& row : ids) {
+    if (row[1] == changed_graph) changed = row[0];
+    else if (unchanged.empty()) unchanged = row[0];
+  }
+  REQUIRE(!changed.empty());
+  REQUIRE(!unchanged.empty());
+  auto request = [&](const std::string& policy, bool dry) {
+    return json{{"selection", {{"tenant", s.catalog_tenant_id()}, {"at", at}, {"items", {changed, unchanged}}}},
+                {"conflict", policy},
+                {"dry_run", dry}};
+  };
+  auto outcome_of = [](const Restored& r, const std::string& item) {
+    for (auto& it : r.items)
+      if (it["item_id"] == item) return it["outcome"].get<std::string>();
+    return std::string("none");
+  };
+  const auto contacts_changed = manifest_rows(s, user, "contacts");
+
+  // Dry runs: what would happen, and not one write.
+  s.emulator().admin("DELETE", "/_emulator/stats", nullptr, 204);
+  auto dry = run_restore(s, request("replace", true));
+  CHECK(dry.state == scheduler::RunState::succeeded);
+  CHECK(outcome_of(dry, changed) == "would_replace");
+  CHECK(outcome_of(dry, unchanged) == "skipped");
+  auto stats = s.emulator().admin("GET", "/_emulator/stats");
+  int reads = 0;
+  for (auto& [route, n] : stats["requests"].items()) {
+    INFO(route);
+    if (route.find("/oauth2/") != std::string::npos) continue;  // the token
+    CHECK(route.rfind("GET ", 0) == 0);
+    ++reads;
+  }
+  CHECK(reads > 0);
+  CHECK(manifest_rows(s, user, "contacts") == contacts_changed);
+
+  auto skip = run_restore(s, request("skip", false));
+  CHECK(outcome_of(skip, changed) == "skipped");
+  CHECK(outcome_of(skip, unchanged) == "skipped");
+  CHECK(manifest_rows(s, user, "contacts") == contacts_changed);
+
+  auto copy = run_restore(s, request("copy", false));
+  CHECK(outcome_of(copy, changed) == "copied");
+  CHECK(outcome_of(copy, unchanged) == "skipped");
+  auto after_copy = manifest_rows(s, user, "contacts");
+  CHECK(after_copy.size() == contacts_changed.size() + 1);  // both kept
+
+  auto replace = run_restore(s, request("replace", false));
+  CHECK(outcome_of(replace, changed) == "replaced");
+  CHECK(outcome_of(replace, unchanged) == "skipped");
+  // The changed one is replaced by the backed-up copy (the earlier copy remains).
+  CHECK(manifest_rows(s, user, "contacts").size() == after_copy.size());
+}
