@@ -21,7 +21,7 @@ spdlog::logger& quiet() {
 }
 }  // namespace
 
-TEST_CASE("restore: runs beside a running backup of the same tenant; backups still one at a time", "[pg]") {
+TEST_CASE("restore: runs beside a running backup of the same tenant, backups still one at a time", "[pg]") {
   test::ScratchDatabase db;
   auto c = storage::PgConnection::connect(db.conninfo());
   storage::migrate(c, storage::builtin_migrations(), quiet());
