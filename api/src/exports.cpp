@@ -52,13 +52,7 @@ void add_export_routes(net::Router& r, storage::Database* db, const scheduler::Q
   r.add("GET", "/api/v1/exports",
         secure(kRestore, [db](Request& req, const Principal& p, RouteAudit&) -> awaitable<Response> {
           auto cursor = req.query_param("cursor");
-          int limit = 50;
-          if (auto v = req.query_param("limit")) {
-            if (v->empty() || v->size() > 3 || v->find_first_not_of("0123456789") != std::string::npos ||
-                std::stoi(*v) < 1 || std::stoi(*v) > 500)
-              throw Error(Errc::bad_request, "parameter 'limit': expected a whole number from 1 to 500");
-            limit = std::stoi(*v);
-          }
+          const int limit = limit_param(req, 50, 500);
           auto list = [&](storage::PgConnection& c) { return exporting::list_exports(c, cursor, limit, scope_of(p)); };
           auto page = co_await db->run(list);
           nlohmann::json items = nlohmann::json::array();

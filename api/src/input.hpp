@@ -112,6 +112,17 @@ inline bool valid_text(std::string_view s) {
   return true;
 }
 
+// The `limit` query parameter of a listing: `dflt` when absent, else a whole
+// number from 1 to `max` (anything else is refused, naming the parameter).
+inline int limit_param(const net::Request& req, int dflt, int max) {
+  auto v = req.query_param("limit");
+  if (!v) return dflt;
+  if (v->empty() || v->size() > 6 || v->find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(*v) < 1 || std::stoi(*v) > max)
+    throw Error(Errc::bad_request, "parameter 'limit': expected a whole number from 1 to " + std::to_string(max));
+  return std::stoi(*v);
+}
+
 // A path or query id that must be a UUID.
 inline std::string require_uuid(const std::string& what, const std::string& s) {
   bool ok = s.size() == 36;

@@ -14,15 +14,6 @@ using net::Response;
 
 namespace {
 
-int limit_of(const Request& req) {
-  auto v = req.query_param("limit");
-  if (!v) return 100;
-  if (v->empty() || v->size() > 4 || v->find_first_not_of("0123456789") != std::string::npos || std::stoi(*v) < 1 ||
-      std::stoi(*v) > 1000)
-    throw Error(Errc::bad_request, "parameter 'limit': expected a whole number from 1 to 1000");
-  return std::stoi(*v);
-}
-
 nlohmann::json or_null(const std::optional<std::string>& s) { return s ? nlohmann::json(*s) : nlohmann::json(nullptr); }
 
 }  // namespace
@@ -49,7 +40,7 @@ void add_restore_routes(net::Router& r, storage::Database* db, const Secure& sec
 
   r.add("GET", "/api/v1/restores",
         secure(anyone, [db](Request& req, const Principal& p, RouteAudit&) -> awaitable<Response> {
-          const int limit = limit_of(req);
+          const int limit = limit_param(req, 100, 1000);
           auto cursor = req.query_param("cursor");
           auto tenant = req.query_param("tenant");
           storage::Scope scope{p.tenant_id};
@@ -75,7 +66,7 @@ void add_restore_routes(net::Router& r, storage::Database* db, const Secure& sec
         secure(anyone, [db](Request& req, const Principal& p, RouteAudit&) -> awaitable<Response> {
           const std::string id = req.params["id"];
           require_uuid("restore id", id);
-          const int limit = limit_of(req);
+          const int limit = limit_param(req, 100, 1000);
           auto cursor = req.query_param("cursor");
           auto outcome = req.query_param("outcome");
           storage::Scope scope{p.tenant_id};

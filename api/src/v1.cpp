@@ -84,17 +84,6 @@ Response unauthorized(const Request& req, const std::string& detail) {
   return res;
 }
 
-int limit_param(const Request& req, int dflt, int max) {
-  auto v = req.query_param("limit");
-  if (!v) return dflt;
-  if (v->empty() || v->size() > 6 || v->find_first_not_of("0123456789") != std::string::npos)
-    throw Error(Errc::bad_request, "parameter 'limit': expected a whole number from 1 to " + std::to_string(max));
-  int n = std::stoi(*v);
-  if (n < 1 || n > max)
-    throw Error(Errc::bad_request, "parameter 'limit': expected a whole number from 1 to " + std::to_string(max));
-  return n;
-}
-
 // Every path and query parameter is well-formed percent-encoded UTF-8 text
 // before any handler reads it (the database would refuse it later, less clearly).
 void check_text_params(const Request& req) {

@@ -82,6 +82,10 @@ struct MailboxState {
   std::unique_ptr<detail::AsyncSemaphore> sem;  // null for the tenant-wide (unkeyed) state
   Clock::time_point blocked_until{};           // Retry-After of the last 429 here
   int in_flight = 0;
+  // RateLimit-* pacing: while it lasts, each request takes its own slot `pace_gap`
+  // after the previous one, so requests waiting together do not leave together.
+  Clock::duration pace_gap{};
+  Clock::time_point pace_until{}, next_slot{};
 };
 
 }  // namespace
@@ -386,7 +390,9 @@ void drop_token(ClientState& s, const std::string& bad) {
 // resource units each answer says how many remain and in how many seconds the
 // window resets. Once a tenth or less remains, the requests sharing this state
 // are spaced so the rest of the budget lasts until the reset, instead of running
-// into a 429 and its Retry-After. Answers without the headers cost nothing.
+// into a 429 and its Retry-After; what the requests still in flight will spend is
+// counted as spent (with several downloads at once, their answers arrive together).
+// Answers without the headers cost nothing.
 void pace_rate_limit(ClientState& s, MailboxState& mb, const net::Headers& h) {
   auto rem = h.get("RateLimit-Remaining"), reset = h.get("RateLimit-Reset");
   if (!rem || !reset) return;
@@ -399,9 +405,16 @@ void pace_rate_limit(ClientState& s, MailboxState& mb, const net::Headers& h) {
   if (auto l = h.get("RateLimit-Limit"); !l || !num(*l, limit)) limit = 0;
   const long low = limit > 0 ? std::max<long>(limit / 10, 1) : 10;
   if (remaining > low) return;
-  const auto gap = std::chrono::milliseconds(std::min<long>(reset_s, 60) * 1000 / (remaining + 1));
+  const auto window = std::chrono::milliseconds(std::min<long>(reset_s, 60) * 1000);
   std::lock_guard lk(s.mu);
-  mb.blocked_until = std::max(mb.blocked_until, Clock::now() + gap);
+  const long spare = remaining - mb.in_flight;  // this answer's request is no longer in flight
+  const auto now = Clock::now();
+  if (spare <= 0) {
+    mb.blocked_until = std::max(mb.blocked_until, now + window);
+  } else {
+    mb.pace_gap = window / (spare + 1);
+    mb.pace_until = now + window;
+  }
   s.rate_limit_paced.fetch_add(1);
 }
 
@@ -454,6 +467,16 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
       if (blocked <= Clock::now()) break;
       co_await sleep_until(blocked);
     }
+    Clock::time_point slot{};
+    {
+      std::lock_guard lk(s->mu);
+      const auto now = Clock::now();
+      if (now < mb->pace_until) {
+        slot = std::max(now, mb->next_slot);
+        mb->next_slot = slot + mb->pace_gap;
+      }
+    }
+    if (slot > Clock::now()) co_await sleep_until(slot);
     std::string token;
     if (to_graph) {
       co_await sleep_until(s->aimd.pace());

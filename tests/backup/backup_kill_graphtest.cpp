@@ -80,19 +80,35 @@ void kill_and_rerun(const KillCase& k) {
   backup.argv.insert(backup.argv.end(), k.run_args.begin(), k.run_args.end());
   backup.output_file = cli.log.string();
 
-  // Kill moments spread over a typical run: the length of the last run that got
-  // to its end (a guess before the first). Each run that ends before its kill is
+  // Kill moments spread over a typical run's work: from the moment its run is
+  // `running` in the queue (start-up before that — configuration, repository,
+  // migrations — can take a second on a loaded machine, and a kill there leaves
+  // nothing to take over) to the length of the last run's work that got to its
+  // end (a guess before the first). Each run that ends before its kill is
   // followed by activity in the tenant, so the next runs have work to be killed in.
   std::mt19937 rng(Catch::rngSeed() ? Catch::rngSeed() : 20240607u);
   auto typical = std::chrono::milliseconds(3000);
   int killed = 0, finished = 0;
   std::string history;
+  auto queue_db = storage::PgConnection::connect(db.conninfo());
   for (int i = 0; i < k.rounds; ++i) {
-    std::uniform_int_distribution<long> pick(50, static_cast<long>(typical.count()));
+    std::uniform_int_distribution<long> pick(0, static_cast<long>(typical.count()));
     auto delay = std::chrono::milliseconds(pick(rng));
-    auto started = std::chrono::steady_clock::now();
+    // A run left `running` by the previous kill counts once this process holds it
+    // (its worker id changes when it takes it over).
+    const std::string before(queue_db.exec(
+        "SELECT coalesce(string_agg(id || '/' || coalesce(worker_id::text, ''), ','), '') FROM runs"
+        " WHERE state = 'running'").get(0, 0));
     ChildProcess p(backup);
-    auto code = p.wait(delay);
+    std::optional<int> code;
+    const auto launched = std::chrono::steady_clock::now();
+    while (!(code = p.wait(20ms)) &&
+           queue_db.exec("SELECT count(*) FROM runs WHERE state = 'running' AND NOT"
+                         " (id || '/' || coalesce(worker_id::text, '') = ANY (string_to_array($1, ',')))",
+                         {before}).get_int(0, 0) == 0)
+      REQUIRE(std::chrono::steady_clock::now() - launched < 120s);
+    auto started = std::chrono::steady_clock::now();
+    if (!code) code = p.wait(delay);
     if (!code) {
       p.signal(SIGKILL);
       code = p.wait(10s);
