@@ -404,10 +404,14 @@ void pace_rate_limit(ClientState& s, MailboxState& mb, const net::Headers& h) {
   if (!num(*rem, remaining) || !num(*reset, reset_s)) return;
   if (auto l = h.get("RateLimit-Limit"); !l || !num(*l, limit)) limit = 0;
   const long low = limit > 0 ? std::max<long>(limit / 10, 1) : 10;
-  if (remaining > low) return;
   const auto window = std::chrono::milliseconds(std::min<long>(reset_s, 60) * 1000);
   std::lock_guard lk(s.mu);
-  const long spare = remaining - mb.in_flight;  // this answer's request is no longer in flight
+  // A request costs at most 2 units (a multi-item query or a write; a download or
+  // a single item 1), and those still in flight (this answer's request is no
+  // longer) will spend theirs first.
+  constexpr long kMaxCost = 2;
+  if (remaining - kMaxCost * mb.in_flight > low) return;
+  const long spare = remaining / kMaxCost - mb.in_flight;
   const auto now = Clock::now();
   if (spare <= 0) {
     mb.blocked_until = std::max(mb.blocked_until, now + window);

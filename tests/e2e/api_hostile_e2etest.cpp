@@ -10,8 +10,10 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "api_data_support.hpp"
 #include "emulator/emulator_support.hpp"
@@ -26,8 +28,9 @@ using json = nlohmann::json;
 namespace {
 
 // Every table's rows as sorted JSON text, except what changes by design while
-// nothing is stored: the audit log (refusals are recorded), the daemons' heartbeats
-// and a token's last use.
+// nothing is stored: the audit log (refusals are recorded), the daemons' heartbeats,
+// a token's last use and an export's download count (each operation's valid
+// request, sent first, downloads it once).
 std::map<std::string, std::string> dump_tables(const std::string& conninfo) {
   auto c = storage::PgConnection::connect(conninfo);
   auto tables = c.exec("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1");
@@ -37,7 +40,7 @@ std::map<std::string, std::string> dump_tables(const std::string& conninfo) {
     if (t == "audit_log" || t == "instances") continue;
     // The name comes from pg_tables, quoted as an identifier by the server.
     auto rows = c.exec("SELECT coalesce(string_agg(x, E'\\n' ORDER BY x), '') FROM"
-                       " (SELECT (to_jsonb(t) - 'last_used_at')::text AS x FROM " +
+                       " (SELECT (to_jsonb(t) - 'last_used_at' - 'downloads')::text AS x FROM " +
                        std::string(c.exec("SELECT quote_ident($1)", {t}).get(0, 0)) + " t) s");
     out[t] = std::string(rows.get(0, 0));
   }
@@ -221,11 +224,30 @@ TEST_CASE("api hostile: every operation refuses hostile input with a 4xx naming 
     }
   }
   REQUIRE_FALSE(item_id.empty());
+  // A finished restore (a dry run: nothing written) and a ready export, so their
+  // ids are real; both end before the tables are compared.
+  auto created_and_ended = [&](const std::string& path, const json& body) {
+    auto created = a.call("POST", path, a.admin, body);
+    INFO(created.body);
+    REQUIRE(created.status == 202);
+    const auto id = json::parse(created.body)["id"].get<std::string>();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    for (;;) {
+      auto state = a.get_json(path + "/" + id, a.admin)["state"].get<std::string>();
+      if (state != "queued" && state != "running") return id;
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  };
+  const json one_item = {{"tenant", tenant_id}, {"items", {item_id}}};
+  const auto restore_id = created_and_ended("/api/v1/restores", json{{"selection", one_item}, {"dry_run", true}});
+  const auto export_id = created_and_ended("/api/v1/exports", json{{"selection", one_item}});
 
   // Valid values: path ids by collection, required query parameters by name.
   const std::map<std::string, std::string> id_of = {{"/api/v1/tokens/", token_id}, {"/api/v1/jobs/", job_id},
                                                     {"/api/v1/runs/", run_id},     {"/api/v1/tenants/", tenant_id},
-                                                    {"/api/v1/items/", item_id}};
+                                                    {"/api/v1/items/", item_id},   {"/api/v1/restores/", restore_id},
+                                                    {"/api/v1/exports/", export_id}};
   const std::map<std::string, std::string> query_value = {
       {"owner", owner_id}, {"category", "mail"}, {"q", "hello"}, {"tenant", tenant_id}};
 
