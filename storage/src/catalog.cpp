@@ -1491,12 +1491,14 @@ SearchPage Catalog::search(PgConnection& c, const SearchQuery& q) const {
                       "   AND ($5::uuid IS NULL OR v.owner_id = $5::uuid) AND ($6::text IS NULL OR v.category = $6)"
                       "   AND ($7::timestamptz IS NULL OR coalesce(v.received_at, v.sent_at, v.modified_at) >= $7::timestamptz)"
                       "   AND ($8::timestamptz IS NULL OR coalesce(v.received_at, v.sent_at, v.modified_at) < $8::timestamptz)"
-                      "   ORDER BY v.id DESC LIMIT " + std::to_string(kSearchRankedMatches) + ") v)"
+                      "   ORDER BY v.id DESC LIMIT " + std::to_string(kSearchRankedMatches) + ") v),"
+                      // The page before the joins: they then fetch limit + 1 rows, not every candidate.
+                      " p AS (SELECT m.id, m.rank FROM m WHERE ($9::real IS NULL OR (m.rank, m.id) < ($9::real, $10::bigint))"
+                      "  ORDER BY m.rank DESC, m.id DESC LIMIT $11)"
                       " SELECT " +
                       kVersionColumns +
-                      ", m.rank::text FROM m JOIN item_versions v ON v.id = m.id JOIN items i ON i.id = v.item_id"
-                      " WHERE ($9::real IS NULL OR (m.rank, m.id) < ($9::real, $10::bigint))"
-                      " ORDER BY m.rank DESC, m.id DESC LIMIT $11",
+                      ", p.rank::text FROM p JOIN item_versions v ON v.id = p.id JOIN items i ON i.id = v.item_id"
+                      " ORDER BY p.rank DESC, p.id DESC",
                   {q.q, when, scope_param(q.scope), q.tenant_id, q.owner_id, cat, q.after, q.before, cur_rank, cur_id,
                    std::to_string(q.limit + 1)});
   });
