@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # API latency on a big index, one command:
 #   bench/api/run.sh [--items N] [--old-versions N] [--owners N] [--folders N] [--duration 10s] [--keep DIR]
+#                    [--daemon BIN]...
 # Starts a private PostgreSQL cluster (the test command's), migrates it, fills the
 # catalog with N + old item versions (bench/api/generate.sql; default 4.5 M + 0.5 M
 # = 5 M versions of 500 mailboxes), starts a real m365vaultd on it and measures
@@ -12,10 +13,13 @@
 #   metadata  GET /api/v1/items/{id} of random items: requests/s
 # One connection for the latency figures (what one administrator sees), 8 for the
 # throughput. --keep DIR reuses (or makes) a loaded cluster in DIR across runs.
+# --daemon BIN (repeatable) measures these m365vaultd binaries one after the other
+# on the same index and requests instead of the one just built: a before/after
+# comparison in one run (copy the old build aside first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
-items=4500000 old=500000 owners=500 folders=20 duration=10s keep=""
+items=4500000 old=500000 owners=500 folders=20 duration=10s keep="" daemons=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --items) items=$2; shift 2 ;;
@@ -24,12 +28,14 @@ while [ $# -gt 0 ]; do
     --folders) folders=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    *) echo "usage: bench/api/run.sh [--items N] [--old-versions N] [--owners N] [--folders N] [--duration 10s] [--keep DIR]" >&2; exit 2 ;;
+    --daemon) daemons+=("$(realpath "$2")"); shift 2 ;;
+    *) echo "usage: bench/api/run.sh [--items N] [--old-versions N] [--owners N] [--folders N] [--duration 10s] [--keep DIR] [--daemon BIN]..." >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v psql >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null; }
 scripts/build.sh m365vaultd m365vault-test-pg >/dev/null
+[ ${#daemons[@]} -gt 0 ] || daemons=("$root/build/daemon/m365vaultd")
 
 if [ -n "$keep" ]; then work=$keep; mkdir -p "$work"; else work=$(mktemp -d "${TMPDIR:-/tmp}/m365vault-bench-api-XXXXXX"); fi
 chmod 755 "$work"
@@ -63,28 +69,37 @@ psql "$url" -Atc "SELECT 'index: ' || (SELECT count(*) FROM item_versions) || ' 
   (SELECT count(*) FROM items) || ' items, ' || (SELECT count(*) FROM containers) || ' folders, ' ||
   (SELECT count(*) FROM owners) || ' owners; database ' || pg_size_pretty(pg_database_size(current_database()))"
 
-build/daemon/m365vaultd --config "$work/m365vault.toml" serve >"$work/daemon.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:$port/readyz" >/dev/null
 token=$(build/daemon/m365vaultd --config "$work/m365vault.toml" token create --role restorer --name bench | grep -o 'm365v_[A-Za-z0-9_-]*' | tail -1)
 
-# Request lists for wrk: random folders, later pages by their real cursors, queries.
-python3 bench/api/targets.py --url "http://127.0.0.1:$port" --token "$token" --dsn "$url" --out "$work"
-
+start_daemon() {  # binary
+  "$1" --config "$work/m365vault.toml" serve >"$work/daemon.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null
+}
+stop_daemon() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }
 run_wrk() {  # name connections targets-file
   AUTH="$token" TARGETS="$3" wrk -t1 -c"$2" -d"$duration" -s bench/api/wrk.lua "http://127.0.0.1:$port" >"$work/$1.out" 2>&1
   grep -E "^(requests|latency|errors)" "$work/$1.out" | sed "s/^/$1 /"
 }
-echo "m365vaultd on 127.0.0.1:$port, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-run_wrk browse 1 "$work/browse.txt"
-run_wrk search 1 "$work/search.txt"
-run_wrk metadata 8 "$work/items.txt"
-b99=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p99=/) print substr($i,5)}' "$work/browse.out")
-b50=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p50=/) print substr($i,5)}' "$work/browse.out")
-s95=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p95=/) print substr($i,5)}' "$work/search.out")
-s50=$(awk '/^latency/ {for (i=1;i<=NF;i++) if ($i ~ /^p50=/) print substr($i,5)}' "$work/search.out")
-rps=$(awk '/^requests/ {for (i=1;i<=NF;i++) if ($i ~ /^per_s=/) print substr($i,7)}' "$work/metadata.out")
-bad=$(awk '/^errors/ {for (i=1;i<=NF;i++) if ($i ~ /^non2xx=/) s += substr($i,8)} END {print s+0}' "$work"/*.out)
-[ "$bad" = 0 ] || { echo "bench/api: $bad answers were not 2xx (see $work/daemon.log)" >&2; exit 1; }
-echo "summary: browse p50=${b50}ms p99=${b99}ms (goal p99 < 20) search p50=${s50}ms p95=${s95}ms (goal p95 < 200) item metadata ${rps} req/s"
+field() {  # file line-prefix key
+  awk -v p="$2" -v k="$3=" '$1 == p {for (i=1;i<=NF;i++) if (index($i, k) == 1) print substr($i, length(k)+1)}' "$1"
+}
+
+# Request lists for wrk: random folders, later pages by their real cursors, queries.
+start_daemon "${daemons[0]}"
+python3 bench/api/targets.py --url "http://127.0.0.1:$port" --token "$token" --dsn "$url" --out "$work"
+stop_daemon
+summaries=()
+for d in "${daemons[@]}"; do
+  start_daemon "$d"
+  echo "$d on 127.0.0.1:$port, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  run_wrk browse 1 "$work/browse.txt"
+  run_wrk search 1 "$work/search.txt"
+  run_wrk metadata 8 "$work/items.txt"
+  stop_daemon
+  bad=$(awk '/^errors/ {for (i=1;i<=NF;i++) if ($i ~ /^non2xx=/) s += substr($i,8)} END {print s+0}' "$work"/{browse,search,metadata}.out)
+  [ "$bad" = 0 ] || { echo "bench/api: $bad answers were not 2xx (see $work/daemon.log)" >&2; exit 1; }
+  summaries+=("summary $d: browse p50=$(field "$work/browse.out" latency p50)ms p99=$(field "$work/browse.out" latency p99)ms (goal p99 < 20) search p50=$(field "$work/search.out" latency p50)ms p95=$(field "$work/search.out" latency p95)ms (goal p95 < 200) item metadata $(field "$work/metadata.out" requests per_s) req/s")
+done
+printf '%s\n' "${summaries[@]}"

@@ -325,6 +325,25 @@ std::string visible(const std::string& a, const std::string& p) {
          "::timestamptz))";
 }
 
+// How many matches a search ranks, the newest first (docs/catalog.md, openapi.yaml).
+constexpr int kSearchRankedMatches = 10000;
+
+// True when `at` asks for the present (absent, empty or "now"), as resolve_at reads it.
+bool means_now(const std::optional<std::string>& at) { return !at || at->empty() || *at == "now"; }
+
+// visible() for a read at the instant resolved from `at`. At the present nothing
+// committed is closed after the instant, so "to_at IS NULL OR to_at > $p" is
+// exactly "to_at IS NULL": the predicate of the partial indexes on open versions
+// (item_versions_browse_now, item_versions_open, container_versions_open), which
+// the disjunction keeps the planner from using (a folder page then reads and
+// drops every closed version on its way). A version closed between resolve_at
+// and the statement (a backup committing in that instant) is not shown, like
+// its successor, which is newer than the instant the page reports.
+std::string visible_at(const std::string& a, const std::string& p, const std::optional<std::string>& at) {
+  if (!means_now(at)) return visible(a, p);
+  return "(" + a + ".from_at <= " + p + "::timestamptz AND " + a + ".to_at IS NULL)";
+}
+
 // Scope check for an owner id in parameter `p`, with the scope tenant in `s`.
 std::string owner_in_scope(const std::string& col, const std::string& s) {
   return "(" + s + "::uuid IS NULL OR " + col + " IN (SELECT id FROM owners WHERE tenant_id = " + s + "::uuid))";
@@ -1264,7 +1283,7 @@ std::vector<ContainerEntry> Catalog::open_containers(PgConnection& c, const std:
 }
 
 std::string Catalog::resolve_at(PgConnection& c, const std::optional<std::string>& at, const Scope& scope) const {
-  if (!at || at->empty() || *at == "now") {
+  if (means_now(at)) {
     auto r = c.exec("SELECT " TS("clock_timestamp()"));
     return std::string(r.get(0, 0));
   }
@@ -1322,11 +1341,11 @@ BrowsePage Catalog::browse(PgConnection& c, const BrowseQuery& q) const {
     auto r = c.exec(std::string("SELECT ") + kContainerColumns +
                         " FROM container_versions cv JOIN containers c ON c.id = cv.container_id"
                         " WHERE c.owner_id = $1::uuid AND c.category = $2 AND " +
-                        visible("cv", "$3") +
+                        visible_at("cv", "$3", q.at) +
                         " AND (CASE WHEN $4::bigint IS NOT NULL THEN cv.parent_id = $4::bigint ELSE"
                         "   cv.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM container_versions pv"
                         "   WHERE pv.container_id = cv.parent_id AND " +
-                        visible("pv", "$3") +
+                        visible_at("pv", "$3", q.at) +
                         ") END)"
                         " AND ($5::text IS NULL OR (cv.display_name COLLATE \"C\", c.id) > ($5 COLLATE \"C\", $6::bigint))"
                         " ORDER BY cv.display_name COLLATE \"C\", c.id LIMIT $7",
@@ -1345,7 +1364,7 @@ BrowsePage Catalog::browse(PgConnection& c, const BrowseQuery& q) const {
   int room = q.limit - static_cast<int>(page.containers.size());
   if (room <= 0) {
     // The page filled exactly with containers: items may follow.
-    if (c.exec("SELECT 1 FROM item_versions v WHERE v.container_id = $1::bigint AND " + visible("v", "$2") + " LIMIT 1",
+    if (c.exec("SELECT 1 FROM item_versions v WHERE v.container_id = $1::bigint AND " + visible_at("v", "$2", q.at) + " LIMIT 1",
                {q.container_id, page.at})
             .rows() > 0)
       page.next_cursor = make_cursor(json::array({"i", "", "0"}));
@@ -1354,7 +1373,7 @@ BrowsePage Catalog::browse(PgConnection& c, const BrowseQuery& q) const {
   auto r = c.exec(std::string("SELECT ") + kVersionColumns +
                       " FROM item_versions v JOIN items i ON i.id = v.item_id"
                       " WHERE v.container_id = $1::bigint AND " +
-                      visible("v", "$2") +
+                      visible_at("v", "$2", q.at) +
                       " AND ($3::text IS NULL OR (v.name, v.id) > ($3, $4::bigint))"
                       " ORDER BY v.name, v.id LIMIT $5",
                   {q.container_id, page.at, cur_name, cur_id, std::to_string(room + 1)});
@@ -1373,7 +1392,7 @@ std::optional<ItemVersion> Catalog::get_item(PgConnection& c, const std::string&
   auto when = resolve_at(c, at, scope);
   auto r = c.exec(std::string("SELECT ") + kVersionColumns +
                       " FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.id = $1::bigint AND " +
-                      visible("v", "$2") + " AND " + owner_in_scope("i.owner_id", "$3"),
+                      visible_at("v", "$2", at) + " AND " + owner_in_scope("i.owner_id", "$3"),
                   {item_id, when, scope_param(scope)});
   if (r.rows() == 0) return std::nullopt;
   return version_from_row(r, 0);
@@ -1459,19 +1478,27 @@ SearchPage Catalog::search(PgConnection& c, const SearchQuery& q) const {
   if (q.category) cat = std::string(to_string(*q.category));
   // Ranked by ts_rank (subject and names weigh most, then people, paths, the
   // preview); keyset on (rank, version id), the rank travelling as its exact text.
+  // Only the kSearchRankedMatches most recently stored matches (highest version
+  // id) are ranked: a word in most of the index would otherwise rank millions of
+  // rows on every page. The candidates are the same for every page of a query,
+  // so the keyset still walks one fixed order.
   auto r = input_errors([&] {
     return c.exec(std::string("WITH m AS (SELECT v.id, ts_rank(v.search, websearch_to_tsquery('simple', $1)) AS rank"
-                              "  FROM item_versions v WHERE v.search @@ websearch_to_tsquery('simple', $1) AND ") +
-                      visible("v", "$2") + " AND " + owner_in_scope("v.owner_id", "$3") +
-                      "  AND ($4::uuid IS NULL OR v.owner_id IN (SELECT id FROM owners WHERE tenant_id = $4::uuid))"
-                      "  AND ($5::uuid IS NULL OR v.owner_id = $5::uuid) AND ($6::text IS NULL OR v.category = $6)"
-                      "  AND ($7::timestamptz IS NULL OR coalesce(v.received_at, v.sent_at, v.modified_at) >= $7::timestamptz)"
-                      "  AND ($8::timestamptz IS NULL OR coalesce(v.received_at, v.sent_at, v.modified_at) < $8::timestamptz))"
+                              "  FROM (SELECT v.id, v.search FROM item_versions v"
+                              "   WHERE v.search @@ websearch_to_tsquery('simple', $1) AND ") +
+                      visible_at("v", "$2", q.at) + " AND " + owner_in_scope("v.owner_id", "$3") +
+                      "   AND ($4::uuid IS NULL OR v.owner_id IN (SELECT id FROM owners WHERE tenant_id = $4::uuid))"
+                      "   AND ($5::uuid IS NULL OR v.owner_id = $5::uuid) AND ($6::text IS NULL OR v.category = $6)"
+                      "   AND ($7::timestamptz IS NULL OR coalesce(v.received_at, v.sent_at, v.modified_at) >= $7::timestamptz)"
+                      "   AND ($8::timestamptz IS NULL OR coalesce(v.received_at, v.sent_at, v.modified_at) < $8::timestamptz)"
+                      "   ORDER BY v.id DESC LIMIT " + std::to_string(kSearchRankedMatches) + ") v),"
+                      // The page before the joins: they then fetch limit + 1 rows, not every candidate.
+                      " p AS (SELECT m.id, m.rank FROM m WHERE ($9::real IS NULL OR (m.rank, m.id) < ($9::real, $10::bigint))"
+                      "  ORDER BY m.rank DESC, m.id DESC LIMIT $11)"
                       " SELECT " +
                       kVersionColumns +
-                      ", m.rank::text FROM m JOIN item_versions v ON v.id = m.id JOIN items i ON i.id = v.item_id"
-                      " WHERE ($9::real IS NULL OR (m.rank, m.id) < ($9::real, $10::bigint))"
-                      " ORDER BY m.rank DESC, m.id DESC LIMIT $11",
+                      ", p.rank::text FROM p JOIN item_versions v ON v.id = p.id JOIN items i ON i.id = v.item_id"
+                      " ORDER BY p.rank DESC, p.id DESC",
                   {q.q, when, scope_param(q.scope), q.tenant_id, q.owner_id, cat, q.after, q.before, cur_rank, cur_id,
                    std::to_string(q.limit + 1)});
   });

@@ -490,3 +490,47 @@ TEST_CASE("catalog: search ranks subject matches first, pages, and stays in its 
   CHECK_NOTHROW(f.cat.search(f.c, hostile));
   CHECK(f.count("SELECT count(*) FROM items") == 4);
 }
+
+TEST_CASE("catalog: search ranks the newest 10,000 matches, pages through exactly them, and finds older rare words",
+          "[pg]") {
+  Fixture f;
+  // The oldest versions: a rare word among them, then 10,050 newer "pile" messages.
+  std::vector<ItemChange> old;
+  for (int i = 0; i < 50; ++i) old.push_back(message("old-" + std::to_string(i), "inbox", "pile number " + std::to_string(i), "1"));
+  old[7].subject = old[7].name = "pile needle";
+  f.cat.commit_page(f.c, page_of(f.owner, "inbox", old, "p0"));
+  std::vector<ItemChange> fresh;
+  for (int i = 0; i < 10000; ++i) fresh.push_back(message("new-" + std::to_string(i), "inbox", "pile " + std::to_string(i), "1"));
+  f.cat.commit_page(f.c, page_of(f.owner, "inbox", std::move(fresh), "p1"));
+  REQUIRE(f.count("SELECT count(*) FROM item_versions WHERE subject LIKE 'pile%'") == 10050);
+
+  SearchQuery q;
+  q.q = "pile";
+  q.limit = 500;
+  std::set<std::string> seen;
+  double last_rank = 1e9;
+  int pages = 0;
+  for (; pages < 100; ++pages) {
+    auto p = f.cat.search(f.c, q);
+    for (auto& i : p.items) {
+      CHECK(seen.insert(i.version_id).second);  // no repeats across pages
+      CHECK(*i.rank <= last_rank);              // one order across pages
+      last_rank = *i.rank;
+    }
+    if (!p.next_cursor) break;
+    q.cursor = p.next_cursor;
+  }
+  CHECK(pages == 19);  // 20 pages of 500, the last without a cursor
+  REQUIRE(seen.size() == 10000);
+  // Exactly the newest: every "new-" message, none of the 50 older ones.
+  auto newest = f.c.exec("SELECT v.id::text FROM item_versions v ORDER BY v.id DESC LIMIT 10000");
+  std::set<std::string> expected;
+  for (int i = 0; i < newest.rows(); ++i) expected.insert(std::string(newest.get(i, 0)));
+  CHECK(seen == expected);
+
+  SearchQuery rare;
+  rare.q = "needle";
+  auto r = f.cat.search(f.c, rare);
+  REQUIRE(r.items.size() == 1);
+  CHECK(r.items[0].graph_id == "old-7");
+}
