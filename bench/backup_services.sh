@@ -1,5 +1,6 @@
-# Sourced by the backup benchmarks (bench/backup_*/run.sh) after they set $build
-# and EMU_THREADS: builds what they run, starts graph-emulator over HTTPS and a
+# Sourced by the benchmarks that run m365vaultd against the emulator
+# (bench/backup_*/run.sh, bench/restore, bench/export) after they set $build and
+# EMU_THREADS: builds what they run, starts graph-emulator over HTTPS and a
 # private PostgreSQL cluster in a scratch directory ($work, removed on exit unless
 # KEEP is set), and defines cpu_s, admin and setup.
 ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
@@ -48,7 +49,7 @@ $extra
 [log]
 level = "warn"
 TOML
-  "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" repo init >/dev/null
+  "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" repo init >/dev/null 2>&1
   "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" tenant add --name "$name" --tenant-id "$tid" --client-id app-bench \
     --client-secret-file "$work/secret" --graph-url "$url" --login-url "$url" --ca-file "$ca" >/dev/null
 }

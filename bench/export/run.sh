@@ -11,52 +11,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../../build}" && pwd)
-USERS=${USERS:-4} MESSAGES=${MESSAGES:-1000} DRIVE_MB=${DRIVE_MB:-200} FILES=${FILES:-100}
+USERS=${USERS:-4} MESSAGES=${MESSAGES:-1000} DRIVE_MB=${DRIVE_MB:-200} FILES=${FILES:-100} EMU_THREADS=${EMU_THREADS:-2}
 
-ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
-emu_bin=$build/emulator/graph-emulator
-daemon=$build/daemon/m365vaultd
-pgtool=$build/tests/m365vault-test-pg
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-export-XXXXXX")
-chmod 755 "$work"  # the test-pg tool runs PostgreSQL as its own user when we are root
-emu_pid=
-cleanup() {
-  [ -n "$emu_pid" ] && { kill "$emu_pid" 2>/dev/null || true; wait "$emu_pid" 2>/dev/null || true; }
-  "$pgtool" stop "$work/pg" >/dev/null 2>&1 || true
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$emu_bin" --listen 127.0.0.1:0 --tls-dir "$work/tls" >"$work/emu.out" 2>&1 &
-emu_pid=$!
-for _ in $(seq 200); do grep -q '^listening on ' "$work/emu.out" && break; sleep 0.05; done
-url=$(sed -n 's/^listening on //p' "$work/emu.out")
-[ -n "$url" ] || { cat "$work/emu.out"; exit 1; }
-ca=$work/tls/ca.pem
-admin() { curl -sS --fail --cacert "$ca" -X "$1" -H 'content-type: application/json' "$url$2" ${3:+--data "$3"}; }
-
-pg_url=$("$pgtool" start "$work/pg" 2>"$work/pg.log") || { cat "$work/pg.log"; exit 1; }
-echo "secret-bench" >"$work/secret"
-echo "bench passphrase" >"$work/passphrase"
-cat >"$work/bench.toml" <<TOML
-[database]
-url = "$pg_url"
-[storage]
-data_dir = "$work/data"
-repository = "file://$work/repo"
-passphrase_file = "$work/passphrase"
-[log]
-level = "warn"
-TOML
+source "$here/../backup_services.sh"
+setup bench t-bench
 
 echo "tenant: $USERS users x $MESSAGES messages, $FILES files / $DRIVE_MB MB of OneDrive each"
 admin POST /_emulator/tenants "{\"tenant_id\":\"t-bench\",\"client_id\":\"app-bench\",\"client_secret\":\"secret-bench\",
   \"seed\":7,\"users\":$USERS,\"mail_folders_per_user\":6,\"messages_per_user\":$MESSAGES,\"contacts_per_user\":0,
   \"events_per_user\":0,\"drive_files_per_user\":$FILES,\"drive_bytes_per_user\":$((DRIVE_MB << 20))}" >/dev/null
 admin PUT /_emulator/faults '{"mailbox_requests_per_window":100000000,"window_seconds":600}' >/dev/null
-"$daemon" --config "$work/bench.toml" repo init >/dev/null
-"$daemon" --config "$work/bench.toml" tenant add --name bench --tenant-id t-bench --client-id app-bench \
-  --client-secret-file "$work/secret" --graph-url "$url" --login-url "$url" --ca-file "$ca" >/dev/null
 "$daemon" --config "$work/bench.toml" backup run --tenant bench --category mail,onedrive >"$work/backup.out" 2>&1 ||
   { cat "$work/backup.out"; exit 1; }
 tail -1 "$work/backup.out"

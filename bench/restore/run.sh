@@ -16,44 +16,10 @@ build=$(cd "${1:-$here/../../build}" && pwd)
 USERS=${USERS:-8} MESSAGES=${MESSAGES:-1000} FOLDERS=${FOLDERS:-6} MAX_ATTACH=${MAX_ATTACH:-20000}
 FILES=${FILES:-12} DRIVE_BYTES=${DRIVE_BYTES:-100000000} EMU_THREADS=${EMU_THREADS:-2}
 
-ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
-emu_bin=$build/emulator/graph-emulator
-daemon=$build/daemon/m365vaultd
-pgtool=$build/tests/m365vault-test-pg
-work=$(mktemp -d -t bench-restore-XXXXXX)
-chmod 755 "$work"
-emu_pid=
-cleanup() {
-  [ -n "$emu_pid" ] && { kill "$emu_pid" 2>/dev/null || true; wait "$emu_pid" 2>/dev/null || true; }
-  "$pgtool" stop "$work/pg" >/dev/null 2>&1 || true
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
-
-"$emu_bin" --listen 127.0.0.1:0 --tls-dir "$work/tls" --threads "$EMU_THREADS" >"$work/emu.out" 2>&1 &
-emu_pid=$!
-for _ in $(seq 200); do grep -q '^listening on ' "$work/emu.out" && break; sleep 0.05; done
-url=$(sed -n 's/^listening on //p' "$work/emu.out")
-[ -n "$url" ] || { cat "$work/emu.out"; exit 1; }
-ca=$work/tls/ca.pem
-admin() { curl -sS --fail --cacert "$ca" -X "$1" -H 'content-type: application/json' "$url$2" ${3:+--data "$3"}; }
-pg_url=$("$pgtool" start "$work/pg" 2>"$work/pg.log") || { cat "$work/pg.log"; exit 1; }
-echo "secret-bench" >"$work/secret"
-echo "bench passphrase" >"$work/passphrase"
-psql "$pg_url" -qc "CREATE DATABASE bench" >/dev/null
-dburl=${pg_url/dbname=m365vault/dbname=bench}
-cat >"$work/bench.toml" <<TOML
-[database]
-url = "$dburl"
-[storage]
-data_dir = "$work/data"
-repository = "file://$work/repo"
-passphrase_file = "$work/passphrase"
-[log]
-level = "warn"
-TOML
+source "$here/../backup_services.sh"
+setup bench t-bench
 cfg=(--config "$work/bench.toml")
+dburl=${pg_url/dbname=m365vault/dbname=bench_bench}
 sql() { psql "$dburl" -tAc "$1"; }
 
 echo "graph-emulator at $url ($EMU_THREADS I/O threads); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -63,9 +29,6 @@ admin POST /_emulator/tenants "{\"tenant_id\":\"t-bench\",\"client_id\":\"app-be
   \"contacts_per_user\":0,\"events_per_user\":0,\"max_attachment_bytes\":$MAX_ATTACH,
   \"drive_files_per_user\":$FILES,\"drive_bytes_per_user\":$DRIVE_BYTES,\"sites\":0}" >/dev/null
 admin PUT /_emulator/faults '{"mailbox_requests_per_window":100000000,"window_seconds":600}' >/dev/null
-"$daemon" "${cfg[@]}" repo init >/dev/null
-"$daemon" "${cfg[@]}" tenant add --name bench --tenant-id t-bench --client-id app-bench \
-  --client-secret-file "$work/secret" --graph-url "$url" --login-url "$url" --ca-file "$ca" >/dev/null
 "$daemon" "${cfg[@]}" backup run --tenant bench --category mail,onedrive >"$work/backup.out" 2>&1 || { cat "$work/backup.out"; exit 1; }
 echo "backed up: $(tail -1 "$work/backup.out")"
 
