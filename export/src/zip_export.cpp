@@ -212,10 +212,32 @@ awaitable<void> ZipExport::close_group() {
   group_mtime_ = 0;
 }
 
+namespace {
+
+// The suffix an item's stored bytes take in the zip: mail is its MIME (.eml);
+// a Teams post, reply or channel is Graph's JSON as backed up (.json), its inline
+// images are themselves; contacts and events are converted elsewhere (.vcf, .ics);
+// files keep their own names.
+std::string stored_suffix(const storage::ItemVersion& v) {
+  if (v.category == storage::Category::mail && v.kind == "message") return ".eml";
+  if (v.category != storage::Category::teams) return "";
+  if (v.kind != "hosted_content") return ".json";
+  const auto type = v.content_type.value_or("");
+  if (type == "image/png") return ".png";
+  if (type == "image/jpeg") return ".jpg";
+  if (type == "image/gif") return ".gif";
+  return "";
+}
+
+}  // namespace
+
 awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
   const auto& v = e.version;
   auto folder = folder_of(e);
-  const bool to_mbox = opts_.mbox && v.kind == "message";
+  const bool mail = v.kind == "message" && v.category == storage::Category::mail;
+  const bool to_mbox = opts_.mbox && mail;
+  const std::string suffix = stored_suffix(v);
+  const bool deflate = mail || suffix == ".json" || worth_deflating(v.name);
   const bool to_ics = v.kind == "event";
   std::string key = (to_mbox ? "mbox:" : to_ics ? "ics:" : "") + folder;
   if (!group_key_.empty() && key != group_key_) co_await close_group();
@@ -253,9 +275,8 @@ awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
       auto from = mbox_from_line(v.sender, v.received_at ? v.received_at : v.sent_at);
       co_await put(from, false);
     } else {
-      path = names_.unique(folder, v.kind == "message" ? v.subject.value_or(v.name) : v.name,
-                           v.kind == "message" ? ".eml" : "");
-      open_file(path, mtime, v.kind == "message" || worth_deflating(v.name));
+      path = names_.unique(folder, mail ? v.subject.value_or(v.name) : v.name, suffix);
+      open_file(path, mtime, deflate);
     }
     file_->items.push_back(item_ref(e));
     std::optional<std::string> error;
@@ -363,13 +384,7 @@ awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
     ++summary_.items;
     co_return;
   }
-  if (v.kind == "message") {
-    auto path = names_.unique(folder, v.subject.value_or(v.name), ".eml");
-    co_await add_whole(path, mtime, true, whole.data, e);
-    co_return;
-  }
-  auto path = names_.unique(folder, v.name, "");
-  const bool deflate = worth_deflating(v.name);
+  auto path = names_.unique(folder, mail ? v.subject.value_or(v.name) : v.name, suffix);
   co_await add_whole(path, mtime, deflate, whole.data, e);
 }
 

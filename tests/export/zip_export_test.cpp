@@ -77,6 +77,7 @@ const std::string kMime1 = "From: a@example.com\r\nSubject: Hello\r\nMessage-ID:
 const std::string kMime2 = "From: b@example.com\r\nSubject: Hello\r\nMessage-ID: <2@x>\r\n\r\n>From quoted\r\n";
 const std::string kEvent = R"({"id":"E1","type":"singleInstance","subject":"Review","start":{"dateTime":"2026-01-05T10:00:00.0000000","timeZone":"UTC"},"end":{"dateTime":"2026-01-05T11:00:00.0000000","timeZone":"UTC"}})";
 const std::string kContact = R"({"id":"C1","displayName":"Bob Example","emailAddresses":[{"address":"bob@example.com"}]})";
+const std::string kPost = R"({"id":"1700000000000","messageType":"message","body":{"contentType":"html","content":"<p>Hi</p>"}})";
 
 }  // namespace
 
@@ -99,7 +100,10 @@ TEST_CASE("zip export: every kind in its folder, faults listed, manifest hashes 
           entry(src, "8", "file", storage::Category::onedrive, "report.txt", "root/Documents", "quarterly\n"),
           entry(src, "9", "file", storage::Category::onedrive, "big.bin", "root/Documents", big),
           entry(src, "10", "file", storage::Category::onedrive, "../../etc/passwd", "../..", "not there\n"),
+          entry(src, "11", "message", storage::Category::teams, "Hello team", "General", kPost),
+          entry(src, "12", "hosted_content", storage::Category::teams, "image 1", "General", "\x89PNG..."),
       };
+      entries.back().version.content_type = "image/png";
       FileSink sink(path);
       ExportOptions opts;
       opts.mbox = mbox;
@@ -140,6 +144,10 @@ TEST_CASE("zip export: every kind in its folder, faults listed, manifest hashes 
       CHECK(e["adele@contoso.com/OneDrive/root/Documents/report.txt"]["sha256"] == storage::crypto::to_hex(storage::crypto::sha256("quarterly\n")));
       CHECK(e["adele@contoso.com/OneDrive/root/Documents/big.bin"]["sha256"] == storage::crypto::to_hex(storage::crypto::sha256(big)));
       CHECK(e.contains("adele@contoso.com/OneDrive/_/_/.._.._etc_passwd"));
+      // A Teams post is Graph's JSON as stored (never an .eml, never in an mbox),
+      // its inline image the image itself.
+      CHECK(e["adele@contoso.com/Teams/General/Hello team.json"]["sha256"] == storage::crypto::to_hex(storage::crypto::sha256(kPost)));
+      CHECK(e["adele@contoso.com/Teams/General/image 1.png"]["sha256"] == storage::crypto::to_hex(storage::crypto::sha256("\x89PNG...")));
 
       // The manifest names the two faults and what went wrong, and where every item went.
       auto& m = seen["manifest"];
@@ -148,10 +156,10 @@ TEST_CASE("zip export: every kind in its folder, faults listed, manifest hashes 
       CHECK_THAT(m["faults"][0]["error"].get<std::string>(), Catch::Contains("failed authentication"));
       CHECK(m["faults"][1]["version_id"] == "v6");
       CHECK_THAT(m["faults"][1]["error"].get<std::string>(), Catch::Contains("does not parse"));
-      CHECK(m["summary"]["items"] == 8);
+      CHECK(m["summary"]["items"] == 10);
       CHECK(m["summary"]["faults"] == 2);
       CHECK(m["items"]["v9"] == "adele@contoso.com/OneDrive/root/Documents/big.bin");
-      CHECK(m["items"].size() == 8);
+      CHECK(m["items"].size() == 10);
     }
   }
 }
