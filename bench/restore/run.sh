@@ -33,7 +33,7 @@ cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/st
 
 "$emu_bin" --listen 127.0.0.1:0 --tls-dir "$work/tls" --threads "$EMU_THREADS" >"$work/emu.out" 2>&1 &
 emu_pid=$!
-for _ in $(seq 200); do grep -q '^listening on ' "$work/emu.out" && break; sleep 0.05; done
+for _ in $(seq 200); do grep -qs '^listening on ' "$work/emu.out" && break; sleep 0.05; done
 url=$(sed -n 's/^listening on //p' "$work/emu.out")
 [ -n "$url" ] || { cat "$work/emu.out"; exit 1; }
 ca=$work/tls/ca.pem
