@@ -303,6 +303,42 @@ TEST_CASE("api data: a backup made through the API reads back through it, byte f
   const bool nothing_foreign = foreign.status == 404 || (foreign.status == 200 && json::parse(foreign.body)["items"].empty());
   CHECK(nothing_foreign);
 
+  // --- a restore through the API: the first owner's mail into 'Restored <timestamp>'
+  // of the second, executed by the daemon's worker; roles, tenant scope, Teams.
+  auto viewer = a.token("viewer", "vic");
+  const json mail_of_first = {{"tenant", tenant_id}, {"owners", {first_owner}}, {"categories", {"mail"}}};
+  CHECK(a.call("POST", "/api/v1/restores", viewer, json{{"selection", mail_of_first}}).status == 403);
+  CHECK(a.call("POST", "/api/v1/restores", stranger, json{{"selection", mail_of_first}}).status == 404);
+  auto teams = a.call("POST", "/api/v1/restores", restorer,
+                      json{{"selection", {{"tenant", tenant_id}, {"categories", {"teams"}}}}});
+  CHECK(teams.status == 400);
+  CHECK(teams.body.find("export") != std::string::npos);
+  CHECK(a.call("POST", "/api/v1/restores", restorer, json{{"selection", mail_of_first}, {"conflict", "merge"}}).status == 400);
+  auto posted = a.call("POST", "/api/v1/restores", restorer,
+                       json{{"selection", mail_of_first}, {"target", {{"owner", owners[1]["id"]}}}});
+  REQUIRE(posted.status == 202);
+  const auto restore_id = json::parse(posted.body)["id"].get<std::string>();
+  CHECK(posted.header("location") == "/api/v1/restores/" + restore_id);
+  json restored;
+  for (auto until = std::chrono::steady_clock::now() + 180s; std::chrono::steady_clock::now() < until;) {
+    restored = a.get_json("/api/v1/restores/" + restore_id, restorer);
+    auto st = restored["state"].is_string() ? restored["state"].get<std::string>() : "";
+    if (st != "queued" && st != "running") break;
+    std::this_thread::sleep_for(500ms);
+  }
+  INFO(restored.dump());
+  CHECK(restored["state"] == "succeeded");
+  CHECK(restored["target_folder"].get<std::string>().rfind("Restored ", 0) == 0);
+  const int restored_n = restored["outcomes"].value("restored", 0);
+  CHECK(restored_n >= 10);
+  auto outcomes = a.walk("/api/v1/restores/" + restore_id + "/items", restorer, 4);
+  CHECK(static_cast<int>(outcomes.size()) == restored_n);
+  CHECK(a.get_json("/api/v1/restores/" + restore_id + "/items?outcome=failed", restorer)["items"].empty());
+  CHECK(a.get_json("/api/v1/restores", a.admin)["items"].size() == 1);
+  CHECK(a.get_json("/api/v1/restores", stranger)["items"].empty());
+  CHECK(a.call("GET", "/api/v1/restores/" + restore_id, stranger).status == 404);
+  CHECK(a.call("POST", "/api/v1/restores/" + restore_id + "/cancel", restorer).status == 202);
+
   // --- every search and download is in the audit log, with who and the outcome.
   auto audit = a.walk("/api/v1/audit", a.admin, 100);
   std::map<std::string, json> by_request;

@@ -127,8 +127,9 @@ class Queue {
   std::vector<std::string> fire_due(storage::PgConnection& c, sys_seconds now) const;
 
   // Claims the oldest runnable run (queued and due, or running with an expired
-  // lease) of a job with no other run in progress and whose tenant has no other
-  // live run (one backup of a tenant at a time), among the kinds this worker
+  // lease) of a job with no other run in progress and, for a backup, whose tenant
+  // has no other live backup (restores and other kinds never wait behind one),
+  // among the kinds this worker
   // can execute (empty: any). With `only_run`, that run or nothing (an
   // administrator command executing the run it queued). nullopt: nothing to do.
   std::optional<ClaimedRun> claim(storage::PgConnection& c, const std::string& worker_id,
