@@ -824,15 +824,17 @@ awaitable<scheduler::RunOutcome> RestoreRun::run() {
       return out;
     };
     auto already = co_await db(q);
-    std::vector<const storage::SelectedItem*> todo;
+    // This page's items without a recorded outcome (a retried or taken-over run
+    // skips what it already restored).
+    std::vector<const storage::SelectedItem*> pending;
     for (auto& it : page->items)
-      if (!already.count(it.version.version_id)) todo.push_back(&it);
-    done += static_cast<long long>(page->items.size() - todo.size());
-    std::vector<std::pair<const storage::SelectedItem*, Outcome>> outs(todo.size());
+      if (!already.count(it.version.version_id)) pending.push_back(&it);
+    done += static_cast<long long>(page->items.size() - pending.size());
+    std::vector<std::pair<const storage::SelectedItem*, Outcome>> outs(pending.size());
     auto& st = *s;
     std::function<awaitable<void>(std::size_t)> one = [&](std::size_t k) -> awaitable<void> {
       if (ctx_.cancelled()) co_return;
-      const auto* it = todo[k];
+      const auto* it = pending[k];
       Outcome o;
       std::string error, code;
       try {
@@ -856,7 +858,7 @@ awaitable<scheduler::RunOutcome> RestoreRun::run() {
       }
       ++done;
     };
-    co_await backup::for_each_concurrent(static_cast<std::size_t>(svc_.opts.parallel_items), todo.size(), one);
+    co_await backup::for_each_concurrent(static_cast<std::size_t>(svc_.opts.parallel_items), pending.size(), one);
     std::erase_if(outs, [](auto& p) { return p.first == nullptr; });  // cancelled before their turn
     co_await record(outs);
   }
