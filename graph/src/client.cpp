@@ -15,9 +15,9 @@
 #include <random>
 
 #include "gzip.hpp"
+#include "m365vault/core/semaphore.hpp"
 #include "m365vault/graph/auth.hpp"
 #include "m365vault/net/client.hpp"
-#include "semaphore.hpp"
 
 namespace m365vault::graph {
 
@@ -79,7 +79,7 @@ bool outlook_segment(std::string_view seg) {
 }
 
 struct MailboxState {
-  std::unique_ptr<detail::AsyncSemaphore> sem;  // null for the tenant-wide (unkeyed) state
+  std::unique_ptr<AsyncSemaphore> sem;  // null for the tenant-wide (unkeyed) state
   Clock::time_point blocked_until{};           // Retry-After of the last 429 here
   int in_flight = 0;
   // RateLimit-* pacing: while it lasts, each request takes its own slot `pace_gap`
@@ -154,7 +154,7 @@ struct ClientState {
   std::mutex mu;  // mailboxes and their fields
   std::map<std::string, std::shared_ptr<MailboxState>> mailboxes;
 
-  detail::AsyncSemaphore token_gate{1};  // single flight for token requests
+  AsyncSemaphore token_gate{1};  // single flight for token requests
   std::mutex token_mu;
   std::string token;
   Clock::time_point token_refresh_at{};
@@ -214,7 +214,7 @@ struct ClientState {
     auto& m = mailboxes[key];
     if (!m) {
       m = std::make_shared<MailboxState>();
-      if (limited) m->sem = std::make_unique<detail::AsyncSemaphore>(o.max_in_flight_per_mailbox);
+      if (limited) m->sem = std::make_unique<AsyncSemaphore>(o.max_in_flight_per_mailbox);
     }
     return m;
   }
@@ -459,7 +459,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
     // Download URLs elsewhere (drive content) are neither capped nor paced as Graph calls.
     auto mb = to_graph ? s->mailbox(key, !key.empty()) : s->mailbox("\x01external", false);
 
-    detail::AsyncSemaphore::Permit permit;
+    AsyncSemaphore::Permit permit;
     if (mb->sem) permit = co_await mb->sem->acquire();
     // Honour a Retry-After that a request on this mailbox (or, unkeyed, the tenant) received.
     for (;;) {

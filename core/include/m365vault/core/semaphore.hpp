@@ -1,5 +1,7 @@
 #pragma once
-// An awaitable counting semaphore, safe across the threads of an io_context:
+// An awaitable counting semaphore, safe across the threads of an io_context
+// (requests in flight per mailbox in graph/, file downloads in flight per run in
+// backup/):
 // waiters queue FIFO on one-slot concurrent channels; release() hands the permit
 // straight to the oldest waiter. A waiter cancelled while queued withdraws (or, if
 // the permit reached it meanwhile, passes it on), so no permit is ever lost.
@@ -14,8 +16,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <utility>
 
-namespace m365vault::graph::detail {
+namespace m365vault {
 
 class AsyncSemaphore {
  public:
@@ -91,4 +94,4 @@ class AsyncSemaphore {
   std::deque<std::shared_ptr<Chan>> waiters_;
 };
 
-}  // namespace m365vault::graph::detail
+}  // namespace m365vault
