@@ -1,5 +1,6 @@
 #include "drive.hpp"
 #include "lists.hpp"
+#include "pass.hpp"
 
 #include <openssl/evp.h>
 
@@ -36,11 +37,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 bool has(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && !it->is_null();
@@ -48,14 +44,14 @@ bool has(const json& j, const char* key) {
 
 std::string parent_of(const json& item) {
   auto p = item.find("parentReference");
-  return p != item.end() && p->is_object() ? str(*p, "id") : std::string();
+  return p != item.end() && p->is_object() ? json_str(*p, "id") : std::string();
 }
 
 std::string hash_of(const json& item, const char* which) {
   auto f = item.find("file");
   if (f == item.end() || !f->is_object()) return {};
   auto h = f->find("hashes");
-  return h != f->end() && h->is_object() ? str(*h, which) : std::string();
+  return h != f->end() && h->is_object() ? json_str(*h, which) : std::string();
 }
 
 // Whether a Content-Range ("bytes a-b/n") starts at `offset`.
@@ -128,16 +124,16 @@ std::unordered_map<std::string, StoredFile> stored_files(PgConnection& c, const 
 // A driveItem's metadata as a catalog version (content filled by the caller).
 storage::ItemChange drive_item_change(const json& it) {
   storage::ItemChange ch;
-  ch.graph_id = str(it, "id");
+  ch.graph_id = json_str(it, "id");
   ch.kind = has(it, "file") ? "file" : has(it, "package") ? "package" : has(it, "remoteItem") ? "remote" : "item";
   if (auto p = parent_of(it); !p.empty()) ch.container_graph_id = p;
-  ch.change_key = str(it, "eTag");
-  if (ch.change_key.empty()) ch.change_key = str(it, "cTag");
-  ch.name = str(it, "name");
+  ch.change_key = json_str(it, "eTag");
+  if (ch.change_key.empty()) ch.change_key = json_str(it, "cTag");
+  ch.name = json_str(it, "name");
   if (auto s = it.find("size"); s != it.end() && s->is_number_integer()) ch.size = s->get<long long>();
-  if (auto m = str(it, "lastModifiedDateTime"); !m.empty()) ch.modified_at = m;
+  if (auto m = json_str(it, "lastModifiedDateTime"); !m.empty()) ch.modified_at = m;
   if (ch.kind == "file") {
-    auto mt = it["file"].is_object() ? str(it["file"], "mimeType") : std::string();
+    auto mt = it["file"].is_object() ? json_str(it["file"], "mimeType") : std::string();
     ch.content_type = mt.empty() ? std::string("application/octet-stream") : mt;
   }
   if (ch.kind == "package") ch.flags.push_back("package");
@@ -152,40 +148,25 @@ storage::ItemChange drive_item_change(const json& it) {
 class DrivePass {
  public:
   DrivePass(DriveEnv& env, storage::Owner owner, Category cat, std::string drive_id, std::string who)
-      : env_(env), owner_(std::move(owner)), cat_(cat), drive_(std::move(drive_id)), who_(std::move(who)) {}
+      : env_(env), pass_(env, std::move(owner), cat, who), cat_(cat), drive_(std::move(drive_id)), who_(std::move(who)) {}
 
   awaitable<void> run() {
-    env_.progress.set_phase(std::string(storage::to_string(cat_)));
-    auto q_snap = [&](PgConnection& c) {
-      return catalog_.begin_snapshot(c, owner_.id, cat_, env_.ctx.run().id);
-    };
-    auto snap = co_await env_.svc.db.run(q_snap);
-    snapshot_ = snap.id;
+    co_await pass_.begin();
     co_await walk();
     if (env_.ctx.cancelled()) co_return;
     co_await retry_faults();
     if (env_.ctx.cancelled()) co_return;
-    auto state = faults_ > 0 ? storage::SnapshotState::partial : storage::SnapshotState::complete;
-    auto q_done = [&](PgConnection& c) { catalog_.complete_snapshot(c, snapshot_, state); };
-    co_await env_.svc.db.run(q_done);
+    co_await pass_.finish();
   }
 
  private:
-  using Faults = std::vector<std::pair<std::string, std::string>>;  // item id, reason
-
-  awaitable<void> event(const char* level, const std::string& message) {
-    try {
-      auto q = [&](PgConnection& c) { scheduler::Queue{}.add_event(c, env_.ctx.run().id, level, message); };
-      co_await env_.svc.db.run(q);
-    } catch (const std::exception& e) {
-      env_.svc.log->warn("run={} event not recorded: {}", env_.ctx.run().id, e.what());
-    }
-  }
+  using Faults = OwnerPass::Faults;
+  const std::string& owner_id() const { return pass_.owner().id; }
 
   std::string delta_start() const { return "/v1.0/drives/" + drive_ + "/root/delta"; }
 
   awaitable<void> walk() {
-    auto q_state = [&](PgConnection& c) { return catalog_.delta_state(c, owner_.id, cat_, std::nullopt); };
+    auto q_state = [&](PgConnection& c) { return catalog_.delta_state(c, owner_id(), cat_, std::nullopt); };
     auto state = co_await env_.svc.db.run(q_state);
     std::string expected = state.cursor.value_or("");
     graph::RequestOptions opts;
@@ -209,9 +190,9 @@ class DrivePass {
         // downloads only what differs and closes only what it no longer reports.
         const std::string msg = "drive delta of '" + who_ + "' (" + std::string(storage::to_string(cat_)) +
                                 ") needs a resync (" + why + "): enumerating the drive again";
-        co_await event("warn", msg);
+        co_await pass_.event("warn", msg);
         auto q_round = [&](PgConnection& c) {
-          return catalog_.start_round(c, owner_.id, cat_, std::nullopt, storage::RoundCovers::both);
+          return catalog_.start_round(c, owner_id(), cat_, std::nullopt, storage::RoundCovers::both);
         };
         co_await env_.svc.db.run(q_round);
         expected.clear();
@@ -240,7 +221,7 @@ class DrivePass {
     std::vector<const json*> latest;
     std::unordered_map<std::string, std::size_t> at;
     for (auto& it : items) {
-      auto id = str(it, "id");
+      auto id = json_str(it, "id");
       if (id.empty()) continue;
       if (auto a = at.find(id); a != at.end()) {
         latest[a->second] = &it;
@@ -250,15 +231,12 @@ class DrivePass {
       }
     }
 
-    storage::PageCommit pc;
-    pc.owner_id = owner_.id;
-    pc.category = cat_;
-    pc.snapshot_id = snapshot_;
+    storage::PageCommit pc = pass_.new_page(std::nullopt);
     std::vector<storage::ContainerChange> removed_folders;
     std::vector<const json*> files;
     for (auto* p : latest) {
       const json& it = *p;
-      const auto id = str(it, "id");
+      const auto id = json_str(it, "id");
       if (has(it, "deleted")) {
         // Business drives keep the facet on deletions; without one, the id may be
         // either, and closing a missing one is a no-op.
@@ -275,7 +253,7 @@ class DrivePass {
       if (has(it, "root") || has(it, "folder")) {
         storage::ContainerChange ch;
         ch.graph_id = id;
-        ch.display_name = str(it, "name");
+        ch.display_name = json_str(it, "name");
         if (has(it, "root")) {
           ch.well_known = "root";
           if (ch.display_name.empty()) ch.display_name = "root";
@@ -290,10 +268,10 @@ class DrivePass {
     }
 
     std::vector<std::string> ids;
-    for (auto* f : files) ids.push_back(str(*f, "id"));
+    for (auto* f : files) ids.push_back(json_str(*f, "id"));
     std::unordered_map<std::string, StoredFile> stored;
     if (!ids.empty()) {
-      auto q_known = [&](PgConnection& c) { return stored_files(c, owner_.id, cat_, ids); };
+      auto q_known = [&](PgConnection& c) { return stored_files(c, owner_id(), cat_, ids); };
       stored = co_await env_.svc.db.run(q_known);
     }
 
@@ -301,7 +279,7 @@ class DrivePass {
     // downloads at once, each with bounded memory), assembled in page order.
     struct Outcome {
       std::optional<storage::ItemChange> change;
-      bool unchanged = false, downloaded = false;
+      bool unchanged = false;
       std::string fault;
     };
     std::vector<Outcome> outcomes(files.size());
@@ -318,7 +296,7 @@ class DrivePass {
         co_return;
       }
       if (ch.kind == "file") {
-        const std::string ctag = str(f, "cTag"), qx = hash_of(f, "quickXorHash");
+        const std::string ctag = json_str(f, "cTag"), qx = hash_of(f, "quickXorHash");
         const bool same_content = s != stored.end() && !s->second.blobs.empty() && s->second.sha256 &&
                                   !ctag.empty() && s->second.ctag == ctag &&
                                   (qx.empty() || s->second.quick_xor.empty() || qx == s->second.quick_xor);
@@ -331,7 +309,6 @@ class DrivePass {
           auto got = co_await download(ch, f, out.fault);
           if (!got) co_return;
           ch = std::move(*got);
-          out.downloaded = true;
         }
       }
       out.change = std::move(ch);
@@ -341,17 +318,15 @@ class DrivePass {
     if (env_.ctx.cancelled()) co_return expected;  // nothing of this page is committed
 
     Faults faults;
-    bool downloaded = false;
     for (std::size_t k = 0; k < files.size(); ++k) {
       auto& out = outcomes[k];
-      const auto id = str(*files[k], "id");
+      const auto id = json_str(*files[k], "id");
       if (out.unchanged) {
         pc.unchanged_items.push_back(id);
       } else if (!out.change) {
         faults.emplace_back(id, out.fault);
         pc.unchanged_items.push_back(id);  // keeps a stored version open through a resync round
       } else {
-        downloaded = downloaded || out.downloaded;
         pc.items.push_back(std::move(*out.change));
       }
     }
@@ -381,7 +356,7 @@ class DrivePass {
     pc.containers.insert(pc.containers.end(), removed_folders.begin(), removed_folders.end());
     std::string now_at = pc.cursor;
     pages.push_back(std::move(pc));
-    co_await commit(pages, faults, downloaded);
+    co_await pass_.commit(pages, faults);
     co_return now_at;
   }
 
@@ -494,35 +469,11 @@ class DrivePass {
     co_return std::nullopt;
   }
 
-  // Content durable first, then the faults, then the pages in order.
-  awaitable<void> commit(std::vector<storage::PageCommit>& pages, const Faults& faults, bool downloaded) {
-    if (downloaded) co_await env_.writer.flush();
-    if (!faults.empty()) {
-      auto q_faults = [&](PgConnection& c) {
-        for (auto& [gid, reason] : faults)
-          catalog_.record_fault(c, env_.ctx.run().id, owner_.id, cat_, gid, reason, std::nullopt, snapshot_);
-      };
-      co_await env_.svc.db.run(q_faults);
-      faults_ += static_cast<long long>(faults.size());
-      env_.summary.items_faulted += static_cast<long long>(faults.size());
-      for (std::size_t i = 0; i < faults.size(); ++i) env_.progress.item_faulted();
-    }
-    for (auto& pc : pages) {
-      auto q_page = [&](PgConnection& c) { return catalog_.commit_page(c, pc); };
-      auto r = co_await env_.svc.db.run(q_page);
-      env_.progress.count(static_cast<std::uint64_t>(r.items_added), static_cast<std::uint64_t>(r.items_changed),
-                          static_cast<std::uint64_t>(r.items_closed), static_cast<std::uint64_t>(r.bytes_added));
-      env_.summary.items_new += r.items_added;
-      env_.summary.items_changed += r.items_changed;
-      env_.summary.items_deleted += r.items_closed;
-    }
-  }
-
   // Files that faulted in earlier runs: the delta will not report them again
   // until they change, so each is read by id and applied as a page of its own
   // that leaves the cursor where it is.
   awaitable<void> retry_faults() {
-    auto q_open = [&](PgConnection& c) { return catalog_.open_faults(c, owner_.id, cat_); };
+    auto q_open = [&](PgConnection& c) { return catalog_.open_faults(c, owner_id(), cat_); };
     auto open = co_await env_.svc.db.run(q_open);
     for (auto& f : open) {
       if (env_.ctx.cancelled()) co_return;
@@ -538,12 +489,12 @@ class DrivePass {
       }
       if (!item) {
         auto q_gone = [&](PgConnection& c) {
-          return catalog_.resolve_faults(c, owner_.id, cat_, {f.item_graph_id});
+          return catalog_.resolve_faults(c, owner_id(), cat_, {f.item_graph_id});
         };
         co_await env_.svc.db.run(q_gone);
         continue;
       }
-      auto q_state = [&](PgConnection& c) { return catalog_.delta_state(c, owner_.id, cat_, std::nullopt); };
+      auto q_state = [&](PgConnection& c) { return catalog_.delta_state(c, owner_id(), cat_, std::nullopt); };
       auto state = co_await env_.svc.db.run(q_state);
       if (!state.cursor) continue;  // a round is under way: it meets the item itself
       std::vector<json> one{std::move(*item)};
@@ -552,28 +503,16 @@ class DrivePass {
   }
 
   DriveEnv& env_;
-  storage::Owner owner_;
+  OwnerPass pass_;  // the snapshot, its commits and events
   Category cat_;
   std::string drive_, who_;
-  std::string snapshot_;
-  storage::Catalog catalog_;
-  long long faults_ = 0;
+  const storage::Catalog& catalog_ = pass_.catalog();
   long long resumes_ = 0;  // Range requests after a cut
   std::vector<storage::ContainerChange> deferred_folders_;  // deleted folders, closed at the round's end
 };
 
 std::string owner_label(const storage::Owner& o) {
   return o.spec.upn.value_or(o.spec.display_name.value_or(o.spec.graph_id));
-}
-
-// Every page of a plain collection.
-awaitable<std::vector<json>> list_all(graph::GraphClient& client, const std::string& url) {
-  graph::RequestOptions opts;
-  graph::DeltaPager pager(client, url, opts);
-  std::vector<json> out;
-  while (auto page = co_await pager.next())
-    for (auto& it : page->items) out.push_back(std::move(it));
-  co_return out;
 }
 
 }  // namespace
@@ -584,7 +523,7 @@ awaitable<void> backup_onedrive(DriveEnv& env, const storage::Owner& user) {
     const std::string url = "/v1.0/users/" + user.spec.graph_id + "/drive";
     graph::RequestOptions opts;  // named: a defaulted argument is a temporary inside co_await (GCC 12)
     auto r = co_await env.client.get(url, opts);
-    drive_id = str(r.parse(), "id");
+    drive_id = json_str(r.parse(), "id");
   } catch (const graph::GraphError& e) {
     // Unlicensed, or OneDrive never provisioned: "User's mysite not found".
     if (!graph::is_not_found(e) && !graph::is_mailbox_not_enabled(e)) throw;
@@ -605,15 +544,17 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
   std::vector<json> unvisited;  // sites whose subsites are not listed yet
   {
     const std::string url = "/v1.0/sites?search=*";
-    unvisited = co_await list_all(env.client, url);
+    graph::RequestOptions opts;  // named: a defaulted argument is a temporary inside co_await (GCC 12)
+    unvisited = co_await list_all(env.client, url, opts);
   }
   while (!unvisited.empty()) {
     json s = std::move(unvisited.back());
     unvisited.pop_back();
-    auto id = str(s, "id");
+    auto id = json_str(s, "id");
     if (id.empty() || !seen.insert(id).second) continue;
     const std::string url = "/v1.0/sites/" + id + "/sites";
-    auto subs = co_await list_all(env.client, url);
+    graph::RequestOptions opts;
+    auto subs = co_await list_all(env.client, url, opts);
     for (auto& sub : subs) unvisited.push_back(std::move(sub));
     sites.push_back(std::move(s));
   }
@@ -621,8 +562,8 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
     std::vector<json> kept;
     for (auto& s : sites)
       for (auto& w : wanted)
-        if (lower(w) == lower(str(s, "id")) || lower(w) == lower(str(s, "displayName")) ||
-            lower(w) == lower(str(s, "webUrl"))) {
+        if (lower(w) == lower(json_str(s, "id")) || lower(w) == lower(json_str(s, "displayName")) ||
+            lower(w) == lower(json_str(s, "webUrl"))) {
           kept.push_back(s);
           break;
         }
@@ -634,9 +575,9 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
   for (auto& s : sites) {
     storage::OwnerSpec o;
     o.kind = storage::OwnerKind::site;
-    o.graph_id = str(s, "id");
-    if (auto n = str(s, "displayName"); !n.empty()) o.display_name = n;
-    if (auto u = str(s, "webUrl"); !u.empty()) o.upn = u;  // the site's address, what people search by
+    o.graph_id = json_str(s, "id");
+    if (auto n = json_str(s, "displayName"); !n.empty()) o.display_name = n;
+    if (auto u = json_str(s, "webUrl"); !u.empty()) o.upn = u;  // the site's address, what people search by
     specs.push_back(std::move(o));
   }
   if (specs.empty()) co_return;
@@ -650,15 +591,16 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
     try {
       co_await backup_site_lists(env, site);  // lists.cpp: the site's lists and their items
       const std::string url = "/v1.0/sites/" + site.spec.graph_id + "/drives";
-      auto drives = co_await list_all(env.client, url);
+      graph::RequestOptions opts;
+      auto drives = co_await list_all(env.client, url, opts);
       std::vector<storage::OwnerSpec> dspecs;
       for (auto& d : drives) {
         storage::OwnerSpec o;
         o.kind = storage::OwnerKind::drive;
-        o.graph_id = str(d, "id");
+        o.graph_id = json_str(d, "id");
         if (o.graph_id.empty()) continue;
-        o.display_name = site_name + " / " + str(d, "name");
-        if (auto u = str(d, "webUrl"); !u.empty()) o.upn = u;
+        o.display_name = site_name + " / " + json_str(d, "name");
+        if (auto u = json_str(d, "webUrl"); !u.empty()) o.upn = u;
         dspecs.push_back(std::move(o));
       }
       if (dspecs.empty()) continue;
