@@ -213,6 +213,7 @@ class TenantRun {
   scheduler::ProgressTracker& progress_;
   storage::Catalog cat_;
   long long faults_ = 0;
+  AsyncSemaphore downloads_{std::max(1, svc_.opts.downloads_per_run)};  // shared by every drive of the run
 };
 
 // ------------------------------------------------------------------ discovery
@@ -429,7 +430,7 @@ awaitable<void> TenantRun::backup_owner(storage::Owner owner) {
 
 awaitable<void> TenantRun::backup_category(Pass& pass) {
   if (pass.cat == Category::onedrive) {  // drive.cpp
-    DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_};
+    DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_, downloads_};
     co_await backup_onedrive(env, pass.owner);
     co_return;
   }
@@ -875,7 +876,7 @@ awaitable<void> TenantRun::backup_teams() {
     const auto& team = teams[i];
     std::optional<std::string> failed;
     try {
-      DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_};
+      DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_, downloads_};
       co_await backup_team(env, team);
     } catch (const graph::GraphError& e) {
       if (graph::is_auth_failure(e)) fatal = std::current_exception();
@@ -929,7 +930,7 @@ awaitable<scheduler::RunOutcome> TenantRun::run() {
   if (fatal) std::rethrow_exception(fatal);
   if (!ctx_.cancelled() &&
       std::find(params_.categories.begin(), params_.categories.end(), Category::sharepoint) != params_.categories.end()) {
-    DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_};  // drive.cpp
+    DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_, downloads_};  // drive.cpp
     co_await backup_sharepoint(env, params_.owners);
   }
   if (!ctx_.cancelled() &&

@@ -306,6 +306,9 @@ class DrivePass {
           ch.content_sha256 = s->second.sha256;
           ch.content_size = s->second.content_size;
         } else {
+          // One of the run's download slots: drives side by side share them, so the
+          // bytes held in flight stay bounded whatever the number of owners.
+          auto permit = co_await env_.downloads.acquire();
           auto got = co_await download(ch, f, out.fault);
           if (!got) co_return;
           ch = std::move(*got);

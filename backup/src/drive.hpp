@@ -26,6 +26,7 @@
 
 #include "content.hpp"
 #include "m365vault/backup/backup.hpp"
+#include "m365vault/core/semaphore.hpp"
 
 namespace m365vault::backup {
 
@@ -45,6 +46,7 @@ struct DriveEnv {
   scheduler::ProgressTracker& progress;
   BackupSummary& summary;
   const storage::Tenant& tenant;
+  AsyncSemaphore& downloads;  // file downloads in flight in the run (BackupOptions::downloads_per_run)
 };
 
 // The OneDrive of `user`, in its own snapshot (owner, onedrive). Throws

@@ -108,6 +108,13 @@ void migrate_with_retry(const Config& cfg, const std::string& conninfo, spdlog::
   }
 }
 
+backup::BackupOptions backup_options(const Config& cfg) {
+  backup::BackupOptions o;
+  o.downloads_per_drive = static_cast<int>(cfg.backup.downloads_per_drive);
+  o.downloads_per_run = static_cast<int>(cfg.backup.downloads_per_run);
+  return o;
+}
+
 namespace {
 void notify(const std::string& state) { sd_notify(0, state.c_str()); }
 
@@ -340,8 +347,7 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
   // kinds it knows. Without a repository it executes nothing and leaves runs
   // queued for a daemon that can.
   std::map<std::string, std::shared_ptr<scheduler::JobKind>> kinds;
-  backup::BackupOptions bopts;
-  bopts.downloads_per_drive = static_cast<int>(cfg.backup.downloads_per_drive);
+  const backup::BackupOptions bopts = backup_options(cfg);
   if (repository.repo) {
     kinds["backup"] = std::make_shared<backup::BackupKind>(backup::BackupServices{
         ioc.get_executor(), db, *repository.repo, *sealer, logging.get("backup"), bopts});

@@ -29,6 +29,7 @@
 #include <sstream>
 
 #include "cli_common.hpp"
+#include "wiring.hpp"
 #include "m365vault/backup/backup.hpp"
 #include "m365vault/core/version.hpp"
 #include "m365vault/daemon/app.hpp"
@@ -164,7 +165,7 @@ int run_backup_command(const Config& cfg, const std::vector<std::string>& raw) {
   auto make_kinds = [&](boost::asio::any_io_executor ex, storage::Database& db) {
     KindMap kinds;
     kinds["backup"] = std::make_shared<backup::BackupKind>(
-        backup::BackupServices{ex, db, *repo.repo, sealer, s.logging.get("backup"), {}});
+        backup::BackupServices{ex, db, *repo.repo, sealer, s.logging.get("backup"), backup_options(cfg)});
     return kinds;
   };
   int rc = execute_here(cfg, s, q, run_id, worker_id, make_kinds, "cancelling the run; what is committed stays");

@@ -188,6 +188,8 @@ const std::vector<KeySpec>& keys() {
       {"scheduler.heartbeat_s", Kind::integer, int_in(&Config::scheduler, &Config::Scheduler::heartbeat_s, 1, 1800)},
       {"backup.downloads_per_drive", Kind::integer,
        int_in(&Config::backup, &Config::Backup::downloads_per_drive, 1, 32)},
+      {"backup.downloads_per_run", Kind::integer,
+       int_in(&Config::backup, &Config::Backup::downloads_per_run, 1, 256)},
       {"notify.webhook_url", Kind::string, parse_webhook},
       {"notify.webhook_secret", Kind::string, str(&Config::notify, &Config::Notify::webhook_secret), "", true},
       {"log.level", Kind::string, parse_level, "M365VAULT_LOG_LEVEL"},

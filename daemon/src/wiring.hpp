@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "m365vault/backup/backup.hpp"
 #include "m365vault/core/log.hpp"
 #include "m365vault/daemon/config.hpp"
 #include "m365vault/storage/embedded_pg.hpp"
@@ -51,5 +52,8 @@ RepositoryHandle open_repository(const Config& cfg, const std::string& conninfo,
 // kept in <data_dir>/repository-passphrase (mode 0600), which the log names.
 // Leaves cfg's key settings pointing at it.
 void ensure_demo_repository(Config& cfg, Logging& logging);
+
+// The [backup] settings as backup options (the daemon's runs and `backup run` alike).
+backup::BackupOptions backup_options(const Config& cfg);
 
 }  // namespace m365vault::daemon

@@ -61,8 +61,13 @@ struct BackupOptions {
   int parallel_owners = 8;
   int fetches_per_owner = 4;     // content downloads at once per mailbox (Outlook allows 4)
   // File downloads at once per drive (OneDrive, each document library). Each holds
-  // at most a chunk's worth of bytes (8 MiB) whatever the file's size.
+  // at most about one chunk's worth of bytes (the repository's maximum chunk size)
+  // whatever the file's size.
   int downloads_per_drive = 4;
+  // File downloads at once in one run, whatever the number of drives backed up
+  // side by side (parallel_owners x downloads_per_drive would be 32): what bounds
+  // the memory a run's downloads hold.
+  int downloads_per_run = 8;
   int page_size = 100;           // Prefer: odata.maxpagesize on item deltas
   std::size_t commit_bytes = 8u << 20;        // commit a folder's pages once this much content waits
   std::chrono::milliseconds commit_interval{5000};  // or this long passed

@@ -63,6 +63,7 @@ struct Config {
   } scheduler;
   struct Backup {
     std::int64_t downloads_per_drive = 4;  // file downloads at once per drive
+    std::int64_t downloads_per_run = 8;    // file downloads at once in one run, all drives together
   } backup;
   struct Notify {
     std::string webhook_url;     // empty: no webhooks
