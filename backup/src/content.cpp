@@ -4,12 +4,6 @@ namespace m365vault::backup {
 
 namespace asio = boost::asio;
 
-asio::awaitable<storage::BlobId> RepoWriter::add(std::string bytes) {
-  // Named, not a temporary inside co_await (GCC 12 destroys those twice).
-  auto add = [this, b = std::move(bytes)] { return repo_.add_blob(storage::BlobType::data, b); };
-  co_return co_await run(std::move(add));
-}
-
 asio::awaitable<std::vector<storage::BlobId>> RepoWriter::add_all(std::vector<std::string> blobs) {
   auto add = [this, b = std::move(blobs)] {
     std::vector<std::string_view> views(b.begin(), b.end());
@@ -26,22 +20,30 @@ asio::awaitable<void> RepoWriter::flush() {
 asio::awaitable<void> ContentSink::write(std::string_view data) {
   sha_->update(data);
   size_ += static_cast<long long>(data.size());
+  const std::size_t max = writer_.repo().chunker().params().max_size;
+  // Sized once: appending past max_size would double the buffer (twice the memory
+  // each download in flight holds).
+  if (buf_.capacity() < max + data.size()) buf_.reserve(max + data.size());
   buf_.append(data);
-  if (buf_.size() >= writer_.repo().chunker().params().max_size) co_await cut(false);
+  if (buf_.size() >= max) co_await cut(false);
 }
 
 asio::awaitable<void> ContentSink::cut(bool eof) {
   const auto& chunker = writer_.repo().chunker();
+  // Every chunk decided now, handed to the writer in one hop (their ids are
+  // hashed on two threads there).
+  std::vector<std::string> chunks;
   std::size_t pos = 0;
   while (pos < buf_.size()) {
     auto n = chunker.next_cut(std::string_view(buf_).substr(pos), eof);
     if (n == 0) break;
-    std::string chunk = buf_.substr(pos, n);
-    auto id = co_await writer_.add(std::move(chunk));
-    blobs_.emplace_back(id.view());
+    chunks.push_back(buf_.substr(pos, n));
     pos += n;
   }
   buf_.erase(0, pos);
+  if (chunks.empty()) co_return;
+  auto ids = co_await writer_.add_all(std::move(chunks));
+  for (auto& id : ids) blobs_.emplace_back(id.view());
 }
 
 asio::awaitable<std::size_t> BlobBatch::add(std::string bytes) {

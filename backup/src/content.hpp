@@ -25,10 +25,8 @@ class RepoWriter {
 
   storage::Repository& repo() { return repo_; }
 
-  // Queues a blob (durable after the next flush). Returns its id.
-  boost::asio::awaitable<storage::BlobId> add(std::string bytes);
-  // Queues many blobs in one hand-off to the writer thread (ids hashed on two
-  // threads when large). Returns their ids in order.
+  // Queues blobs in one hand-off to the writer thread (ids hashed on two threads
+  // when large); durable after the next flush. Returns their ids in order.
   boost::asio::awaitable<std::vector<storage::BlobId>> add_all(std::vector<std::string> blobs);
   // Every blob added so far is durable in the store and indexed when this returns.
   boost::asio::awaitable<void> flush();
