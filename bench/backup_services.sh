@@ -3,8 +3,9 @@
 # EMU_THREADS: builds what they run, starts graph-emulator over HTTPS and a
 # private PostgreSQL cluster in a scratch directory ($work, removed on exit unless
 # KEEP is set), and defines cpu_s, admin and setup.
-ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
-emu_bin=$build/emulator/graph-emulator
+# NO_BUILD=1: use what is built (another build of the same tree is running).
+[ -n "${NO_BUILD:-}" ] || ninja -C "$build" graph-emulator m365vaultd m365vault-test-pg >/dev/null
+emu_bin=${EMU_BIN:-$build/emulator/graph-emulator}
 daemon=$build/daemon/m365vaultd
 pgtool=$build/tests/m365vault-test-pg
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-backup-XXXXXX")
