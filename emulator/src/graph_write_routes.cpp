@@ -563,20 +563,51 @@ void EmulatorImpl::register_writes() {
   auto delete_item = [=, this](bool contacts) {
     return [=, this](GraphCtx& c) {
       std::optional<std::uint32_t> idx;
+      std::uint32_t occurrence = 0;
       {
         auto& t = *c.tenant;
         std::lock_guard lk(t.mu);
         auto k = parse_outlook_id(t, c.req.params["item"]);
-        if (k && k->kind == (contacts ? OutlookKey::contact : OutlookKey::event) && k->user == *c.user) idx = k->index;
+        if (k && k->kind == (contacts ? OutlookKey::contact : OutlookKey::event) && k->user == *c.user) {
+          idx = k->index;
+          occurrence = k->moves;
+        }
       }
       if (!idx) return not_found(c);
       json result;
-      if (auto err = write(c, {{"kind", contacts ? "delete_contact" : "delete_event"}, {"item", *idx}}, result)) return *err;
+      // An instance of a series (its id carries the occurrence number) is cancelled, not the series.
+      if (auto err = write(c, {{"kind", contacts ? "delete_contact" : "delete_event"}, {"item", *idx}, {"occurrence", occurrence}},
+                           result))
+        return *err;
       net::Response r;
       r.status = 204;
       return r;
     };
   };
+  // PATCH an instance of a series: it becomes an exception with those properties (a
+  // restore re-applies a series' exceptions so). Masters and single events are not
+  // patched here (400).
+  auto patch_event = [=, this](GraphCtx& c) {
+    auto b = body_json(c);
+    if (!b) return bad_body(c);
+    std::optional<OutlookKey> k;
+    {
+      std::lock_guard lk(c.tenant->mu);
+      k = parse_outlook_id(*c.tenant, c.req.params["item"]);
+    }
+    if (!k || k->kind != OutlookKey::event || k->user != *c.user) return not_found(c);
+    if (!k->moves)
+      return graph_error(c.req, 400, "ErrorInvalidRequest", "The emulator patches instances of a series only.");
+    for (auto key : {"id", "@odata.type", "@odata.etag", "@odata.context", "changeKey", "type", "seriesMasterId", "originalStart",
+                     "recurrence", "cancelledOccurrences", "exceptionOccurrences", "iCalUId", "webLink"})
+      b->erase(key);
+    json result;
+    if (auto err = write(c, {{"kind", "patch_occurrence"}, {"item", k->index}, {"occurrence", k->moves}, {"changes", *b}}, result))
+      return *err;
+    return get_event_fn(c);
+  };
+  for (std::string p : {"/users/{user}/events/{item}", "/users/{user}/calendars/{container}/events/{item}"})
+    add_graph("PATCH", p, "Calendars.ReadWrite", true, patch_event);
   for (std::string p : {"/users/{user}/contacts/{item}", "/users/{user}/contactFolders/{container}/contacts/{item}"})
     add_graph("DELETE", p, "Contacts.ReadWrite", true, delete_item(true));
   for (std::string p : {"/users/{user}/events/{item}", "/users/{user}/calendars/{container}/events/{item}"})
