@@ -517,13 +517,22 @@ void EmulatorImpl::register_writes() {
       return std::nullopt;
     return k->index;
   };
-  auto create_container = [=, this](bool contacts) {
+  // POST /contactFolders creates under the root Contacts folder (index 0), POST
+  // /contactFolders/{id}/childFolders under that folder.
+  auto create_container = [=, this](bool contacts, bool child) {
     return [=, this](GraphCtx& c) {
       auto b = body_json(c);
       if (!b) return bad_body(c);
+      std::uint32_t parent = 0;
+      if (child) {
+        auto p = pim_container(c, true, c.req.params["container"]);
+        if (!p) return not_found(c);
+        parent = *p;
+      }
       json result;
       std::string name = b->value(contacts ? "displayName" : "name", "");
-      if (auto err = write(c, {{"kind", contacts ? "create_contact_folder" : "create_calendar"}, {"name", name}, {"parent", 0}}, result))
+      if (auto err = write(c, {{"kind", contacts ? "create_contact_folder" : "create_calendar"}, {"name", name}, {"parent", parent}},
+                           result))
         return *err;
       auto& t = *c.tenant;
       std::lock_guard lk(t.mu);
@@ -534,8 +543,10 @@ void EmulatorImpl::register_writes() {
       return graph_json(c, 201, j);
     };
   };
-  add_graph("POST", "/users/{user}/contactFolders", "Contacts.ReadWrite", true, create_container(true));
-  add_graph("POST", "/users/{user}/calendars", "Calendars.ReadWrite", true, create_container(false));
+  add_graph("POST", "/users/{user}/contactFolders", "Contacts.ReadWrite", true, create_container(true, false));
+  add_graph("POST", "/users/{user}/contactFolders/{container}/childFolders", "Contacts.ReadWrite", true,
+            create_container(true, true));
+  add_graph("POST", "/users/{user}/calendars", "Calendars.ReadWrite", true, create_container(false, false));
   auto create_item = [=, this](bool contacts, std::string fixed) {
     return [=, this](GraphCtx& c) {
       auto b = body_json(c);
