@@ -426,11 +426,28 @@ awaitable<void> RestoreRun::map_containers(ScopeState& s, const std::vector<stor
   for (auto& sc : cs) {
     if (ctx_.cancelled()) co_return;
     const auto& c = sc.container;
-    const bool flat = s.root && (s.scope.category == Category::contacts || s.scope.category == Category::calendar);
-    if (flat) {  // a contact folder or calendar of its own is the safe place; no tree beneath
-      s.folders[c.id] = *s.root;
+    if (s.root && s.scope.category == Category::calendar) {
+      // Calendars do not nest: the default calendar's events go into the target
+      // calendar, another calendar's into a calendar beside it named after both.
+      if (c.well_known == std::optional<std::string>("calendar") || !root_name_) {
+        s.folders[c.id] = *s.root;
+        continue;
+      }
+      const std::string name = *root_name_ + " - " + c.display_name;
+      const std::optional<std::string> top;  // named: no temporary inside co_await (GCC 12)
+      auto existing = co_await find_child(s, top, name);
+      if (existing) {
+        s.folders[c.id] = *existing;
+      } else if (req_.dry_run) {
+        s.folders[c.id] = "(dry run: " + name + ")";
+      } else {
+        auto created = co_await create_child(s, top, name);
+        s.folders[c.id] = created;
+      }
       continue;
     }
+    // Mail, contact folders and drive folders: the tree recreated (under the target
+    // folder when there is one).
     const bool drive = s.scope.category == Category::onedrive || s.scope.category == Category::sharepoint;
     if (drive && c.well_known == std::optional<std::string>("root")) {
       std::string target;

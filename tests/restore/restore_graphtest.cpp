@@ -293,6 +293,39 @@ TEST_CASE("restore: to another user into 'Restored <timestamp>', the original un
     if (row.find("/From Adele") != std::string::npos) hashes_megan.insert(row.substr(row.rfind('|')));
   CHECK(hashes_megan == hashes_adele);
   CHECK(manifest_rows(s, adele, "files") == adele_files);
+
+  // Adele's contacts and calendars to a named folder of Megan's: the contact folder
+  // tree recreated beneath it, the second calendar beside it, series with their
+  // exceptions and cancelled occurrences; Adele's untouched, no invitation sent.
+  const auto adele_contacts = manifest_rows(s, adele, "contacts");
+  const auto adele_events = manifest_rows(s, adele, "calendar", false);
+  const auto megan_contacts = manifest_rows(s, megan, "contacts");
+  const auto megan_events = manifest_rows(s, megan, "calendar", false);
+  const auto invitations_before = invitations(s);
+  REQUIRE(std::any_of(adele_contacts.begin(), adele_contacts.end(),
+                      [](const std::string& row) { return row.rfind("/Contacts/", 0) == 0; }));  // nested folders
+  auto pim = run_restore(s, {{"selection", {{"tenant", s.catalog_tenant_id()}, {"owners", {adele}},
+                                            {"categories", {"contacts", "calendar"}}}},
+                             {"target", {{"owner", megan}, {"folder", "Adele PIM"}}}});
+  for (auto& it : pim.items)
+    if (it["outcome"] == "failed") UNSCOPED_INFO(it.dump());
+  CHECK(pim.state == scheduler::RunState::succeeded);
+  std::multiset<std::string> contacts_expected = megan_contacts, events_expected = megan_events;
+  for (auto& row : adele_contacts) contacts_expected.insert("/Contacts/Adele PIM" + row);
+  for (auto& row : adele_events) {
+    const auto bar = row.find('|');
+    const std::string cal = row.substr(0, bar);
+    events_expected.insert((cal == "/Calendar" ? "/Adele PIM" : "/Adele PIM - " + cal.substr(1)) + row.substr(bar));
+  }
+  auto megan_contacts_after = manifest_rows(s, megan, "contacts");
+  INFO("contacts:\n" << diff(contacts_expected, megan_contacts_after));
+  CHECK(megan_contacts_after == contacts_expected);
+  auto megan_events_after = manifest_rows(s, megan, "calendar", false);
+  INFO("events:\n" << diff(events_expected, megan_events_after));
+  CHECK(megan_events_after == events_expected);
+  CHECK(manifest_rows(s, adele, "contacts") == adele_contacts);
+  CHECK(manifest_rows(s, adele, "calendar", false) == adele_events);
+  CHECK(invitations(s) == invitations_before);
 }
 
 TEST_CASE("restore: conflict policies on items that exist changed and unchanged, and a dry run writes nothing",
