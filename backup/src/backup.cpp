@@ -632,8 +632,28 @@ awaitable<std::optional<TenantRun::Fetched>> TenantRun::fetch_item(
     }
     if (auto found = names.finish(); !found.empty()) ch.meta["attachmentNames"] = std::move(found);
   } else {
-    // Lossless: the item exactly as Graph sent it.
-    auto text = item.dump();
+    // Lossless: the item exactly as Graph sent it. A series' changed occurrences are
+    // not in the delta: they are read with the master and kept in it, so a restore
+    // can re-apply them (the cancelled ones are the master's cancelledOccurrences).
+    json full = item;
+    if (pass.cat == Category::calendar && item.value("type", "") == "seriesMaster") {
+      auto opts = outlook_opts(pass);
+      opts.max_page_size.reset();
+      const std::string url = item_url(pass, ch.graph_id) + "?$expand=exceptionOccurrences";
+      std::optional<std::string> fault;
+      try {
+        auto r = co_await client_.get(url, opts);
+        full["exceptionOccurrences"] = r.parse().value("exceptionOccurrences", json::array());
+      } catch (const graph::GraphError& e) {
+        if (!graph::is_not_found(e) && !graph::is_corrupt_item(e) && !graph::is_access_denied(e)) throw;
+        fault = e.what();
+      }
+      if (fault) {
+        faults.emplace_back(ch.graph_id, *fault);
+        co_return std::nullopt;
+      }
+    }
+    auto text = full.dump();
     progress_.bytes_read(text.size());
     co_await sink.write(text);
   }

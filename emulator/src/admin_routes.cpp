@@ -387,6 +387,18 @@ void EmulatorImpl::register_admin() {
                          {"name", content.value(cat == "contacts" ? "displayName" : "subject", "")},
                          {"size", canon.size()},
                          {"sha256", to_hex(sha256(canon))}});
+        if (cat == "calendar" && content.value("type", "") == "seriesMaster") {
+          // What a user sees of the series beyond the master, free of ids: the
+          // cancelled occurrences and the exceptions, by where the recurrence put them.
+          json cancelled = json::array(), exceptions = json::array();
+          for (auto s : cancelled_starts(*t, r.user, r.index, r.item)) cancelled.push_back(iso_time(s));
+          for (auto& o : occurrences(*t, r.user, r.index, r.item)) {
+            if (!o.exception) continue;
+            exceptions.push_back({{"original_start", iso_time(o.original_start)}, {"start", iso_time(o.start)},
+                                  {"end", iso_time(o.end)}, {"subject", occurrence_subject(content, r.item, o)}});
+          }
+          items.back()["series"] = {{"cancelled", cancelled}, {"exceptions", exceptions}};
+        }
       }
     }
     // Files: sha256 and quickXorHash of the bytes the download URL serves.

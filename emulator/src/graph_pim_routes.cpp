@@ -89,8 +89,20 @@ void EmulatorImpl::register_pim() {
     j["cancelledOccurrences"] = json::array();
     j["start"] = {{"dateTime", graph_datetime(o.start)}, {"timeZone", "UTC"}};
     j["end"] = {{"dateTime", graph_datetime(o.end)}, {"timeZone", "UTC"}};
-    if (o.exception) j["subject"] = j["subject"].get<std::string>() + " (moved)";
+    j["originalStart"] = iso_time(o.original_start);
+    j["subject"] = occurrence_subject(j, it, o);
+    if (o.patch.is_object())
+      for (auto& [k, v] : o.patch.items())
+        if (k != "start" && k != "end") j[k] = v;  // start and end are already the occurrence's
     return j;
+  };
+  // The series' instances (occurrences and exceptions) inside [from, to).
+  auto instances_in = [instance](Tenant& t, std::uint32_t u, std::uint32_t i, const PimItem& it, std::int64_t from,
+                                 std::int64_t to) {
+    json value = json::array();
+    for (auto& o : occurrences(t, u, i, it))
+      if (o.start < to && o.end > from) value.push_back(instance(t, u, i, it, o));
+    return value;
   };
   auto container_json = [](Tenant& t, std::uint32_t u, const PimKind& k, const PimStore& s, const Folder& f) {
     std::string id = outlook_id(t, {k.container_kind, u, f.index, 0, 0});
@@ -391,6 +403,12 @@ void EmulatorImpl::register_pim() {
         j = instance(t, u, key->index, item, *it);
       } else {
         j = render(t, u, k, key->index, item);
+        if (!k.contacts && c.req.query_param("$expand").value_or("") == "exceptionOccurrences") {
+          json ex = json::array();
+          for (auto& o : occurrences(t, u, key->index, item))
+            if (o.exception) ex.push_back(instance(t, u, key->index, item, o));
+          j["exceptionOccurrences"] = ex;
+        }
       }
       j.erase("@odata.type");
       j = select(j, csv(c.req.query_param("$select").value_or("")));
@@ -400,7 +418,33 @@ void EmulatorImpl::register_pim() {
   };
   add_graph("GET", "/users/{user}/contacts/{item}", "Contacts.ReadWrite", true, get_item(&kContacts));
   add_graph("GET", "/users/{user}/contactFolders/{container}/contacts/{item}", "Contacts.ReadWrite", true, get_item(&kContacts));
+  // A series' instances in a window: GET .../events/{id}/instances?startDateTime=&endDateTime=
+  // (both required); a single event or an instance has none.
+  auto list_instances = [=, this](GraphCtx& c) {
+    auto& t = *c.tenant;
+    const auto u = *c.user;
+    auto from = parse_iso_time(c.req.query_param("startDateTime").value_or(""));
+    auto to = parse_iso_time(c.req.query_param("endDateTime").value_or(""));
+    if (!from || !to)
+      return graph_error(c.req, 400, "ErrorInvalidParameter",
+                         "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.");
+    auto key = parse_outlook_id(t, c.req.params["item"]);
+    PimItem item;
+    {
+      std::lock_guard lk(t.mu);
+      auto& s = store(t, u, kEvents);
+      if (!key || key->kind != kEvents.item_kind || key->user != u || key->index >= s.items.size() || !s.items[key->index].alive)
+        return graph_error(c.req, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
+      item = s.items[key->index];
+    }
+    json value = key->moves ? json::array() : instances_in(t, u, key->index, item, *from, *to);
+    for (auto& e : value) e.erase("@odata.type");
+    return graph_json(c, 200, {{"@odata.context", ctx_url(c, "events('" + c.req.params["item"] + "')/instances")}, {"value", value}});
+  };
+  add_graph("GET", "/users/{user}/events/{item}/instances", "Calendars.ReadWrite", true, list_instances);
+  add_graph("GET", "/users/{user}/calendars/{container}/events/{item}/instances", "Calendars.ReadWrite", true, list_instances);
   add_graph("GET", "/users/{user}/events/{item}", "Calendars.ReadWrite", true, get_item(&kEvents));
+  get_event_fn = get_item(&kEvents);
   add_graph("GET", "/users/{user}/calendars/{container}/events/{item}", "Calendars.ReadWrite", true, get_item(&kEvents));
   auto list_items = [=, this](const PimKind* kp, std::string fixed) {
     return [=, this](GraphCtx& c) {

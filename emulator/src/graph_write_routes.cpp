@@ -517,13 +517,22 @@ void EmulatorImpl::register_writes() {
       return std::nullopt;
     return k->index;
   };
-  auto create_container = [=, this](bool contacts) {
+  // POST /contactFolders creates under the root Contacts folder (index 0), POST
+  // /contactFolders/{id}/childFolders under that folder.
+  auto create_container = [=, this](bool contacts, bool child) {
     return [=, this](GraphCtx& c) {
       auto b = body_json(c);
       if (!b) return bad_body(c);
+      std::uint32_t parent = 0;
+      if (child) {
+        auto p = pim_container(c, true, c.req.params["container"]);
+        if (!p) return not_found(c);
+        parent = *p;
+      }
       json result;
       std::string name = b->value(contacts ? "displayName" : "name", "");
-      if (auto err = write(c, {{"kind", contacts ? "create_contact_folder" : "create_calendar"}, {"name", name}, {"parent", 0}}, result))
+      if (auto err = write(c, {{"kind", contacts ? "create_contact_folder" : "create_calendar"}, {"name", name}, {"parent", parent}},
+                           result))
         return *err;
       auto& t = *c.tenant;
       std::lock_guard lk(t.mu);
@@ -534,8 +543,10 @@ void EmulatorImpl::register_writes() {
       return graph_json(c, 201, j);
     };
   };
-  add_graph("POST", "/users/{user}/contactFolders", "Contacts.ReadWrite", true, create_container(true));
-  add_graph("POST", "/users/{user}/calendars", "Calendars.ReadWrite", true, create_container(false));
+  add_graph("POST", "/users/{user}/contactFolders", "Contacts.ReadWrite", true, create_container(true, false));
+  add_graph("POST", "/users/{user}/contactFolders/{container}/childFolders", "Contacts.ReadWrite", true,
+            create_container(true, true));
+  add_graph("POST", "/users/{user}/calendars", "Calendars.ReadWrite", true, create_container(false, false));
   auto create_item = [=, this](bool contacts, std::string fixed) {
     return [=, this](GraphCtx& c) {
       auto b = body_json(c);
@@ -563,20 +574,51 @@ void EmulatorImpl::register_writes() {
   auto delete_item = [=, this](bool contacts) {
     return [=, this](GraphCtx& c) {
       std::optional<std::uint32_t> idx;
+      std::uint32_t occurrence = 0;
       {
         auto& t = *c.tenant;
         std::lock_guard lk(t.mu);
         auto k = parse_outlook_id(t, c.req.params["item"]);
-        if (k && k->kind == (contacts ? OutlookKey::contact : OutlookKey::event) && k->user == *c.user) idx = k->index;
+        if (k && k->kind == (contacts ? OutlookKey::contact : OutlookKey::event) && k->user == *c.user) {
+          idx = k->index;
+          occurrence = k->moves;
+        }
       }
       if (!idx) return not_found(c);
       json result;
-      if (auto err = write(c, {{"kind", contacts ? "delete_contact" : "delete_event"}, {"item", *idx}}, result)) return *err;
+      // An instance of a series (its id carries the occurrence number) is cancelled, not the series.
+      if (auto err = write(c, {{"kind", contacts ? "delete_contact" : "delete_event"}, {"item", *idx}, {"occurrence", occurrence}},
+                           result))
+        return *err;
       net::Response r;
       r.status = 204;
       return r;
     };
   };
+  // PATCH an instance of a series: it becomes an exception with those properties (a
+  // restore re-applies a series' exceptions so). Masters and single events are not
+  // patched here (400).
+  auto patch_event = [=, this](GraphCtx& c) {
+    auto b = body_json(c);
+    if (!b) return bad_body(c);
+    std::optional<OutlookKey> k;
+    {
+      std::lock_guard lk(c.tenant->mu);
+      k = parse_outlook_id(*c.tenant, c.req.params["item"]);
+    }
+    if (!k || k->kind != OutlookKey::event || k->user != *c.user) return not_found(c);
+    if (!k->moves)
+      return graph_error(c.req, 400, "ErrorInvalidRequest", "The emulator patches instances of a series only.");
+    for (auto key : {"id", "@odata.type", "@odata.etag", "@odata.context", "changeKey", "type", "seriesMasterId", "originalStart",
+                     "recurrence", "cancelledOccurrences", "exceptionOccurrences", "iCalUId", "webLink"})
+      b->erase(key);
+    json result;
+    if (auto err = write(c, {{"kind", "patch_occurrence"}, {"item", k->index}, {"occurrence", k->moves}, {"changes", *b}}, result))
+      return *err;
+    return get_event_fn(c);
+  };
+  for (std::string p : {"/users/{user}/events/{item}", "/users/{user}/calendars/{container}/events/{item}"})
+    add_graph("PATCH", p, "Calendars.ReadWrite", true, patch_event);
   for (std::string p : {"/users/{user}/contacts/{item}", "/users/{user}/contactFolders/{container}/contacts/{item}"})
     add_graph("DELETE", p, "Contacts.ReadWrite", true, delete_item(true));
   for (std::string p : {"/users/{user}/events/{item}", "/users/{user}/calendars/{container}/events/{item}"})

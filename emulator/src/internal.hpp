@@ -174,6 +174,7 @@ struct EmulatorImpl {
   std::function<json(Tenant&, std::uint32_t, const Mailbox&, const Folder&)> folder_json_fn;
   std::function<json(Tenant&, std::uint32_t, bool, std::uint32_t, const PimItem&)> pim_json_fn;
   std::function<json(Tenant&, std::uint32_t, bool, const PimStore&, const Folder&)> container_json_fn;
+  std::function<net::Response(GraphCtx&)> get_event_fn;  // GET /users/{user}/events/{item} (a PATCH answers with it)
 
   // Upload sessions (graph_write_routes.cpp): the URL is the credential, so chunks
   // arrive without a token. One store and one route serve both kinds; the rules per

@@ -167,6 +167,10 @@ struct PimItem {
   std::uint64_t seq = 1;
   bool alive = true;
   std::shared_ptr<const json> custom;  // API-created content (properties as posted)
+  // Series edits made through Graph, by occurrence number (1-based): instances deleted
+  // (cancelled) and properties patched onto an instance (it becomes an exception).
+  std::vector<std::uint32_t> cancelled;
+  std::map<std::uint32_t, json> patched;
 };
 
 struct PimStore {
@@ -363,13 +367,24 @@ json event_content(const Tenant& t, std::uint32_t user, std::uint32_t index, con
 // serialized with sorted keys and no whitespace (docs/emulator.md).
 std::string canonical_json(const json& content);
 
+constexpr std::uint32_t kGeneratedException = 3;  // a generated series' third instance is moved and renamed
 struct Occurrence {
   std::uint32_t number;  // 1-based within the series
   std::int64_t start, end;
-  bool exception;  // moved and renamed
+  bool exception;  // moved and renamed (generated), or patched through Graph
+  std::int64_t original_start = 0;  // where the recurrence puts it
+  json patch;                        // properties patched through Graph (null: none)
 };
 // The instances of a series master (cancelled ones left out); empty for single events.
+// Generated series: weekly, one moved exception and one cancelled occurrence. Series
+// written through Graph: expanded from their `recurrence` (daily or weekly patterns;
+// endDate, numbered or noEnd ranges, at most kMaxOccurrences); other patterns have no
+// instances here.
 std::vector<Occurrence> occurrences(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
+// An instance's subject: the master's, renamed for the generated exception, or as patched.
+std::string occurrence_subject(const json& master, const PimItem& it, const Occurrence& o);
+// Where the recurrence put the series' cancelled occurrences (sorted).
+std::vector<std::int64_t> cancelled_starts(const Tenant& t, std::uint32_t user, std::uint32_t index, const PimItem& it);
 std::string graph_datetime(std::int64_t epoch_s);
 void init_pim(const Tenant& t, std::uint32_t user, Mailbox& mb);
 

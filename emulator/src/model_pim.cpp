@@ -11,8 +11,8 @@ namespace {
 
 constexpr std::int64_t kDay = 86400;
 constexpr std::uint32_t kSeriesLength = 8;
-constexpr std::uint32_t kExceptionNumber = 3;  // the third instance is moved and renamed
 constexpr std::uint32_t kCancelledNumber = 5;  // the fifth is cancelled
+constexpr std::size_t kMaxOccurrences = 520;   // a series written without an end stops here
 
 Rng item_rng(const Tenant& t, std::uint64_t kind, std::uint32_t user, std::uint32_t index, std::uint32_t version) {
   return Rng(mix(mix(mix(mix(t.spec.seed, kind), user), index), version));
@@ -152,23 +152,130 @@ EventShape event_shape(const Tenant& t, std::uint32_t u, std::uint32_t i) {
 }
 }  // namespace
 
+namespace {
+// Midnight UTC of an RFC 3339 date (YYYY-MM-DD), if it is one.
+std::optional<std::int64_t> date_epoch(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return std::nullopt;
+  auto s = j[key].get<std::string>();
+  if (s.size() < 10) return std::nullopt;
+  return parse_iso_time(s.substr(0, 10) + "T00:00:00Z");
+}
+
+// The regular starts of a series written through Graph: daily or weekly patterns, in
+// UTC (the emulator keeps every event in UTC).
+std::vector<std::int64_t> recurrence_starts(const json& master) {
+  std::vector<std::int64_t> out;
+  const json& rec = master.contains("recurrence") ? master["recurrence"] : json();
+  if (!rec.is_object() || !master.contains("start") || !master["start"].is_object()) return out;
+  auto first = parse_iso_time(master["start"].value("dateTime", "").substr(0, 19) + "Z");
+  if (!first) return out;
+  const json pattern = rec.value("pattern", json::object());
+  const json range = rec.value("range", json::object());
+  const std::string type = pattern.value("type", "");
+  const std::int64_t interval = std::max<std::int64_t>(1, pattern.value("interval", 1));
+  const std::string range_type = range.value("type", "noEnd");
+  std::int64_t last = *first + 5 * 365 * kDay;
+  if (range_type == "endDate")
+    if (auto e = date_epoch(range, "endDate")) last = *e + kDay - 1;
+  std::size_t count = kMaxOccurrences;
+  if (range_type == "numbered") count = std::min<std::size_t>(count, range.value("numberOfOccurrences", 0u));
+  const std::int64_t time_of_day = ((*first % kDay) + kDay) % kDay;
+  std::int64_t day0 = *first - time_of_day;
+  if (auto d = date_epoch(range, "startDate")) day0 = *d;
+  if (type == "daily") {
+    for (std::int64_t d = day0; d + time_of_day <= last && out.size() < count; d += interval * kDay) out.push_back(d + time_of_day);
+  } else if (type == "weekly") {
+    static const char* names[] = {"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
+    std::set<int> days;
+    for (auto& d : pattern.value("daysOfWeek", json::array()))
+      for (int k = 0; k < 7; ++k)
+        if (d.is_string() && d.get<std::string>() == names[k]) days.insert(k);
+    if (days.empty()) return out;
+    const std::int64_t week0 = day0 - ((day0 / kDay + 4) % 7) * kDay;  // the Sunday on or before (1970-01-01 was a Thursday)
+    for (std::int64_t w = week0; w <= last && out.size() < count; w += interval * 7 * kDay)
+      for (int k : days) {
+        std::int64_t s = w + k * kDay + time_of_day;
+        if (s < day0 + time_of_day || s > last || out.size() >= count) continue;
+        out.push_back(s);
+      }
+  }
+  return out;
+}
+}  // namespace
+
+json cancelled_ids(const Tenant& t, std::uint32_t u, std::uint32_t i, const PimItem& it);
+
 std::vector<Occurrence> occurrences(const Tenant& t, std::uint32_t u, std::uint32_t i, const PimItem& it) {
   std::vector<Occurrence> out;
-  if (it.custom) return out;
+  auto apply = [&](std::uint32_t k, std::int64_t original, std::int64_t s, std::int64_t length, bool ex) {
+    if (std::find(it.cancelled.begin(), it.cancelled.end(), k) != it.cancelled.end()) return;
+    Occurrence o{k, s, s + length, ex, original, json()};
+    if (auto p = it.patched.find(k); p != it.patched.end()) {
+      o.exception = true;
+      o.patch = p->second;
+      auto ps = parse_iso_time(o.patch.value("/start/dateTime"_json_pointer, std::string()).substr(0, 19) + "Z");
+      auto pe = parse_iso_time(o.patch.value("/end/dateTime"_json_pointer, std::string()).substr(0, 19) + "Z");
+      if (ps) o.start = *ps;
+      o.end = pe ? *pe : o.start + length;
+    }
+    out.push_back(std::move(o));
+  };
+  if (it.custom) {
+    const json& m = *it.custom;
+    if (m.value("type", "") != "seriesMaster") return out;
+    auto s0 = parse_iso_time(m.value("/start/dateTime"_json_pointer, std::string()).substr(0, 19) + "Z");
+    auto e0 = parse_iso_time(m.value("/end/dateTime"_json_pointer, std::string()).substr(0, 19) + "Z");
+    const std::int64_t length = s0 && e0 ? *e0 - *s0 : 0;
+    auto starts = recurrence_starts(m);
+    for (std::uint32_t k = 1; k <= starts.size(); ++k) apply(k, starts[k - 1], starts[k - 1], length, false);
+    return out;
+  }
   auto sh = event_shape(t, u, i);
   if (!sh.recurring) return out;
   for (std::uint32_t k = 1; k <= kSeriesLength; ++k) {
     if (k == kCancelledNumber) continue;
-    std::int64_t s = sh.start + static_cast<std::int64_t>(k - 1) * 7 * kDay;
-    bool ex = k == kExceptionNumber;
-    if (ex) s += 3600;
-    out.push_back({k, s, s + (sh.end - sh.start), ex});
+    std::int64_t original = sh.start + static_cast<std::int64_t>(k - 1) * 7 * kDay;
+    bool ex = k == kGeneratedException;
+    apply(k, original, ex ? original + 3600 : original, sh.end - sh.start, ex);
   }
   return out;
 }
 
+std::string occurrence_subject(const json& master, const PimItem& it, const Occurrence& o) {
+  std::string subject = master.value("subject", "");
+  if (!it.custom && o.number == kGeneratedException) subject += " (moved)";
+  if (o.patch.is_object() && o.patch.contains("subject") && o.patch["subject"].is_string()) subject = o.patch["subject"];
+  return subject;
+}
+
+std::vector<std::int64_t> cancelled_starts(const Tenant& t, std::uint32_t u, std::uint32_t i, const PimItem& it) {
+  std::vector<std::int64_t> out;
+  std::vector<std::int64_t> starts;
+  if (it.custom) {
+    if (it.custom->value("type", "") == "seriesMaster") starts = recurrence_starts(*it.custom);
+  } else if (auto sh = event_shape(t, u, i); sh.recurring) {
+    for (std::uint32_t k = 1; k <= kSeriesLength; ++k) starts.push_back(sh.start + static_cast<std::int64_t>(k - 1) * 7 * kDay);
+    out.push_back(starts[kCancelledNumber - 1]);
+  }
+  for (auto k : it.cancelled)
+    if (k >= 1 && k <= starts.size()) out.push_back(starts[k - 1]);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Graph names a cancelled occurrence "OID.{master}.{date}"; here the master is its index.
+json cancelled_ids(const Tenant& t, std::uint32_t u, std::uint32_t i, const PimItem& it) {
+  json out = json::array();
+  for (auto s : cancelled_starts(t, u, i, it)) out.push_back("OID." + std::to_string(i) + "." + iso_time(s).substr(0, 10));
+  return out;
+}
+
 json event_content(const Tenant& t, std::uint32_t u, std::uint32_t i, const PimItem& it) {
-  if (it.custom) return *it.custom;
+  if (it.custom) {
+    json c = *it.custom;
+    if (c.value("type", "") == "seriesMaster") c["cancelledOccurrences"] = cancelled_ids(t, u, i, it);
+    return c;
+  }
   Rng r = item_rng(t, 0x65767474, u, i, 0);
   auto sh = event_shape(t, u, i);
   Person owner = user_person(t, u);
@@ -200,8 +307,7 @@ json event_content(const Tenant& t, std::uint32_t u, std::uint32_t i, const PimI
                                {"daysOfWeek", json::array({days[tm.tm_wday]})}, {"firstDayOfWeek", "sunday"}, {"index", "first"}}},
                   {"range", {{"type", "endDate"}, {"startDate", start_date}, {"endDate", end_date},
                              {"recurrenceTimeZone", "UTC"}, {"numberOfOccurrences", 0}}}};
-    cancelled.push_back("OID." + std::to_string(i) + "." +
-                        iso_time(sh.start + static_cast<std::int64_t>(kCancelledNumber - 1) * 7 * kDay).substr(0, 10));
+    cancelled = cancelled_ids(t, u, i, it);
   }
   return {{"createdDateTime", iso_time(created)},
           {"lastModifiedDateTime", iso_time(created + static_cast<std::int64_t>(it.version) * kDay + 60)},

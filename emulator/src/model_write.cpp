@@ -255,12 +255,30 @@ json apply_write(Tenant& t, const json& op) {
     s.containers.push_back(std::move(f));
     return {{"index", s.containers.size() - 1}};
   }
-  if (kind == "delete_contact" || kind == "delete_event") {
-    auto& s = kind == "delete_event" ? mb.calendars : mb.contacts;
+  if (kind == "delete_contact" || kind == "delete_event" || kind == "patch_occurrence") {
+    auto& s = kind == "delete_contact" ? mb.contacts : mb.calendars;
     const auto idx = op.value("item", 0u);
     if (idx >= s.items.size() || !s.items[idx].alive)
       fail(Errc::not_found, "ErrorItemNotFound", "The specified object was not found in the store.");
     auto& it = s.items[idx];
+    if (const auto number = op.value("occurrence", 0u)) {
+      // One instance of a series: deleting cancels it, patching makes it an exception.
+      auto occ = occurrences(t, u, idx, it);
+      if (std::none_of(occ.begin(), occ.end(), [&](const Occurrence& o) { return o.number == number; }))
+        fail(Errc::not_found, "ErrorItemNotFound", "The specified object was not found in the store.");
+      if (kind == "delete_event") {
+        it.cancelled.push_back(number);
+        it.patched.erase(number);
+      } else {
+        json patch = it.patched.count(number) ? it.patched[number] : json::object();
+        for (auto& [k, v] : op["changes"].items()) patch[k] = v;
+        if (patch.contains("attendees") && patch["attendees"].is_array()) mb.invitations_sent += patch["attendees"].size();
+        it.patched[number] = patch;
+      }
+      it.seq = ++s.seq;
+      return {{"index", idx}, {"occurrence", number}};
+    }
+    if (kind == "patch_occurrence") fail(Errc::bad_request, "ErrorInvalidRequest", "not an occurrence of a series");
     it.alive = false;
     it.seq = ++s.seq;
     auto& c = s.containers[it.container];
@@ -273,8 +291,8 @@ json apply_write(Tenant& t, const json& op) {
     auto& s = ev ? mb.calendars : mb.contacts;
     json body = op["item"];
     for (auto k : {"id", "@odata.type", "@odata.etag", "@odata.context", "changeKey", "parentFolderId", "calendar", "webLink",
-                   "iCalUId", "seriesMasterId", "transactionId"})
-      body.erase(k);
+                   "iCalUId", "seriesMasterId", "transactionId", "cancelledOccurrences", "exceptionOccurrences"})
+      body.erase(k);  // server-assigned or read-only (a series' exceptions are written instance by instance)
     const std::int64_t now = op.value("now", kBaseEpoch);
     body["createdDateTime"] = iso_time(now);
     body["lastModifiedDateTime"] = iso_time(now);

@@ -11,6 +11,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -113,6 +115,66 @@ bool subset_equal(const json& want, const json& have) {
   return true;
 }
 
+// A series master's edits beyond its recurrence, taken out of its stored JSON (they
+// are read-only on the master and written occurrence by occurrence after it): the
+// exceptions the backup read with it (`exceptionOccurrences`, each with its
+// `originalStart`) and the dates of the cancelled occurrences ("OID.{master}.{date}").
+struct SeriesEdits {
+  json exceptions = json::array();
+  std::vector<std::string> cancelled_dates;  // YYYY-MM-DD, sorted
+  bool has_cancelled = false;                // the JSON listed them (possibly none)
+  bool empty() const { return exceptions.empty() && cancelled_dates.empty(); }
+};
+
+SeriesEdits take_series_edits(json& e) {
+  SeriesEdits out;
+  if (auto it = e.find("exceptionOccurrences"); it != e.end()) {
+    if (it->is_array()) out.exceptions = *it;
+    e.erase(it);
+  }
+  if (auto it = e.find("cancelledOccurrences"); it != e.end()) {
+    out.has_cancelled = true;
+    if (it->is_array())
+      for (auto& oid : *it)
+        if (oid.is_string() && oid.get<std::string>().size() >= 10) out.cancelled_dates.push_back(oid.get<std::string>().substr(oid.get<std::string>().size() - 10));
+    std::sort(out.cancelled_dates.begin(), out.cancelled_dates.end());
+    e.erase(it);
+  }
+  return out;
+}
+
+// "YYYY-MM-DD" moved by `days`, or nullopt when it is not a date.
+std::optional<std::string> shift_date(const std::string& ymd, int days) {
+  namespace chr = std::chrono;
+  int y = 0;
+  unsigned m = 0, d = 0;
+  if (ymd.size() < 10 || std::sscanf(ymd.c_str(), "%4d-%2u-%2u", &y, &m, &d) != 3) return std::nullopt;
+  chr::year_month_day date{chr::year{y}, chr::month{m}, chr::day{d}};
+  if (!date.ok()) return std::nullopt;
+  chr::year_month_day moved{chr::sys_days{date} + chr::days{days}};
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(moved.year()), static_cast<unsigned>(moved.month()),
+                static_cast<unsigned>(moved.day()));
+  return std::string(buf);
+}
+
+// What an exception changes on its occurrence: its properties that differ from the
+// master as written (attendees stay in the body, so patching sends no invitation
+// either), without those Graph sets on an instance itself.
+json exception_patch(const json& exception, const json& master_written) {
+  json ex = without_attendees(clean_pim(exception));
+  json patch = json::object();
+  for (auto& [k, v] : ex.items()) {
+    static const std::set<std::string> own = {"type", "originalStart", "recurrence", "cancelledOccurrences",
+                                              "exceptionOccurrences", "occurrenceId", "bodyPreview", "hasAttachments",
+                                              "isOrganizer", "responseStatus", "organizer", "isCancelled", "isDraft"};
+    if (own.count(k)) continue;
+    auto m = master_written.find(k);
+    if (m == master_written.end() || *m != v) patch[k] = v;
+  }
+  return patch;
+}
+
 bool has_flag(const storage::ItemVersion& v, const char* f) {
   return std::find(v.flags.begin(), v.flags.end(), f) != v.flags.end();
 }
@@ -177,6 +239,10 @@ class RestoreRun {
   awaitable<Outcome> restore_item(ScopeState& s, const storage::SelectedItem& it);
   awaitable<Outcome> restore_message(ScopeState& s, const storage::ItemVersion& v, const std::string& folder);
   awaitable<Outcome> restore_pim(ScopeState& s, const storage::ItemVersion& v, const std::string& folder);
+  // Re-applies a restored series' exceptions and cancelled occurrences on its new
+  // instances, matched by originalStart; returns what could not be re-applied.
+  awaitable<std::vector<std::string>> reapply_series(ScopeState& s, const std::string& master_id,
+                                                     const json& master_written, const SeriesEdits& edits);
   awaitable<Outcome> restore_file(ScopeState& s, const storage::ItemVersion& v, const std::string& folder);
   awaitable<std::string> read_content(const storage::ItemVersion& v);
   awaitable<void> read_blobs(const storage::ItemVersion& v, std::function<awaitable<void>(std::string)> on_blob);
@@ -360,11 +426,28 @@ awaitable<void> RestoreRun::map_containers(ScopeState& s, const std::vector<stor
   for (auto& sc : cs) {
     if (ctx_.cancelled()) co_return;
     const auto& c = sc.container;
-    const bool flat = s.root && (s.scope.category == Category::contacts || s.scope.category == Category::calendar);
-    if (flat) {  // a contact folder or calendar of its own is the safe place; no tree beneath
-      s.folders[c.id] = *s.root;
+    if (s.root && s.scope.category == Category::calendar) {
+      // Calendars do not nest: the default calendar's events go into the target
+      // calendar, another calendar's into a calendar beside it named after both.
+      if (c.well_known == std::optional<std::string>("calendar") || !root_name_) {
+        s.folders[c.id] = *s.root;
+        continue;
+      }
+      const std::string name = *root_name_ + " - " + c.display_name;
+      const std::optional<std::string> top;  // named: no temporary inside co_await (GCC 12)
+      auto existing = co_await find_child(s, top, name);
+      if (existing) {
+        s.folders[c.id] = *existing;
+      } else if (req_.dry_run) {
+        s.folders[c.id] = "(dry run: " + name + ")";
+      } else {
+        auto created = co_await create_child(s, top, name);
+        s.folders[c.id] = created;
+      }
       continue;
     }
+    // Mail, contact folders and drive folders: the tree recreated (under the target
+    // folder when there is one).
     const bool drive = s.scope.category == Category::onedrive || s.scope.category == Category::sharepoint;
     if (drive && c.well_known == std::optional<std::string>("root")) {
       std::string target;
@@ -605,6 +688,8 @@ awaitable<Outcome> RestoreRun::restore_pim(ScopeState& s, const storage::ItemVer
   auto stored = json::parse(raw, nullptr, false);
   if (stored.is_discarded()) throw Error(Errc::data_corrupt, "stored " + v.kind + " is not JSON");
   json original = clean_pim(stored);
+  SeriesEdits series;
+  if (event) series = take_series_edits(original);
   json body = event ? without_attendees(original) : original;
 
   std::optional<Existing> found;
@@ -625,7 +710,11 @@ awaitable<Outcome> RestoreRun::restore_pim(ScopeState& s, const storage::ItemVer
   bool unchanged = false;
   if (found) {
     json have = clean_pim(found->item);
+    SeriesEdits now;
+    if (event) now = take_series_edits(have);
     unchanged = subset_equal(original, have) || subset_equal(body, have);
+    // The cancelled occurrences by date (their ids name the master, new on a restored one).
+    if (event && now.has_cancelled) unchanged = unchanged && now.cancelled_dates == series.cancelled_dates;
   }
   std::string replace_id;
   if (auto d = decide(found, unchanged, replace_id)) co_return *d;
@@ -635,6 +724,21 @@ awaitable<Outcome> RestoreRun::restore_pim(ScopeState& s, const storage::ItemVer
   graph::RequestOptions opts;
   auto created = co_await g_.post(url, body, opts);
   const std::string new_id = created.parse().value("id", "");
+  std::string series_note;
+  if (event && !series.empty()) {
+    auto problems = co_await reapply_series(s, new_id, body, series);
+    if (!problems.empty()) {
+      // Half a series is not the series: remove it (a retry must not take it for
+      // "exists") and leave any current one alone.
+      std::string half = "/v1.0/users/" + s.user + "/events/" + new_id;
+      co_await g_.del(half, opts);
+      std::string why = "series not restored: " + problems.front();
+      if (problems.size() > 1) why += " (and " + std::to_string(problems.size() - 1) + " more)";
+      co_return Outcome{"failed", why, "seriesEditsNotApplied", "", 0};
+    }
+    series_note = "series with " + std::to_string(series.exceptions.size()) + " exception(s) and " +
+                  std::to_string(series.cancelled_dates.size()) + " cancelled occurrence(s) re-applied";
+  }
   if (!replace_id.empty()) {
     std::string old = "/v1.0/users/" + s.user + (event ? "/events/" : "/contacts/") + replace_id;
     co_await g_.del(old, opts);
@@ -643,7 +747,70 @@ awaitable<Outcome> RestoreRun::restore_pim(ScopeState& s, const storage::ItemVer
             static_cast<long long>(raw.size())};
   if (event && original.contains("attendees") && original["attendees"].is_array() && !original["attendees"].empty())
     o.detail = "attendees kept in the body, no invitations sent";
+  if (!series_note.empty()) o.detail += (o.detail.empty() ? "" : "; ") + series_note;
   co_return o;
+}
+
+awaitable<std::vector<std::string>> RestoreRun::reapply_series(ScopeState& s, const std::string& master_id,
+                                                               const json& master_written, const SeriesEdits& edits) {
+  std::vector<std::string> problems;
+  std::vector<std::string> dates = edits.cancelled_dates;
+  for (auto& ex : edits.exceptions) {
+    const std::string os = ex.value("originalStart", "");
+    if (os.size() < 19) problems.push_back("an exception has no originalStart");
+    else dates.push_back(os.substr(0, 10));
+  }
+  if (dates.empty() || !problems.empty()) co_return problems;
+  auto [lo, hi] = std::minmax_element(dates.begin(), dates.end());
+  // A day of margin each side: a cancelled occurrence's date is the series' local one.
+  auto from = shift_date(*lo, -1), to = shift_date(*hi, 2);
+  if (!from || !to) {
+    problems.push_back("an occurrence date is not a date ('" + *lo + "' .. '" + *hi + "')");
+    co_return problems;
+  }
+  std::string url = "/v1.0/users/" + s.user + "/events/" + master_id + "/instances?startDateTime=" + *from +
+                    "T00:00:00Z&endDateTime=" + *to + "T00:00:00Z";
+  graph::RequestOptions opts;
+  graph::DeltaPager pager(g_, url, opts);
+  std::map<std::string, std::string> by_start;  // originalStart to the second (UTC) -> instance id
+  while (auto page = co_await pager.next())
+    for (auto& i : page->items) {
+      const std::string os = i.value("originalStart", "");
+      if (os.size() >= 19 && i.contains("id")) by_start[os.substr(0, 19)] = i["id"].get<std::string>();
+    }
+  for (auto& ex : edits.exceptions) {
+    const std::string os = ex.value("originalStart", "").substr(0, 19);
+    auto at = by_start.find(os);
+    if (at == by_start.end()) {
+      problems.push_back("no occurrence at " + os + "Z to re-apply its exception on");
+      continue;
+    }
+    json patch = exception_patch(ex, master_written);
+    if (!patch.empty()) {
+      std::string target = "/v1.0/users/" + s.user + "/events/" + at->second;
+      try {
+        co_await g_.patch(target, patch, opts);
+      } catch (const graph::GraphError& e) {
+        problems.push_back("the exception at " + os + "Z: " + e.what());
+      }
+    }
+    by_start.erase(at);  // an exception is not also a cancelled occurrence
+  }
+  for (auto& date : edits.cancelled_dates) {
+    auto at = std::find_if(by_start.begin(), by_start.end(), [&](auto& kv) { return kv.first.compare(0, 10, date) == 0; });
+    if (at == by_start.end()) {
+      problems.push_back("no occurrence on " + date + " to cancel");
+      continue;
+    }
+    std::string target = "/v1.0/users/" + s.user + "/events/" + at->second;
+    try {
+      co_await g_.del(target, opts);
+    } catch (const graph::GraphError& e) {
+      problems.push_back("cancelling the occurrence on " + date + ": " + e.what());
+    }
+    by_start.erase(at);
+  }
+  co_return problems;
 }
 
 // ---- files: upload sessions (fragments of multiples of 320 KiB) carrying the

@@ -154,9 +154,14 @@ void check_index_matches(const ItemHashes& want, const IndexReader& index, const
     }
     std::string got = it->second;
     if (files) got = storage::crypto::to_hex(storage::crypto::sha256(index.content(k.first, k.second)));
-    else if (category != "mail")
-      got = storage::crypto::to_hex(
-          storage::crypto::sha256(canonical_item_json(json::parse(index.content(k.first, k.second)))));
+    else if (category != "mail") {
+      // A series master is stored with its exceptions (read with $expand); the
+      // manifest hashes the master as GET returns it, so compare that part (the
+      // exceptions are checked by the restore round trip, tests/restore).
+      auto stored = json::parse(index.content(k.first, k.second));
+      stored.erase("exceptionOccurrences");
+      got = storage::crypto::to_hex(storage::crypto::sha256(canonical_item_json(stored)));
+    }
     if (got != sha) wrong.push_back(k.second);
   }
   for (auto& [k, sha] : have)

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <spdlog/sinks/null_sink.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -80,7 +81,8 @@ std::vector<json> users_of(BackupStack& s) {
   return s.emulator().graph_json("/v1.0/users?$top=100", token_of(s))["value"].get<std::vector<json>>();
 }
 
-// The manifest of one owner and category as "path|name|sha256" rows.
+// The manifest of one owner and category as "path|name|sha256" rows; a series
+// master's row carries its cancelled occurrences and exceptions (by original start).
 std::multiset<std::string> manifest_rows(BackupStack& s, const std::string& owner, const std::string& category,
                                          bool with_hash = true) {
   auto m = s.emulator().admin("GET", "/_emulator/tenants/" + s.tenant().tenant + "/manifest?category=" + category +
@@ -89,9 +91,18 @@ std::multiset<std::string> manifest_rows(BackupStack& s, const std::string& owne
   for (auto& it : m["items"]) {
     if (it.value("owner", "") != owner) continue;
     rows.insert(it.value("container_path", "") + "|" + it.value("name", "") +
-                (with_hash ? "|" + it.value("sha256", "") : ""));
+                (with_hash ? "|" + it.value("sha256", "") : "") + (it.contains("series") ? "|" + it["series"].dump() : ""));
   }
   return rows;
+}
+
+// The ids of a user's series masters, from the manifest.
+std::vector<std::string> series_masters(BackupStack& s, const std::string& owner) {
+  auto m = s.emulator().admin("GET", "/_emulator/tenants/" + s.tenant().tenant + "/manifest?category=calendar&owner=" + owner);
+  std::vector<std::string> ids;
+  for (auto& it : m["items"])
+    if (it.value("owner", "") == owner && it.contains("series")) ids.push_back(it["id"].get<std::string>());
+  return ids;
 }
 
 // Every message of a user as Graph shows it: folder path, subject, read, draft,
@@ -141,11 +152,29 @@ std::string diff(const Set& a, const Set& b) {
 
 TEST_CASE("restore: a damaged user is restored at the instant of the backup", "[graph][pg]") {
   BackupStack s(tenant_spec(1));
+  const std::string user = users_of(s).at(0)["id"].get<std::string>();
+  // Besides the generated series (one moved exception, one cancelled occurrence
+  // each), a series edited by hand through Graph: one occurrence moved and renamed,
+  // another cancelled.
+  const auto masters = series_masters(s, user);
+  REQUIRE(!masters.empty());
+  {
+    GraphWriter w{s.emulator(), token_of(s)};
+    auto inst = s.emulator().graph_json("/v1.0/users/" + user + "/events/" + masters.front() +
+                                            "/instances?startDateTime=2000-01-01T00:00:00Z&endDateTime=2100-01-01T00:00:00Z",
+                                        token_of(s))["value"];
+    REQUIRE(inst.size() >= 6);
+    json moved = {{"subject", "Moved by hand"}, {"start", inst[1]["start"]}, {"end", inst[1]["end"]}};
+    moved["start"]["dateTime"] = inst[1]["start"]["dateTime"].get<std::string>().substr(0, 11) + "18:00:00.0000000";
+    moved["end"]["dateTime"] = inst[1]["start"]["dateTime"].get<std::string>().substr(0, 11) + "19:00:00.0000000";
+    auto patched = w.send("PATCH", "/v1.0/users/" + user + "/events/" + inst[1]["id"].get<std::string>(), moved.dump());
+    REQUIRE(patched.status == 200);
+    REQUIRE(w.send("DELETE", "/v1.0/users/" + user + "/events/" + inst[5]["id"].get<std::string>(), "").status == 204);
+  }
   auto b = s.run(everything());
   INFO(b.error.value_or(""));
   REQUIRE(b.state == scheduler::RunState::succeeded);
   const auto at = s.query("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")[0][0];
-  const std::string user = users_of(s).at(0)["id"].get<std::string>();
   const auto mail_before = mail_state(s, user);
   const auto mail_paths_before = manifest_rows(s, user, "mail", false);
   const auto mail_hashes_before = manifest_rows(s, user, "mail");
@@ -168,6 +197,9 @@ TEST_CASE("restore: a damaged user is restored at the instant of the backup", "[
   REQUIRE(deleted_mail > 0);
   s.emulator().admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity",
                      {{"seed", 5}, {"updates", 3}, {"deletes", 3}, {"categories", {"contacts", "calendar", "files"}}});
+  for (auto& id : series_masters(s, user))  // every series gone, with its exceptions
+    REQUIRE(w.send("DELETE", "/v1.0/users/" + user + "/events/" + id, "").status == 204);
+  REQUIRE(series_masters(s, user).empty());
   REQUIRE(mail_state(s, user) != mail_before);
   REQUIRE(manifest_rows(s, user, "contacts") != contacts_before);
   REQUIRE(manifest_rows(s, user, "files") != files_before);
@@ -204,7 +236,10 @@ TEST_CASE("restore: a damaged user is restored at the instant of the backup", "[
   auto files_after = manifest_rows(s, user, "files");
   INFO("files:\n" << diff(files_before, files_after));
   CHECK(files_after == files_before);
-  // Events: all back where they were, and not one invitation sent.
+  // Events: all back where they were, series with their exceptions and cancelled
+  // occurrences (the hand-made ones included), and not one invitation sent.
+  REQUIRE(std::any_of(events_before.begin(), events_before.end(),
+                      [](const std::string& row) { return row.find("Moved by hand") != std::string::npos; }));
   auto events_after = manifest_rows(s, user, "calendar", false);
   INFO("events:\n" << diff(events_before, events_after));
   CHECK(events_after == events_before);
@@ -258,6 +293,39 @@ TEST_CASE("restore: to another user into 'Restored <timestamp>', the original un
     if (row.find("/From Adele") != std::string::npos) hashes_megan.insert(row.substr(row.rfind('|')));
   CHECK(hashes_megan == hashes_adele);
   CHECK(manifest_rows(s, adele, "files") == adele_files);
+
+  // Adele's contacts and calendars to a named folder of Megan's: the contact folder
+  // tree recreated beneath it, the second calendar beside it, series with their
+  // exceptions and cancelled occurrences; Adele's untouched, no invitation sent.
+  const auto adele_contacts = manifest_rows(s, adele, "contacts");
+  const auto adele_events = manifest_rows(s, adele, "calendar", false);
+  const auto megan_contacts = manifest_rows(s, megan, "contacts");
+  const auto megan_events = manifest_rows(s, megan, "calendar", false);
+  const auto invitations_before = invitations(s);
+  REQUIRE(std::any_of(adele_contacts.begin(), adele_contacts.end(),
+                      [](const std::string& row) { return row.rfind("/Contacts/", 0) == 0; }));  // nested folders
+  auto pim = run_restore(s, {{"selection", {{"tenant", s.catalog_tenant_id()}, {"owners", {adele}},
+                                            {"categories", {"contacts", "calendar"}}}},
+                             {"target", {{"owner", megan}, {"folder", "Adele PIM"}}}});
+  for (auto& it : pim.items)
+    if (it["outcome"] == "failed") UNSCOPED_INFO(it.dump());
+  CHECK(pim.state == scheduler::RunState::succeeded);
+  std::multiset<std::string> contacts_expected = megan_contacts, events_expected = megan_events;
+  for (auto& row : adele_contacts) contacts_expected.insert("/Contacts/Adele PIM" + row);
+  for (auto& row : adele_events) {
+    const auto bar = row.find('|');
+    const std::string cal = row.substr(0, bar);
+    events_expected.insert((cal == "/Calendar" ? "/Adele PIM" : "/Adele PIM - " + cal.substr(1)) + row.substr(bar));
+  }
+  auto megan_contacts_after = manifest_rows(s, megan, "contacts");
+  INFO("contacts:\n" << diff(contacts_expected, megan_contacts_after));
+  CHECK(megan_contacts_after == contacts_expected);
+  auto megan_events_after = manifest_rows(s, megan, "calendar", false);
+  INFO("events:\n" << diff(events_expected, megan_events_after));
+  CHECK(megan_events_after == events_expected);
+  CHECK(manifest_rows(s, adele, "contacts") == adele_contacts);
+  CHECK(manifest_rows(s, adele, "calendar", false) == adele_events);
+  CHECK(invitations(s) == invitations_before);
 }
 
 TEST_CASE("restore: conflict policies on items that exist changed and unchanged, and a dry run writes nothing",
