@@ -151,6 +151,10 @@ class TenantRun {
   awaitable<std::vector<storage::Owner>> discover();
   awaitable<std::vector<storage::Owner>> live_owners(storage::OwnerKind kind);
   awaitable<void> backup_teams();
+  awaitable<void> backup_chats();
+  std::vector<storage::Owner> selected(std::vector<storage::Owner> owners) const;
+  using OwnerFn = std::function<awaitable<void>(DriveEnv&, const storage::Owner&)>;
+  awaitable<void> each_owner(const char* category, const std::vector<storage::Owner>& owners, const OwnerFn& pass);
   awaitable<void> backup_owner(storage::Owner owner);
   awaitable<void> backup_category(Pass& pass);
   awaitable<std::vector<storage::ContainerChange>> walk_hierarchy(Pass& pass, const std::string& start_url,
@@ -877,27 +881,20 @@ awaitable<void> TenantRun::retry_faults(Pass& pass) {
 
 // ------------------------------------------------------------------ teams
 
-// Every team discovery found (narrowed by the selection: id or display name), as
-// many at once as users; a worker takes a new team only once its current one is
-// done. A team that fails is a problem of the run; credentials refused end it.
-awaitable<void> TenantRun::backup_teams() {
-  auto teams = co_await live_owners(storage::OwnerKind::team);
-  if (!params_.owners.empty()) {
-    std::vector<storage::Owner> kept;
-    for (auto& t : teams)
-      if (std::any_of(params_.owners.begin(), params_.owners.end(), [&](const std::string& w) { return named(t, w); }))
-        kept.push_back(t);
-    teams = std::move(kept);
-  }
-  progress_.set_owners_total(progress_.snapshot().value("owners_total", std::uint64_t{0}) + teams.size());
+// Owners of their own (teams, chats), as many at once as users; a worker takes a
+// new owner only once its current one is done. An owner that fails is a problem
+// of the run; credentials refused end it.
+awaitable<void> TenantRun::each_owner(const char* category, const std::vector<storage::Owner>& owners,
+                                      const OwnerFn& pass) {
+  progress_.set_owners_total(progress_.snapshot().value("owners_total", std::uint64_t{0}) + owners.size());
   std::exception_ptr fatal;
-  std::function<awaitable<void>(std::size_t)> one_team = [&](std::size_t i) -> awaitable<void> {
+  std::function<awaitable<void>(std::size_t)> one = [&](std::size_t i) -> awaitable<void> {
     if (ctx_.cancelled() || fatal) co_return;
-    const auto& team = teams[i];
+    const auto& owner = owners[i];
     std::optional<std::string> failed;
     try {
       DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_, downloads_};
-      co_await backup_team(env, team);
+      co_await pass(env, owner);
     } catch (const graph::GraphError& e) {
       if (graph::is_auth_failure(e)) fatal = std::current_exception();
       else failed = e.what();
@@ -908,7 +905,9 @@ awaitable<void> TenantRun::backup_teams() {
     }
     if (fatal || ctx_.cancelled()) co_return;
     if (failed) {
-      summary.problems.push_back("team '" + team.spec.display_name.value_or(team.spec.graph_id) + "' teams: " + *failed);
+      summary.problems.push_back(std::string(storage::to_string(owner.spec.kind)) + " '" +
+                                 owner.spec.display_name.value_or(owner.spec.graph_id) + "' " + category + ": " +
+                                 *failed);
       ++summary.owners_failed;
       co_await event("error", summary.problems.back());
     } else {
@@ -917,8 +916,102 @@ awaitable<void> TenantRun::backup_teams() {
     progress_.owner_done();
   };
   const auto parallel = static_cast<std::size_t>(std::max(1, svc_.opts.parallel_owners));
-  co_await for_each_concurrent(parallel, teams.size(), one_team);
+  co_await for_each_concurrent(parallel, owners.size(), one);
   if (fatal) std::rethrow_exception(fatal);
+}
+
+// The owners the run's selection names (all when it names none).
+std::vector<storage::Owner> TenantRun::selected(std::vector<storage::Owner> owners) const {
+  if (params_.owners.empty()) return owners;
+  std::vector<storage::Owner> kept;
+  for (auto& o : owners)
+    if (std::any_of(params_.owners.begin(), params_.owners.end(), [&](const std::string& w) { return named(o, w); }))
+      kept.push_back(std::move(o));
+  return kept;
+}
+
+// Every team discovery found (narrowed by the selection: id or display name).
+awaitable<void> TenantRun::backup_teams() {
+  auto teams = co_await live_owners(storage::OwnerKind::team);
+  teams = selected(std::move(teams));
+  const OwnerFn pass = [](DriveEnv& env, const storage::Owner& team) -> awaitable<void> {
+    co_await backup_team(env, team);
+  };
+  co_await each_owner("teams", teams, pass);
+}
+
+// The chats of every user (narrowed by the selection), each chat once however many
+// of them are members. A tenant that does not let the app read chats (403:
+// Chat.Read.All not granted, or the protected API not approved) has its chats
+// skipped with the reason; a user without Teams has no chats.
+awaitable<void> TenantRun::backup_chats() {
+  progress_.set_phase("chats discovery");
+  auto users = co_await live_owners(storage::OwnerKind::user);
+  users = selected(std::move(users));
+  std::map<std::string, json> chats;  // by id, in the order of ids
+  std::optional<std::string> refused;
+  std::exception_ptr fatal;
+  std::function<awaitable<void>(std::size_t)> one = [&](std::size_t i) -> awaitable<void> {
+    if (ctx_.cancelled() || fatal || refused) co_return;
+    std::optional<std::string> failed;
+    std::vector<json> listed;
+    try {
+      DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_, downloads_};
+      listed = co_await list_chats(env, users[i]);
+    } catch (const graph::GraphError& e) {
+      if (graph::is_auth_failure(e)) fatal = std::current_exception();
+      else if (graph::is_access_denied(e)) refused = e.what();
+      else if (!graph::is_not_found(e) && !graph::is_mailbox_not_enabled(e)) failed = e.what();
+    } catch (const graph::TokenError&) {
+      fatal = std::current_exception();
+    }
+    for (auto& c : listed)
+      if (auto id = c.find("id"); id != c.end() && id->is_string()) chats.emplace(id->get<std::string>(), c);
+    if (failed) {
+      // Chats only this user is in would be missed: the run must not look complete.
+      summary.problems.push_back("user '" + users[i].spec.upn.value_or(users[i].spec.graph_id) +
+                                 "' chats not listed: " + *failed);
+      ++summary.owners_failed;
+      co_await event("error", summary.problems.back());
+    }
+  };
+  const auto parallel = static_cast<std::size_t>(std::max(1, svc_.opts.parallel_owners));
+  co_await for_each_concurrent(parallel, users.size(), one);
+  if (fatal) std::rethrow_exception(fatal);
+  if (refused) {
+    const std::string msg_ = "chats of tenant '" + tenant_.spec.name + "' skipped: the app may not read them (" +
+                             *refused + "; grant Chat.Read.All)";
+    co_await event("warn", msg_);
+    ++summary.categories_skipped;
+    co_return;
+  }
+  std::vector<storage::OwnerSpec> specs;
+  std::vector<const json*> listed;
+  for (auto& [id, c] : chats) {
+    storage::OwnerSpec s;
+    s.kind = storage::OwnerKind::chat;
+    s.graph_id = id;
+    // A topic, or the members' names (1:1 chats have no topic).
+    std::string name;
+    if (auto t = c.find("topic"); t != c.end() && t->is_string()) name = t->get<std::string>();
+    if (auto m = c.find("members"); name.empty() && m != c.end() && m->is_array())
+      for (auto& member : *m)
+        if (auto n = member.find("displayName"); n != member.end() && n->is_string())
+          name += (name.empty() ? "" : ", ") + n->get<std::string>();
+    s.display_name = name.empty() ? id : name;
+    specs.push_back(std::move(s));
+    listed.push_back(&c);
+  }
+  std::vector<storage::Owner> owners;
+  if (!specs.empty()) {
+    auto q_up = [&](PgConnection& c) { return cat_.upsert_owners(c, tenant_.id, specs); };
+    owners = co_await db(q_up);
+  }
+  const OwnerFn pass = [&](DriveEnv& env, const storage::Owner& chat) -> awaitable<void> {
+    const json& c = chats.at(chat.spec.graph_id);
+    co_await backup_chat(env, chat, c);
+  };
+  co_await each_owner("teams", owners, pass);
 }
 
 // ------------------------------------------------------------------ the run
@@ -955,7 +1048,10 @@ awaitable<scheduler::RunOutcome> TenantRun::run() {
   }
   if (!ctx_.cancelled() &&
       std::find(params_.categories.begin(), params_.categories.end(), Category::teams) != params_.categories.end())
+  {
     co_await backup_teams();
+    if (!ctx_.cancelled()) co_await backup_chats();
+  }
   progress_.set_phase("done");
   if (ctx_.cancelled()) co_return scheduler::RunOutcome{scheduler::RunState::cancelled, std::string("cancelled")};
   if (summary.owners_failed > 0) {

@@ -125,18 +125,14 @@ class ListsPass : public OwnerPass {
     std::string expected = state.cursor.value_or("");
     std::optional<graph::DeltaPager> pager;
     pager.emplace(env().client, expected.empty() ? start : expected, opts_);
-    std::vector<storage::PageCommit> pending;
-    Faults faults;
-    std::size_t pending_bytes = 0;
-    auto last_commit = std::chrono::steady_clock::now();
+    Pending pending;
     std::string expired;
     int restarts = 0;
     for (;;) {
       if (env().ctx.cancelled()) break;
       auto got = co_await next_page(*pager, expired, restarts);
       if (!expired.empty()) {
-        co_await commit(pending, faults);
-        pending_bytes = 0;
+        co_await commit(pending);
         const std::string msg = "item delta of list " + list + " of site '" + who() + "' is no longer valid (" +
                                 expired + "): enumerating the list again";
         co_await event("warn", msg);
@@ -150,21 +146,15 @@ class ListsPass : public OwnerPass {
       }
       if (!got) break;
       auto pc = new_page(list);
-      co_await apply(list, got->items, pc, faults);
-      for (auto& i : pc.items) pending_bytes += static_cast<std::size_t>(i.content_size.value_or(0));
+      co_await apply(list, got->items, pc, pending.faults);
       pc.cursor = got->delta_link ? *got->delta_link : got->next_link.value_or("");
       pc.delta_link = got->delta_link.has_value();
       pc.expected_cursor = expected;
       expected = pc.cursor;
-      pending.push_back(std::move(pc));
-      if (pending.back().delta_link || pending_bytes >= env().svc.opts.commit_bytes ||
-          std::chrono::steady_clock::now() - last_commit >= env().svc.opts.commit_interval) {
-        co_await commit(pending, faults);
-        pending_bytes = 0;
-        last_commit = std::chrono::steady_clock::now();
-      }
+      const bool end = pc.delta_link;
+      co_await queue(pending, pc, end);
     }
-    co_await commit(pending, faults);
+    co_await commit(pending);
   }
 
   awaitable<void> apply(const std::string& list, const std::vector<json>& items, storage::PageCommit& pc,

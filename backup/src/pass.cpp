@@ -157,6 +157,20 @@ awaitable<void> OwnerPass::commit(std::vector<storage::PageCommit>& pages, Fault
   faults.clear();
 }
 
+awaitable<void> OwnerPass::queue(Pending& p, storage::PageCommit& pc, bool end) {
+  for (auto& i : pc.items) p.bytes += static_cast<std::size_t>(i.content_size.value_or(0));
+  p.pages.push_back(std::move(pc));
+  if (end || p.bytes >= env_.svc.opts.commit_bytes ||
+      std::chrono::steady_clock::now() - p.since >= env_.svc.opts.commit_interval)
+    co_await commit(p);
+}
+
+awaitable<void> OwnerPass::commit(Pending& p) {
+  co_await commit(p.pages, p.faults);
+  p.bytes = 0;
+  p.since = std::chrono::steady_clock::now();
+}
+
 awaitable<void> OwnerPass::retry_faults(const Retry& retry) {
   auto q_open = [&](PgConnection& c) { return catalog_.open_faults(c, owner_.id, cat_); };
   auto open = co_await db(q_open);
@@ -188,6 +202,14 @@ awaitable<void> OwnerPass::retry_faults(const Retry& retry) {
   }
 }
 
+std::string OwnerPass::listed_name(const json& l) const {
+  // Channels and lists have a displayName, chats a topic or, one-on-one, none: their
+  // owner's name then (the members').
+  for (const char* key : {"displayName", "name", "topic"})
+    if (auto n = json_str(l, key); !n.empty()) return n;
+  return owner_.spec.display_name.value_or(json_str(l, "id"));
+}
+
 awaitable<void> OwnerPass::sync_listed(const std::vector<json>& listed, const char* info_kind) {
   auto pc = new_page(std::nullopt);
   std::set<std::string> seen;
@@ -197,9 +219,7 @@ awaitable<void> OwnerPass::sync_listed(const std::vector<json>& listed, const ch
     if (id.empty() || !seen.insert(id).second) continue;
     storage::ContainerChange ch;
     ch.graph_id = id;
-    ch.display_name = json_str(l, "displayName");
-    if (ch.display_name.empty()) ch.display_name = json_str(l, "name");
-    if (ch.display_name.empty()) ch.display_name = id;
+    ch.display_name = listed_name(l);
     pc.containers.push_back(std::move(ch));
     ids.push_back(id);
   }
@@ -229,8 +249,7 @@ awaitable<void> OwnerPass::sync_listed(const std::vector<json>& listed, const ch
     ch.kind = info_kind;
     ch.container_graph_id = id;
     ch.change_key = key;
-    ch.name = json_str(l, "displayName");
-    if (ch.name.empty()) ch.name = json_str(l, "name");
+    ch.name = listed_name(l);
     if (auto m = json_str(l, "lastModifiedDateTime"); !m.empty()) ch.modified_at = m;
     if (auto d = json_str(l, "description"); !d.empty()) ch.body_preview = d;
     ch.meta = j;

@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -55,6 +56,18 @@ class OwnerPass {
   // Flushes the repository when a page carries content, records the faults, then
   // commits the pages in order. Clears both.
   boost::asio::awaitable<void> commit(std::vector<storage::PageCommit>& pages, Faults& faults);
+  // Pages waiting for their commit, with the faults of their items.
+  struct Pending {
+    std::vector<storage::PageCommit> pages;
+    Faults faults;
+    std::size_t bytes = 0;  // content in the pages
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+  };
+  // Queues `pc` (moved from); commits what is queued when `end` (a round's last
+  // page), or once commit_bytes of content or commit_interval have gathered.
+  boost::asio::awaitable<void> queue(Pending& p, storage::PageCommit& pc, bool end);
+  // Commits what is queued.
+  boost::asio::awaitable<void> commit(Pending& p);
   // A page of this pass's owner and category, in its snapshot.
   storage::PageCommit new_page(std::optional<std::string> container) const;
   // Stores bytes as one item's content (queued in the repository; durable at the next commit).
@@ -66,6 +79,8 @@ class OwnerPass {
   // containers the listing no longer reports are closed with their items. One
   // commit on the owner's scope, whose cursor only records that the listing ran.
   boost::asio::awaitable<void> sync_listed(const std::vector<nlohmann::json>& listed, const char* info_kind);
+  // A listed container's name: displayName, name or topic, else the owner's name.
+  std::string listed_name(const nlohmann::json& listed) const;
 
   // Items that faulted in earlier runs: the delta does not report them again until
   // they change, so each is read again through `retry(fault graph id, page)`, which

@@ -1,5 +1,5 @@
 #pragma once
-// Teams channels into the repository (category teams; the owner is the team, of
+// Teams channels and chats into the repository (category teams; the owner is the team, of
 // kind team, whose graph id is its group's). CONTRACT.md 13.
 //
 // Channels (standard, private, shared) are containers, listed each run; each also
@@ -16,6 +16,9 @@
 // body and no sender) closes the validity of its stored version, its replies and
 // images: browsing before the deletion still shows them.
 #include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <vector>
 
 #include "drive.hpp"
 
@@ -24,5 +27,22 @@ namespace m365vault::backup {
 // One team's channels and messages in its own snapshot (team, teams). Throws
 // GraphError / Error when the pass fails (the caller records it against the team).
 boost::asio::awaitable<void> backup_team(DriveEnv& env, const storage::Owner& team);
+
+// Chats (1:1, group and meeting chats), also category teams. A chat is one
+// conversation shared by its members: it is an owner of its own, of kind chat,
+// found through its members' listings and stored once whoever found it. Its
+// container (graph id: the chat id) holds an item of kind "chat" with the chat's
+// JSON (type, topic, members) and its messages, as channel posts are stored
+// ({chat}/{message}, {chat}/{message}/hc/{id}); system events included. Chat
+// messages have no delta: each run lists what was modified since the last
+// completed listing (with an overlap), newest first; see ChatPass in teams.cpp.
+
+// The chats `user` is a member of, members expanded. Throws GraphError
+// (is_access_denied: the tenant does not let the app read chats).
+boost::asio::awaitable<std::vector<nlohmann::json>> list_chats(DriveEnv& env, const storage::Owner& user);
+
+// One chat's messages in its own snapshot (chat, teams); `listed` is the chat as
+// a member's listing gave it. Throws as backup_team.
+boost::asio::awaitable<void> backup_chat(DriveEnv& env, const storage::Owner& chat, const nlohmann::json& listed);
 
 }  // namespace m365vault::backup

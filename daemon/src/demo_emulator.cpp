@@ -132,6 +132,8 @@ DemoEmulator::DemoEmulator(const std::string& dir) {
                       {"teams", 1},
                       {"channels_per_team", 3},
                       {"messages_per_channel", 20},
+                      {"chats", 6},
+                      {"messages_per_chat", 20},
                       {"unlicensed_users", 1}};
   boost::asio::io_context ioc;
   net::ClientOptions co;

@@ -90,20 +90,51 @@ struct MailboxState {
 
 }  // namespace
 
-std::string outlook_mailbox_of(std::string_view path_or_url) {
+namespace {
+
+// The segments of a path or URL after its version ("v1.0", "beta"; relative paths
+// without one start at the first segment).
+std::vector<std::string> segments_after_version(std::string_view path_or_url) {
   const auto path = path_only(path_or_url);
-  std::vector<std::string_view> segs;
+  std::vector<std::string> segs;
   std::string_view rest(path);
   while (!rest.empty()) {
     auto slash = rest.find('/');
     auto seg = rest.substr(0, slash);
-    if (!seg.empty()) segs.push_back(seg);
+    if (!seg.empty()) segs.emplace_back(seg);
     if (slash == std::string_view::npos) break;
     rest.remove_prefix(slash + 1);
   }
   std::size_t i = 0;
   while (i < segs.size() && lower(segs[i]) != "v1.0" && lower(segs[i]) != "beta") ++i;
-  i = i < segs.size() ? i + 1 : 0;  // relative paths without a version start at the first segment
+  i = i < segs.size() ? i + 1 : 0;
+  segs.erase(segs.begin(), segs.begin() + static_cast<std::ptrdiff_t>(std::min(i, segs.size())));
+  return segs;
+}
+
+}  // namespace
+
+std::optional<TeamsRoute> teams_route_of(std::string_view path_or_url) {
+  const auto segs = segments_after_version(path_or_url);
+  auto is = [&](std::size_t i, const char* name) { return i < segs.size() && lower(segs[i]) == name; };
+  if (is(0, "chats") && segs.size() >= 2)
+    return TeamsRoute{is(2, "messages") ? "chat_message" : "other", ""};
+  if (is(0, "teams") && segs.size() >= 2) {
+    const std::string team = "team:" + lower(segs[1]);
+    if (!is(2, "channels")) return TeamsRoute{segs.size() == 2 ? "team_channel" : "other", team};
+    if (segs.size() == 3) return TeamsRoute{"channels_list", team};
+    const std::string channel = "channel:" + lower(segs[3]);
+    if (is(4, "messages")) return TeamsRoute{"channel_message", channel};
+    return TeamsRoute{segs.size() == 4 ? "team_channel" : "other", channel};
+  }
+  if (is(0, "users") && (is(2, "chats") || is(2, "joinedteams")))
+    return TeamsRoute{is(3, "getallmessages") ? "get_all_messages" : "other", ""};
+  return std::nullopt;
+}
+
+std::string outlook_mailbox_of(std::string_view path_or_url) {
+  const auto segs = segments_after_version(path_or_url);
+  std::size_t i = 0;
   if (i >= segs.size()) return {};
   std::string id;
   std::size_t next;
@@ -115,7 +146,7 @@ std::string outlook_mailbox_of(std::string_view path_or_url) {
     id = std::string(segs[i + 1]);
     next = i + 2;
   } else if (first.rfind("users(", 0) == 0) {  // users('id')
-    auto in = segs[i].substr(6);
+    auto in = std::string_view(segs[i]).substr(6);
     if (!in.empty() && in.back() == ')') in.remove_suffix(1);
     if (in.size() >= 2 && in.front() == '\'' && in.back() == '\'') in = in.substr(1, in.size() - 2);
     id = std::string(in);
@@ -151,8 +182,12 @@ struct ClientState {
       token_requests{0}, token_renewals{0}, waited_ms{0}, rate_limit_paced{0};
   std::atomic<int> in_flight{0}, max_in_flight{0};
 
-  std::mutex mu;  // mailboxes and their fields
+  std::mutex mu;  // mailboxes and their fields, teams_next
   std::map<std::string, std::shared_ptr<MailboxState>> mailboxes;
+  // Teams per-app pacing: the next free slot of each limit (a rate class, a team
+  // or a channel).
+  std::map<std::string, Clock::time_point> teams_next;
+  std::atomic<std::uint64_t> teams_paced{0};
 
   AsyncSemaphore token_gate{1};  // single flight for token requests
   std::mutex token_mu;
@@ -442,6 +477,31 @@ std::string join_location(const std::string& base, std::string_view loc) {
   return std::string(out.buffer());
 }
 
+// Teams' per-app limits (CONTRACT.md 9): the request takes the first slot free
+// under its rate class and its team or channel, and moves each of them on by one
+// interval from there. Returns when it may leave.
+Clock::time_point teams_pace(ClientState& s, std::string_view url) {
+  auto route = teams_route_of(url);
+  if (!route) return {};
+  const double margin = s.o.teams_pace_margin > 0 ? s.o.teams_pace_margin : 1.0;
+  std::vector<std::pair<std::string, Clock::duration>> limits;
+  auto add = [&](std::string key, double rps) {
+    if (rps > 0)
+      limits.emplace_back(std::move(key), std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(1.0 / (rps * margin))));
+  };
+  if (auto it = s.o.teams_rps.find(route->rate_class); it != s.o.teams_rps.end()) add("class:" + route->rate_class, it->second);
+  if (!route->scope.empty()) add(route->scope, s.o.teams_rps_per_team_or_channel);
+  if (limits.empty()) return {};
+  std::lock_guard lk(s.mu);
+  const auto now = Clock::now();
+  auto slot = now;
+  for (auto& [key, gap] : limits) slot = std::max(slot, s.teams_next[key]);
+  for (auto& [key, gap] : limits) s.teams_next[key] = slot + gap;
+  if (slot > now) s.teams_paced.fetch_add(1);
+  return slot;
+}
+
 asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
   const auto deadline = Clock::now() + c.opts.deadline;
   const bool safe = c.method == "GET" || c.method == "PUT" || c.method == "PATCH" || c.method == "DELETE" ||
@@ -481,6 +541,10 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
       }
     }
     if (slot > Clock::now()) co_await sleep_until(slot);
+    if (to_graph) {
+      const auto teams_slot = teams_pace(*s, c.url);
+      if (teams_slot > Clock::now()) co_await sleep_until(teams_slot);
+    }
     std::string token;
     if (to_graph) {
       co_await sleep_until(s->aimd.pace());
@@ -697,6 +761,7 @@ GraphStats GraphClient::stats() const {
   st.waited_ms = s_->waited_ms.load();
   st.rate_cuts = s_->aimd.cuts();
   st.rate_limit_paced = s_->rate_limit_paced.load();
+  st.teams_paced = s_->teams_paced.load();
   st.current_rate = s_->aimd.rate();
   st.in_flight = s_->in_flight.load();
   st.max_in_flight_per_mailbox = s_->max_in_flight.load();

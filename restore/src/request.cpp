@@ -138,6 +138,13 @@ RestoreInfo create_restore(PgConnection& c, const RestoreRequest& req, const sto
     if (r.rows() > 0) throw Error(Errc::bad_request, std::string("field 'selection': ") + kTeamsRefusal);
   }
   auto spec = resolve(c, cat, pinned.selection, scope);
+  {
+    // A team or a chat named as an owner: all it holds is Teams messages.
+    std::string owners = "{";
+    for (auto& o : spec.owner_ids) owners += (owners.size() > 1 ? "," : "") + o;
+    auto r = c.exec("SELECT 1 FROM owners WHERE id = ANY($1::uuid[]) AND kind IN ('team', 'chat') LIMIT 1", {owners + "}"});
+    if (r.rows() > 0) throw Error(Errc::bad_request, std::string("field 'selection.owners': ") + kTeamsRefusal);
+  }
   pinned.selection = Selection::from_spec(spec);
   auto tenant = cat.get_tenant(c, spec.tenant_id, scope);
   if (req.to_owner) {

@@ -159,7 +159,8 @@ const std::vector<std::pair<OwnerKind, std::string_view>> kOwnerKinds = {{OwnerK
                                                                          {OwnerKind::group, "group"},
                                                                          {OwnerKind::site, "site"},
                                                                          {OwnerKind::team, "team"},
-                                                                         {OwnerKind::drive, "drive"}};
+                                                                         {OwnerKind::drive, "drive"},
+                                                                         {OwnerKind::chat, "chat"}};
 
 OwnerState parse_owner_state(std::string_view s) {
   if (s == "skipped") return OwnerState::skipped;

@@ -222,3 +222,22 @@ TEST_CASE("backup: Teams channels and SharePoint lists killed with SIGKILL at 12
   };
   kill_and_rerun(k);
 }
+
+TEST_CASE("backup: Teams chats killed with SIGKILL at 12 random moments end as the chats manifest", "[graph][pg]") {
+  // 8 chats of 120 messages: three pages each, and an inline image in about one
+  // message in five, so kills land mid-listing and mid-page.
+  KillCase k;
+  k.seed = 1919;
+  k.tenant = {{"users", 5},           {"messages_per_user", 1},    {"mail_folders_per_user", 1}, {"contacts_per_user", 1},
+              {"events_per_user", 1}, {"drive_files_per_user", 1}, {"sites", 0},                 {"teams", 1},
+              {"channels_per_team", 1}, {"messages_per_channel", 3}, {"chats", 8},               {"messages_per_chat", 120}};
+  k.run_args = {"--category", "teams"};
+  k.activity = {{"creates", 10}, {"updates", 6}, {"deletes", 4}, {"categories", {"chats"}}};
+  k.rounds = 12;
+  k.check_manifest = [](const EmulatorProcess& emu, const TestTenant& tenant, const IndexReader& index) {
+    check_same_hashes(keyed_manifest(emu, tenant.tenant, "chats"), indexed_canonical(index, "message", "chat"), "chats");
+    // Each chat is stored once, whichever member's listing found it first.
+    CHECK(index.query("SELECT count(*) FROM owners WHERE kind = 'chat'")[0][0] == "8");
+  };
+  kill_and_rerun(k);
+}

@@ -181,6 +181,8 @@ ItemHashes keyed_manifest(const EmulatorProcess& emu, const std::string& tenant_
       key = it["channel_id"].get<std::string>() + "/";
       if (it["reply_to"].is_string()) key += it["reply_to"].get<std::string>() + "/";
       key += it["id"].get<std::string>();
+    } else if (category == "chats") {
+      key = it["chat_id"].get<std::string>() + "/" + it["id"].get<std::string>();
     } else {
       key = it["list_id"].get<std::string>() + "/" + it["id"].get<std::string>();
     }
@@ -189,12 +191,12 @@ ItemHashes keyed_manifest(const EmulatorProcess& emu, const std::string& tenant_
   return out;
 }
 
-ItemHashes indexed_canonical(const IndexReader& index, const std::string& kind) {
+ItemHashes indexed_canonical(const IndexReader& index, const std::string& kind, const std::string& owner_kind) {
   ItemHashes out;
   for (auto& row : index.query("SELECT o.graph_id, i.graph_id, encode(v.content_sha256, 'hex') FROM item_versions v"
                                " JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
-                               " WHERE v.to_at IS NULL AND i.kind = $1",
-                               {kind})) {
+                               " WHERE v.to_at IS NULL AND i.kind = $1 AND ($2 = '' OR o.kind = $2)",
+                               {kind, owner_kind})) {
     auto bytes = index.content(row[0], row[1]);
     REQUIRE(storage::crypto::to_hex(storage::crypto::sha256(bytes)) == row[2]);
     auto j = json::parse(bytes);
@@ -220,6 +222,14 @@ void check_same_hashes(const ItemHashes& want, const ItemHashes& have, const std
   CHECK(missing.empty());
   CHECK(extra.empty());
   CHECK(wrong.empty());
+}
+
+long long route_requests(const json& stats, const std::string& suffix) {
+  long long n = 0;
+  for (auto& [k, v] : stats["requests"].items())
+    if (k.size() >= suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0)
+      n += v.get<long long>();
+  return n;
 }
 
 void check_index_consistent(const IndexReader& index) {

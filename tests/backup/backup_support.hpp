@@ -49,16 +49,21 @@ class IndexReader {
 // the file's bytes for onedrive and sharepoint, whose notebooks have no content).
 void check_index_matches(const ItemHashes& manifest, const IndexReader& index, const std::string& category);
 
-// Channel messages ("teams") or list items ("lists") of the emulator's manifest,
-// keyed as the pipeline keys them: (team, "{channel}/{post}[/{reply}]"),
-// (site, "{list}/{item}").
+// Channel messages ("teams"), chat messages ("chats") or list items ("lists") of
+// the emulator's manifest, keyed as the pipeline keys them: (team,
+// "{channel}/{post}[/{reply}]"), (chat, "{chat}/{message}"), (site, "{list}/{item}").
 ItemHashes keyed_manifest(const EmulatorProcess& emu, const std::string& tenant_id, const std::string& category);
 // Open versions of item `kind` ("message", "list_item"), each hashed as the
 // manifest does: the canonical JSON of what the repository gives back (a list
 // item's `fields`). Checks on the way that the bytes hash to the index's sha256.
-ItemHashes indexed_canonical(const IndexReader& index, const std::string& kind);
+// `owner_kind` ("team", "chat"), when given, keeps only the items of such owners.
+ItemHashes indexed_canonical(const IndexReader& index, const std::string& kind, const std::string& owner_kind = "");
 // Catch checks that two sets hold the same keys with the same hashes.
 void check_same_hashes(const ItemHashes& want, const ItemHashes& have, const std::string& what);
+
+// Requests the emulator's statistics (`GET /_emulator/stats`) count for routes
+// ending with `suffix` ("GET /v1.0/chats/{id}/messages"; "" for every route).
+long long route_requests(const nlohmann::json& stats, const std::string& suffix);
 
 // Catch checks of the index's own consistency: at most one open version per item,
 // no version that repeats its predecessor's change key, and every blob an item
@@ -105,6 +110,10 @@ class BackupStack {
     return reader().content(owner_graph_id, item_graph_id);
   }
   IndexReader reader() { return IndexReader(sdb_.conninfo(), *repo_); }
+  // The first column of the first row of a query, as a number.
+  long long count(const std::string& sql, const std::vector<std::string>& params = {}) {
+    return std::stoll(query(sql, params)[0][0]);
+  }
 
  private:
   EmulatorProcess emu_;

@@ -33,19 +33,6 @@ void require_match(BackupStack& s, const std::string& category, const std::strin
                     category);
 }
 
-// Requests of routes ending with `suffix` ("GET /v1.0/teams/{id}/channels/{id}/messages").
-long long stat(const json& stats, const std::string& suffix) {
-  long long n = 0;
-  for (auto& [k, v] : stats["requests"].items())
-    if (k.size() >= suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0)
-      n += v.get<long long>();
-  return n;
-}
-
-long long count(BackupStack& s, const std::string& sql, const std::vector<std::string>& params = {}) {
-  return std::stoll(s.query(sql, params)[0][0]);
-}
-
 }  // namespace
 
 TEST_CASE("teams: groups and teams are owners, a full backup equals the channel-messages manifest", "[graph][pg]") {
@@ -64,14 +51,14 @@ TEST_CASE("teams: groups and teams are owners, a full backup equals the channel-
   require_match(s, "teams", "message");
   check_index_consistent(s.reader());
 
-  CHECK(count(s, "SELECT count(*) FROM owners WHERE kind = 'group'") == 3);
-  CHECK(count(s, "SELECT count(*) FROM owners WHERE kind = 'team'") == 2);
-  CHECK(count(s, "SELECT count(*) FROM owners t JOIN owners g ON g.graph_id = t.graph_id AND g.kind = 'group'"
+  CHECK(s.count("SELECT count(*) FROM owners WHERE kind = 'group'") == 3);
+  CHECK(s.count("SELECT count(*) FROM owners WHERE kind = 'team'") == 2);
+  CHECK(s.count("SELECT count(*) FROM owners t JOIN owners g ON g.graph_id = t.graph_id AND g.kind = 'group'"
                  " WHERE t.kind = 'team'") == 2);
   CHECK(r.summary.owners == 2);
-  CHECK(count(s, "SELECT count(*) FROM snapshots WHERE category = 'teams' AND state = 'complete'") == 2);
+  CHECK(s.count("SELECT count(*) FROM snapshots WHERE category = 'teams' AND state = 'complete'") == 2);
   // Channels are containers; each holds its own JSON with the membership type.
-  CHECK(count(s, "SELECT count(*) FROM containers WHERE category = 'teams'") == 6);
+  CHECK(s.count("SELECT count(*) FROM containers WHERE category = 'teams'") == 6);
   auto kinds = s.query("SELECT DISTINCT v.meta->>'membershipType' FROM item_versions v JOIN items i ON i.id = v.item_id"
                        " WHERE i.kind = 'channel' AND v.to_at IS NULL ORDER BY 1");
   REQUIRE(kinds.size() == 3);
@@ -82,9 +69,9 @@ TEST_CASE("teams: groups and teams are owners, a full backup equals the channel-
   // delta window are only there): 55 posts take two pages of 50; then it walks
   // its delta from scratch, which holds only the recent three quarters (the
   // emulator puts a quarter of each channel out of the window): one page.
-  CHECK(stat(stats, "GET /v1.0/teams/{id}/channels/{id}/messages") == 12);
-  CHECK(stat(stats, "GET /v1.0/teams/{id}/channels/{id}/messages/delta") == 6);
-  CHECK(count(s, "SELECT count(*) FROM delta_cursors d JOIN containers k ON k.id = d.container_id"
+  CHECK(route_requests(stats, "GET /v1.0/teams/{id}/channels/{id}/messages") == 12);
+  CHECK(route_requests(stats, "GET /v1.0/teams/{id}/channels/{id}/messages/delta") == 6);
+  CHECK(s.count("SELECT count(*) FROM delta_cursors d JOIN containers k ON k.id = d.container_id"
                  " WHERE d.category = 'teams' AND d.cursor LIKE '%$deltatoken=%'") == 6);
   // Inline images: one stored image per reference in a stored message's body,
   // each downloaded once, holding the PNG bytes.
@@ -96,18 +83,18 @@ TEST_CASE("teams: groups and teams are owners, a full backup equals the channel-
       ++refs;
   }
   REQUIRE(refs > 0);
-  CHECK(count(s, "SELECT count(*) FROM items WHERE kind = 'hosted_content'") == refs);
-  CHECK(stat(stats, "/hostedContents/{id}/$value") == refs);
+  CHECK(s.count("SELECT count(*) FROM items WHERE kind = 'hosted_content'") == refs);
+  CHECK(route_requests(stats, "/hostedContents/{id}/$value") == refs);
   auto img = s.query("SELECT o.graph_id, i.graph_id, v.content_type FROM item_versions v JOIN items i ON i.id = v.item_id"
                      " JOIN owners o ON o.id = i.owner_id WHERE i.kind = 'hosted_content' LIMIT 1");
   REQUIRE(img.size() == 1);
   CHECK(img[0][2] == "image/png");
   CHECK(s.content(img[0][0], img[0][1]).rfind("\x89PNG\r\n\x1a\n", 0) == 0);
   // Searchable metadata: sender, text without markup, times, the channel.
-  CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'message'"
+  CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'message'"
                  " AND (v.sender IS NULL OR v.body_preview IS NULL OR v.body_preview LIKE '%<p>%' OR v.sent_at IS NULL"
                  "      OR v.container_id IS NULL)") == 0);
-  CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'message'"
+  CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'message'"
                  " AND 'reply' = ANY(v.flags)") > 0);
 }
 
@@ -129,10 +116,10 @@ TEST_CASE("teams: an incremental run fetches only the changes, deletions close v
   require_match(s, "teams", "message");
   check_index_consistent(s.reader());
   // Only the deltas: no listing again, no message read one by one.
-  CHECK(stat(stats, "GET /v1.0/teams/{id}/channels/{id}/messages") == 0);
-  CHECK(stat(stats, "GET /v1.0/teams/{id}/channels/{id}/messages/delta") == 6);
-  CHECK(stat(stats, "GET /v1.0/teams/{id}/channels/{id}/messages/{id}") == 0);
-  CHECK(stat(stats, "/replies") == 0);
+  CHECK(route_requests(stats, "GET /v1.0/teams/{id}/channels/{id}/messages") == 0);
+  CHECK(route_requests(stats, "GET /v1.0/teams/{id}/channels/{id}/messages/delta") == 6);
+  CHECK(route_requests(stats, "GET /v1.0/teams/{id}/channels/{id}/messages/{id}") == 0);
+  CHECK(route_requests(stats, "/replies") == 0);
   // Edits are new versions of the post; its replies did not change.
   CHECK(r.summary.items_changed >= 1);
   for (auto& e : act["updated"]) {
@@ -140,30 +127,30 @@ TEST_CASE("teams: an incremental run fetches only the changes, deletions close v
     bool deleted_later = false;
     for (auto& d : act["deleted"]) deleted_later = deleted_later || (d["id"] == e["id"] && d["channel"] == e["channel"]);
     if (deleted_later) continue;
-    CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.graph_id = $1",
+    CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.graph_id = $1",
                 {key}) == 2);
   }
   // A deleted post closes with its replies and images; before the run they were there.
   for (auto& e : act["deleted"]) {
     auto key = e["channel"].get<std::string>() + "/" + e["id"].get<std::string>();
-    CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id"
+    CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id"
                    " WHERE (i.graph_id = $1 OR starts_with(i.graph_id, $1 || '/')) AND v.to_at IS NULL",
                 {key}) == 0);
-    CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id"
+    CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id"
                    " WHERE i.graph_id = $1 AND v.from_at <= $2::timestamptz AND v.to_at > $2::timestamptz",
                 {key, before}) == 1);
   }
   CHECK(r.summary.items_deleted >= 3);
   // A quiet run: nothing new, nothing closed, no image downloaded.
   emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
-  auto versions = count(s, "SELECT count(*) FROM item_versions WHERE category = 'teams'");
+  auto versions = s.count("SELECT count(*) FROM item_versions WHERE category = 'teams'");
   auto q = s.run(only(storage::Category::teams));
   REQUIRE(q.state == scheduler::RunState::succeeded);
   CHECK(q.summary.items_new == 0);
   CHECK(q.summary.items_changed == 0);
   CHECK(q.summary.items_deleted == 0);
-  CHECK(count(s, "SELECT count(*) FROM item_versions WHERE category = 'teams'") == versions);
-  CHECK(stat(emu.admin("GET", "/_emulator/stats"), "/hostedContents/{id}/$value") == 0);
+  CHECK(s.count("SELECT count(*) FROM item_versions WHERE category = 'teams'") == versions);
+  CHECK(route_requests(emu.admin("GET", "/_emulator/stats"), "/hostedContents/{id}/$value") == 0);
   // A selection may name a team by its display name: that team alone, no "no user" failure.
   auto name = s.query("SELECT display_name FROM owners WHERE kind = 'team' ORDER BY display_name LIMIT 1")[0][0];
   auto one = only(storage::Category::teams);
@@ -184,19 +171,19 @@ TEST_CASE("sharepoint lists: full, incremental and quiet runs equal the list-ite
   require_match(s, "lists", "list_item");
   check_index_consistent(s.reader());
   // The generic list is a container of each site, with its own JSON; libraries are drives, not lists here.
-  auto sites = count(s, "SELECT count(*) FROM owners WHERE kind = 'site'");
-  CHECK(count(s, "SELECT count(*) FROM items i JOIN owners o ON o.id = i.owner_id WHERE i.kind = 'list'"
+  auto sites = s.count("SELECT count(*) FROM owners WHERE kind = 'site'");
+  CHECK(s.count("SELECT count(*) FROM items i JOIN owners o ON o.id = i.owner_id WHERE i.kind = 'list'"
                  " AND o.kind = 'site'") == sites);
-  CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'list'"
+  CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'list'"
                  " AND v.meta#>>'{list,template}' = 'documentLibrary'") == 0);
-  CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'list_item'"
+  CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'list_item'"
                  " AND (v.name = '' OR v.body_preview IS NULL OR v.modified_at IS NULL)") == 0);
 
   auto act = emu.admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity",
                        {{"seed", 4}, {"categories", {"lists"}}, {"creates", 3}, {"updates", 3}, {"deletes", 2}});
   INFO(act.dump());
   REQUIRE(act["deleted"].size() == 2);
-  auto before = count(s, "SELECT count(*) FROM item_versions WHERE category = 'sharepoint' AND to_at IS NOT NULL");
+  auto before = s.count("SELECT count(*) FROM item_versions WHERE category = 'sharepoint' AND to_at IS NOT NULL");
   emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
   auto r2 = s.run(only(storage::Category::sharepoint));
   auto stats = emu.admin("GET", "/_emulator/stats");
@@ -205,18 +192,18 @@ TEST_CASE("sharepoint lists: full, incremental and quiet runs equal the list-ite
   require_match(s, "lists", "list_item");
   check_index_consistent(s.reader());
   // Through the saved delta: no item read one by one, no full listing of items.
-  CHECK(stat(stats, "GET /v1.0/sites/{id}/lists/{id}/items/{id}") == 0);
-  CHECK(stat(stats, "GET /v1.0/sites/{id}/lists/{id}/items") == 0);
-  CHECK(count(s, "SELECT count(*) FROM item_versions WHERE category = 'sharepoint' AND to_at IS NOT NULL") >=
+  CHECK(route_requests(stats, "GET /v1.0/sites/{id}/lists/{id}/items/{id}") == 0);
+  CHECK(route_requests(stats, "GET /v1.0/sites/{id}/lists/{id}/items") == 0);
+  CHECK(s.count("SELECT count(*) FROM item_versions WHERE category = 'sharepoint' AND to_at IS NOT NULL") >=
         before + 2);
 
-  auto versions = count(s, "SELECT count(*) FROM item_versions WHERE category = 'sharepoint'");
+  auto versions = s.count("SELECT count(*) FROM item_versions WHERE category = 'sharepoint'");
   auto q = s.run(only(storage::Category::sharepoint));
   REQUIRE(q.state == scheduler::RunState::succeeded);
   CHECK(q.summary.items_new == 0);
   CHECK(q.summary.items_changed == 0);
   CHECK(q.summary.items_deleted == 0);
-  CHECK(count(s, "SELECT count(*) FROM item_versions WHERE category = 'sharepoint'") == versions);
+  CHECK(s.count("SELECT count(*) FROM item_versions WHERE category = 'sharepoint'") == versions);
 }
 
 TEST_CASE("teams and lists: faulted inline images and list items are read again by id on the next run",
@@ -248,9 +235,9 @@ TEST_CASE("teams and lists: faulted inline images and list items are read again 
   auto stats = emu.admin("GET", "/_emulator/stats");
   INFO(r.error.value_or("") << " " << stats.dump());
   REQUIRE(r.state == scheduler::RunState::succeeded);
-  CHECK(stat(stats, "/hostedContents/{id}/$value") == 1);
-  CHECK(stat(stats, "GET /v1.0/sites/{id}/lists/{id}/items/{id}") == 2);
-  CHECK(count(s, "SELECT count(*) FROM item_faults WHERE resolved_at IS NULL") == 0);
+  CHECK(route_requests(stats, "/hostedContents/{id}/$value") == 1);
+  CHECK(route_requests(stats, "GET /v1.0/sites/{id}/lists/{id}/items/{id}") == 2);
+  CHECK(s.count("SELECT count(*) FROM item_faults WHERE resolved_at IS NULL") == 0);
   CHECK(r.summary.items_new == 0);
   require_match(s, "teams", "message");
   require_match(s, "lists", "list_item");

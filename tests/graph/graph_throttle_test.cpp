@@ -92,3 +92,27 @@ TEST_CASE("the mailbox of an Outlook path or link", "[unit]") {
   CHECK(outlook_mailbox_of("/users/delta?$select=id").empty());
   CHECK(outlook_mailbox_of("/groups/g/members").empty());
 }
+
+TEST_CASE("the Teams per-app limit of a path or link", "[unit]") {
+  auto route = [](std::string_view p) {
+    auto r = teams_route_of(p);
+    return r ? r->rate_class + " " + r->scope : std::string("none");
+  };
+  CHECK(route("/v1.0/chats/19:a_b@unq.gbl.spaces/messages?$top=50") == "chat_message ");
+  CHECK(route("https://graph.example/v1.0/chats/19:x@thread.v2/messages?$top=50&$skiptoken=abc") == "chat_message ");
+  CHECK(route("/v1.0/chats/19:x@thread.v2/messages/171/hostedContents/aWQ=/$value") == "chat_message ");
+  CHECK(route("/v1.0/chats/19:x@thread.v2/members") == "other ");
+  CHECK(route("/v1.0/users/u1/chats?$expand=members") == "other ");
+  CHECK(route("/v1.0/users/u1/joinedTeams") == "other ");
+  CHECK(route("/v1.0/users/u1/chats/getAllMessages") == "get_all_messages ");
+  CHECK(route("/v1.0/teams/T1") == "team_channel team:t1");
+  CHECK(route("/v1.0/teams/T1/members") == "other team:t1");
+  CHECK(route("/v1.0/teams/T1/channels") == "channels_list team:t1");
+  CHECK(route("/v1.0/teams/T1/channels/19:C@thread.tacv2") == "team_channel channel:19:c@thread.tacv2");
+  CHECK(route("/v1.0/teams/T1/channels/19:C@thread.tacv2/messages/delta?$top=50") ==
+        "channel_message channel:19:c@thread.tacv2");
+  CHECK(route("/beta/teams/T1/channels/C/messages/1/replies") == "channel_message channel:c");
+  CHECK(route("/v1.0/users/u1/mailFolders/inbox/messages") == "none");
+  CHECK(route("/v1.0/groups/g/members") == "none");
+  CHECK(route("/v1.0/drives/d/root/delta") == "none");
+}

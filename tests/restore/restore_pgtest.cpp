@@ -81,6 +81,11 @@ TEST_CASE("restore: runs beside a running backup of the same tenant, backups sti
   };
   CHECK_THAT(refused({{"selection", {{"tenant", "contoso"}, {"categories", {"teams"}}}}}),
              Catch::Contains("Teams messages cannot be restored") && Catch::Contains("export"));
+  // A chat (as a team) holds only Teams messages: named as an owner, refused the same way.
+  cat.upsert_owners(c, tid, {{storage::OwnerKind::chat, "19:u-1_u-2@unq.gbl.spaces", "Adele, Megan", std::nullopt,
+                              std::nullopt}});
+  CHECK_THAT(refused({{"selection", {{"tenant", "contoso"}, {"owners", {"19:u-1_u-2@unq.gbl.spaces"}}}}}),
+             Catch::Contains("field 'selection.owners'") && Catch::Contains("Teams messages cannot be restored"));
   CHECK_THAT(refused({{"selection", {{"tenant", "contoso"}, {"owners", {"nobody@contoso.com"}}}}}),
              Catch::Contains("owner 'nobody@contoso.com' does not exist"));
   CHECK_THAT(refused({{"selection", {{"tenant", "contoso"}, {"owners", {"adele@contoso.com"}}}},

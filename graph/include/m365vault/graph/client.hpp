@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -75,6 +76,7 @@ struct GraphStats {
   std::uint64_t token_renewals = 0;     // tokens dropped after a 401
   std::uint64_t rate_cuts = 0;          // AIMD decreases
   std::uint64_t rate_limit_paced = 0;   // answers whose RateLimit-Remaining was low enough to space requests
+  std::uint64_t teams_paced = 0;        // requests that waited for a slot under the Teams per-app limits
   std::uint64_t waited_ms = 0;          // total time slept for Retry-After and backoff
   double current_rate = 0;              // AIMD requests/s now
   int in_flight = 0;                    // requests on the wire now
@@ -97,6 +99,13 @@ struct GraphOptions {
   // the next requests pay a TLS handshake each, on both sides.
   std::size_t max_idle_connections = 64;
   std::string user_agent = "NONISV|m365vault|m365vault/0.1";
+  // Teams' per-app limits, requests per second per app and tenant (CONTRACT.md 9,
+  // the 2025 figures), by the class of the path (teams_route_of): requests are
+  // spaced ahead of time so that 429s stay rare; 0 = not paced.
+  std::map<std::string, double> teams_rps = {{"channel_message", 20}, {"chat_message", 20}, {"team_channel", 30},
+                                             {"channels_list", 60},   {"get_all_messages", 200}, {"other", 30}};
+  double teams_rps_per_team_or_channel = 4;  // on top: one team, or one channel
+  double teams_pace_margin = 0.9;            // pace at this fraction of each limit (clocks and windows differ)
 };
 
 // Receives the bytes of a streamed body in order; a suspended callback holds the
@@ -159,5 +168,16 @@ class GraphClient {
 // The mailbox key of an Outlook path or URL ("/v1.0/users/{id}/mailFolders/..." ->
 // lower-cased, percent-decoded id), or "" when the path is not an Outlook one.
 std::string outlook_mailbox_of(std::string_view path_or_url);
+
+// Which Teams per-app limit a path or URL falls under: `rate_class` is a key of
+// GraphOptions::teams_rps ("chat_message" for /chats/{id}/messages..., "channel_message"
+// for .../channels/{id}/messages..., "channels_list", "team_channel" for a team or one
+// channel, "get_all_messages", "other" for chats, members and joinedTeams);
+// `scope` the team or channel it counts against ("channel:{id}", "team:{id}",
+// "" outside /teams). nullopt: not a Teams path.
+struct TeamsRoute {
+  std::string rate_class, scope;
+};
+std::optional<TeamsRoute> teams_route_of(std::string_view path_or_url);
 
 }  // namespace m365vault::graph

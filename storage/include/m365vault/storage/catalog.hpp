@@ -64,7 +64,7 @@ enum class Category { mail, contacts, calendar, onedrive, sharepoint, teams };
 std::string_view to_string(Category c);
 std::optional<Category> parse_category(std::string_view s);
 
-enum class OwnerKind { user, group, site, team, drive };
+enum class OwnerKind { user, group, site, team, drive, chat };
 std::string_view to_string(OwnerKind k);
 std::optional<OwnerKind> parse_owner_kind(std::string_view s);
 
