@@ -21,9 +21,37 @@ trap cleanup EXIT
 # CPU seconds (user + system) of a live process.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
+# CPU seconds of the PostgreSQL cluster: the postmaster, its live children and
+# the children it has reaped (backends of connections already closed). Taken
+# before and after a run, the difference is what the run cost the database.
+pg_cpu_s() {
+  local pm; pm=$(head -1 "$(find "$work/pg" -name postmaster.pid | head -1)")
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
+    for c in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || true; done
+  } | awk -v hz="$(getconf CLK_TCK)" '{s += $1} END {print s / hz}'
+}
+
+# Samples the CPU time of every thread of process $1 every 0.5 s until it ends
+# and writes the last sample of each as "seconds tid name" to $2, busiest first
+# (up to half a second of each thread's end is not seen).
+watch_threads() {
+  local pid=$1 out=$2
+  : >"$out.samples"
+  while [ -d "/proc/$pid" ]; do
+    cat /proc/"$pid"/task/*/stat 2>/dev/null >>"$out.samples" || true
+    sleep 0.5
+  done
+  awk -v hz="$(getconf CLK_TCK)" '{
+      name = $0; sub(/^[0-9]+ \(/, "", name); sub(/\) .*/, "", name)
+      rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
+      t[$1] = (f[12] + f[13]) / hz; n[$1] = name
+    } END {for (k in t) printf "%.2f %s %s\n", t[k], k, n[k]}' "$out.samples" | sort -rg >"$out"
+  rm -f "$out.samples"
+}
+
 "$emu_bin" --listen 127.0.0.1:0 --tls-dir "$work/tls" --threads "$EMU_THREADS" >"$work/emu.out" 2>&1 &
 emu_pid=$!
-for _ in $(seq 200); do grep -q '^listening on ' "$work/emu.out" && break; sleep 0.05; done
+for _ in $(seq 200); do grep -qs '^listening on ' "$work/emu.out" && break; sleep 0.05; done
 url=$(sed -n 's/^listening on //p' "$work/emu.out")
 [ -n "$url" ] || { cat "$work/emu.out"; exit 1; }
 ca=$work/tls/ca.pem

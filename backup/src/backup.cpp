@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -625,7 +626,10 @@ awaitable<std::optional<TenantRun::Fetched>> TenantRun::fetch_item(
         sink.reset();
         names.reset();
       };
-      co_await client_.get_stream(url, on_chunk, opts, on_restart);
+      graph::StreamHeadFn on_head = [&](int, const net::Headers& h) {
+        if (auto n = h.get("Content-Length")) sink.expect(std::atoll(std::string(*n).c_str()));
+      };
+      co_await client_.get_stream(url, on_chunk, opts, on_restart, on_head);
     } catch (const graph::GraphError& e) {
       if (graph::is_not_found(e) || graph::is_corrupt_item(e) || graph::is_malware(e) ||
           graph::is_access_denied(e)) {

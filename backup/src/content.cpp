@@ -1,5 +1,7 @@
 #include "content.hpp"
 
+#include <algorithm>
+
 namespace m365vault::backup {
 
 namespace asio = boost::asio;
@@ -79,6 +81,11 @@ asio::awaitable<StoredContent> ContentSink::finish() {
   out.sha256.assign(reinterpret_cast<const char*>(d.data()), d.size());
   out.size = size_;
   co_return out;
+}
+
+void ContentSink::expect(long long size) {
+  const auto most = writer_.repo().chunker().params().max_size;
+  if (size > 0) buf_.reserve(std::min(static_cast<std::size_t>(size), most));
 }
 
 void ContentSink::reset() {

@@ -87,6 +87,9 @@ class ContentSink {
   boost::asio::awaitable<void> write(std::string_view data);
   // Stores the rest and returns the whole. Once.
   boost::asio::awaitable<StoredContent> finish();
+  // The content's announced size (Content-Length): room for it, up to a chunk, is
+  // taken at once rather than grown (and copied) as the bytes arrive.
+  void expect(long long size);
   // Forgets everything (a download restarted from the beginning). Chunks already
   // stored stay in the repository; dedupe makes the retry cost nothing more.
   void reset();

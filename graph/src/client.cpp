@@ -257,6 +257,8 @@ struct ClientState {
   void debug(const std::string& line) {
     if (log) log->debug("{}", line);
   }
+  // Whether debug lines are written: a line per request is built only then.
+  bool debugging() const { return log && log->should_log(spdlog::level::debug); }
   void warn(const std::string& line) {
     if (log) log->warn("{}", line);
   }
@@ -642,8 +644,9 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
     }
 
     const int st = res.status;
-    s->debug(what + " -> " + std::to_string(st) + " in " + std::to_string(ms) + " ms (attempt " +
-             std::to_string(attempt) + ", request-id " + std::string(res.headers.get("request-id").value_or("-")) + ")");
+    if (s->debugging())
+      s->debug(what + " -> " + std::to_string(st) + " in " + std::to_string(ms) + " ms (attempt " +
+               std::to_string(attempt) + ", request-id " + std::string(res.headers.get("request-id").value_or("-")) + ")");
     if (st < 400) pace_rate_limit(*s, *mb, res.headers);  // a 302 to drive content is charged too
     if (c.on_chunk && is_redirect(st) && res.headers.get("Location")) {
       // Drive content: the pre-authenticated URL is fetched without our token.
