@@ -66,8 +66,11 @@ TEST_CASE("conversation page and JSON: replies under their post, a reply without
   json post = {{"id", "1"}, {"from", {{"user", {{"displayName", "<b>Eve</b>"}}}}}, {"createdDateTime", "2026-01-01T00:00:00Z"},
                {"subject", "Plan"}, {"body", {{"contentType", "html"}, {"content", "<p>x</p>"}}}};
   json reply = {{"id", "2"}, {"deletedDateTime", "2026-01-02T00:00:00Z"}, {"body", {{"contentType", "html"}, {"content", ""}}}};
-  std::string page = html.begin("General <1>", "Sales & Co") + html.message(post, false, kNoImages) +
-                     html.message(reply, true, kNoImages) + html.end();
+  // Each piece in turn (the operands of + have no set order).
+  std::string page = html.begin("General <1>", "Sales & Co");
+  page += html.message(post, false, kNoImages);
+  page += html.message(reply, true, kNoImages);
+  page += html.end();
   CHECK_THAT(page, Catch::Contains("<title>General &lt;1&gt; — Sales &amp; Co</title>"));
   CHECK_THAT(page, Catch::Contains("&lt;b&gt;Eve&lt;/b&gt;"));
   CHECK_THAT(page, Catch::Contains("This message was deleted."));
@@ -75,8 +78,11 @@ TEST_CASE("conversation page and JSON: replies under their post, a reply without
   CHECK(page.find("id=\"m-1\"") < page.find("class=\"replies\""));
   CHECK(page.find("class=\"replies\"") < page.find("id=\"m-2\""));
 
-  std::string file = js.begin() + js.message(R"({"id":"1"})", false, "i1", "v1") + js.message(R"({"id":"2"})", true, "i2", "v2") +
-                     js.message(R"({"id":"3"})", false, "i3", "v3") + js.end();
+  std::string file = js.begin();
+  file += js.message(R"({"id":"1"})", false, "i1", "v1");
+  file += js.message(R"({"id":"2"})", true, "i2", "v2");
+  file += js.message(R"({"id":"3"})", false, "i3", "v3");
+  file += js.end();
   auto parsed = json::parse(file);
   REQUIRE(parsed.size() == 2);
   CHECK(parsed[0]["message"]["id"] == "1");
@@ -84,11 +90,16 @@ TEST_CASE("conversation page and JSON: replies under their post, a reply without
   CHECK(parsed[1]["replies"].empty());
 
   ConversationJson orphan;
-  auto lone = json::parse(orphan.begin() + orphan.message(R"({"id":"9"})", true, "i9", "v9") + orphan.end());
+  std::string lone_file = orphan.begin();
+  lone_file += orphan.message(R"({"id":"9"})", true, "i9", "v9");
+  lone_file += orphan.end();
+  auto lone = json::parse(lone_file);
   CHECK(lone[0]["post_missing"] == true);
   CHECK(lone[0]["replies"][0]["version_id"] == "v9");
   ConversationJson none;
-  CHECK(json::parse(none.begin() + none.end()).empty());
+  std::string empty_file = none.begin();
+  empty_file += none.end();
+  CHECK(json::parse(empty_file).empty());
 
   // A field of the wrong type is an error naming it, not a crash.
   json bad = {{"id", "3"}, {"body", {{"content", 42}}}};

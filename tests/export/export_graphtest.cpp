@@ -248,7 +248,7 @@ TEST_CASE("export: a mailbox and a drive through the API download, read back by 
   CHECK(audited[0][0] == "4");
 }
 
-TEST_CASE("export: a team's channels as threaded pages and JSON, images beside them, a hostile body neutralised; "
+TEST_CASE("export: a team's channels as threaded pages and JSON, images beside them, a hostile body neutralised, "
           "the export's job is not a job to edit", "[graph]") {
   // 4 users make 2 groups, the first with a team: 2 channels of 12 posts, with replies and inline images.
   BackupStack s({{"users", 4}, {"messages_per_user", 1}, {"mail_folders_per_user", 1}, {"contacts_per_user", 1},
