@@ -308,7 +308,8 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
   // Every message of the team's manifest is on a page, a reply under its post, and
   // in that channel's JSON file, nested the same way.
   std::map<std::string, json> want;  // message id -> manifest entry
-  for (auto& it : emu.admin("GET", "/_emulator/tenants/" + tid + "/manifest?category=teams")["items"])
+  const auto after_edit = emu.admin("GET", "/_emulator/tenants/" + tid + "/manifest?category=teams");  // named: the loop reads into it
+  for (auto& it : after_edit["items"])
     if (it["owner"] == team) want[it["id"].get<std::string>()] = it;
   std::map<std::string, json> on_page;  // message id -> page message
   std::set<std::string> in_json;
@@ -334,7 +335,9 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
         in_json.insert(t["id"].get<std::string>());
         for (auto& reply : t["replies"]) {
           in_json.insert(reply["id"].get<std::string>());
-          CHECK(want[reply["id"].get<std::string>()]["reply_to"] == t["id"]);
+          auto w = want.find(reply["id"].get<std::string>());
+          REQUIRE(w != want.end());
+          CHECK(w->second["reply_to"] == t["id"]);
         }
       }
     }
