@@ -373,6 +373,7 @@ void add_v1_routes(net::Router& r, ApiOptions opts) {
           JsonInput in(req);
           auto update = [&](storage::PgConnection& c) {
             auto job = visible_job(c, q, p, req.params["id"]);
+            scheduler::require_own_job(job);
             auto spec = job.spec;
             apply_job_body(in, spec, p);
             return q.update_job(c, job.id, spec, now_s());
@@ -386,6 +387,7 @@ void add_v1_routes(net::Router& r, ApiOptions opts) {
         secured(ctx, kOperate, [db, q](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
           auto del = [&](storage::PgConnection& c) {
             auto job = visible_job(c, q, p, req.params["id"]);
+            scheduler::require_own_job(job);
             q.delete_job(c, job.id);
             return job;
           };
@@ -398,6 +400,7 @@ void add_v1_routes(net::Router& r, ApiOptions opts) {
         secured(ctx, kOperate, [db, q](Request& req, const Principal& p, AuditNote& note) -> awaitable<Response> {
           auto run = [&](storage::PgConnection& c) {
             auto job = visible_job(c, q, p, req.params["id"]);
+            scheduler::require_own_job(job);
             auto id = q.enqueue(c, job.id);
             return std::make_pair(job, *q.get_run(c, id));
           };

@@ -93,6 +93,16 @@ int run_job(const Config& cfg, const std::vector<std::string>& raw) {
     if (!job) std::cerr << "m365vaultd: no job '" << a.positional[0] << "'\n";
     return job;
   };
+  // A restore's or an export's job is managed there: rm and run refuse it.
+  auto managed = [](const scheduler::Job& job) {
+    try {
+      scheduler::require_own_job(job);
+      return false;
+    } catch (const Error& e) {
+      std::cerr << "m365vaultd: " << e.what() << "\n";
+      return true;
+    }
+  };
   if (a.verb == "add") {
     if (!a.opt("name")) {
       std::cerr << usage;
@@ -165,6 +175,7 @@ int run_job(const Config& cfg, const std::vector<std::string>& raw) {
     Session s(cfg);
     auto job = find(s);
     if (!job) return a.positional.size() == 1 ? 1 : (std::cerr << usage, 2);
+    if (managed(*job)) return 1;
     q.delete_job(s.conn, job->id);
     audit_cli(s.conn, "job rm", job->spec.tenant_id, "job:" + job->id, 204);
     std::cout << "job '" << job->spec.name << "' removed\n";
@@ -174,6 +185,7 @@ int run_job(const Config& cfg, const std::vector<std::string>& raw) {
     Session s(cfg);
     auto job = find(s);
     if (!job) return a.positional.size() == 1 ? 1 : (std::cerr << usage, 2);
+    if (managed(*job)) return 1;
     auto run_id = q.enqueue(s.conn, job->id);
     audit_cli(s.conn, "job run", job->spec.tenant_id, "run:" + run_id, 202);
     std::cout << "run " << run_id << " queued\n";

@@ -96,7 +96,7 @@ json channel_message_json(const Tenant& t, const std::string& base_url, std::uin
   const bool edited = reply < 0 && e.version > 0;
   const bool deleted = reply < 0 && e.deleted;
   if (edited) text += " (edited " + std::to_string(e.version) + ")";
-  std::string html = "<p>" + text + "</p>";
+  std::string html = reply < 0 && !e.text.empty() ? e.text : "<p>" + text + "</p>";
   const bool image = rr.below(4) == 0;
   if (image)
     html += "<p><img src=\"" + base_url + "/v1.0/teams/" + team_id + "/channels/" + chan + "/messages/" + id +
@@ -170,6 +170,38 @@ void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int delet
     else e.deleted = true;
     rec(k < updates ? "updated" : "deleted", g, c, p);
   }
+}
+
+void apply_teams_body(Tenant& t, const json& req, std::int64_t now_ms, json& out) {
+  auto bad = [](const std::string& m) { throw Error(Errc::bad_request, m); };
+  const char* shape = "field 'teams_body' must be {\"owner\": team id, \"channel\": channel id, \"id\": post id, \"html\": string}";
+  if (!req.is_object()) bad(shape);
+  for (const char* k : {"owner", "channel", "id", "html"})
+    if (!req.contains(k) || !req[k].is_string()) bad(shape);
+  const auto owner = req["owner"].get<std::string>(), channel = req["channel"].get<std::string>(), id = req["id"].get<std::string>();
+  if (now_ms < 0) now_ms = (kBaseEpoch + 86400) * 1000;
+  for (std::uint32_t g = 0; g < t.groups.size(); ++g) {
+    if (!is_team(t, g) || t.groups[g].id != owner) continue;
+    auto& ts = team_state(t, g);
+    for (std::uint32_t c = 0; c < ts.channels.size(); ++c) {
+      if (channel_id(t, g, c) != channel) continue;
+      auto& ch = ts.channels[c];
+      for (std::uint32_t p = 0; p < ch.posts.size(); ++p) {
+        if (std::to_string(post_ms(t, c, p)) != id) continue;
+        auto& e = ch.posts[p];
+        if (e.deleted) bad("teams_body: post '" + id + "' is deleted");
+        e.text = req["html"].get<std::string>();
+        ++e.version;
+        e.seq = ++ch.seq;
+        e.modified = std::max(now_ms, post_ms(t, c, p) + 1000);
+        out["updated"].push_back({{"category", "teams"}, {"owner", owner}, {"channel", channel}, {"id", id}});
+        return;
+      }
+      bad("teams_body: no post '" + id + "' in channel '" + channel + "'");
+    }
+    bad("teams_body: no channel '" + channel + "' in team '" + owner + "'");
+  }
+  bad("teams_body: no team '" + owner + "'");
 }
 
 json conversation_member_json(const Tenant& t, std::uint32_t user, bool owner, std::int64_t since) {

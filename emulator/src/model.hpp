@@ -255,6 +255,7 @@ struct SiteState {
 // contents are generated.
 struct PostEntry {
   std::uint32_t version = 0;  // edits
+  std::string text;           // set by the "teams_body" activity: the post's own HTML, in place of the generated text
   std::uint64_t seq = 1;
   bool deleted = false;
   std::int64_t modified = 0;
@@ -441,6 +442,9 @@ std::uint32_t reply_count(const Tenant& t, std::uint32_t group, std::uint32_t ch
 // `now_ms`: the emulated time of the activity (edits and deletions carry it); -1: a
 // time drawn from `r` on the day after kBaseEpoch.
 void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int deletes, std::int64_t now_ms, json& out);
+// {"owner": team id, "channel": channel id, "id": post id, "html": "..."}: an edit of
+// that post whose body becomes `html`, as it is (hostile bodies for export tests).
+void apply_teams_body(Tenant& t, const json& req, std::int64_t now_ms, json& out);
 // Channel delta returns only posts modified within this window of the emulated clock
 // (contract 13: "the last 8 months"; 8 × 30.44 days is our reading).
 inline constexpr std::int64_t kChannelDeltaWindowMs = 243LL * 86400 * 1000;

@@ -17,6 +17,29 @@ namespace {
 constexpr int kFreezePage = 500;
 constexpr int kDownloadPage = 200;
 
+// Threads each Teams channel of a frozen export (export_items.sort_key, see
+// migration 0013): the channel's own item first (''), then its inline images
+// ('0'), then its messages ('1'), both by thread: the post's time and id, then for
+// a reply its own time and id. A message's graph id is "<channel>/<post>[/<reply>]",
+// an image's "<message>/hc/<id>" with its message in meta. A reply whose post is
+// not in the export sorts by its post's id alone, still beside its siblings.
+constexpr const char* kThreadOrder =
+    "WITH t AS (SELECT e.folder, e.seq, v.owner_id, i.graph_id AS gid, i.kind, v.sent_at,"
+    "   CASE WHEN i.kind = 'hosted_content' THEN coalesce(v.meta->>'message', '') ELSE i.graph_id END AS msg"
+    "  FROM export_items e JOIN item_versions v ON v.id = e.version_id JOIN items i ON i.id = v.item_id"
+    "  WHERE e.export_id = $1::uuid AND v.category = 'teams' AND i.kind IN ('message', 'hosted_content')),"
+    " k AS (SELECT t.*, split_part(t.msg, '/', 1) || '/' || split_part(t.msg, '/', 2) AS post,"
+    "   split_part(t.msg, '/', 3) <> '' AS is_reply FROM t),"
+    " m AS (SELECT owner_id, gid, to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS at"
+    "  FROM t WHERE kind = 'message')"
+    " UPDATE export_items x SET sort_key ="
+    "   CASE WHEN k.kind = 'hosted_content' THEN '0' ELSE '1' END || coalesce(p.at, '') || '|' || k.post || '|'"
+    "   || CASE WHEN k.is_reply THEN coalesce(r.at, '') || '|' || k.msg || '|' ELSE '' END"
+    "   || CASE WHEN k.kind = 'hosted_content' THEN k.gid ELSE '' END"
+    " FROM k LEFT JOIN m p ON p.owner_id = k.owner_id AND p.gid = k.post"
+    " LEFT JOIN m r ON r.owner_id = k.owner_id AND r.gid = k.msg"
+    " WHERE x.export_id = $1::uuid AND x.folder = k.folder AND x.seq = k.seq";
+
 const char* kColumns =
     "e.id, e.job_id, e.tenant_id, e.selection::text, e.format::text, e.requested_by, "
     "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
@@ -227,6 +250,7 @@ awaitable<scheduler::RunOutcome> ExportKind::execute(scheduler::RunContext& ctx)
     if (!more) break;
   }
   auto done = [&](PgConnection& c) {
+    c.exec(kThreadOrder, {export_id});
     c.exec("UPDATE exports SET frozen_at = now(), items = $2::bigint, bytes = $3::bigint WHERE id = $1::uuid",
            {export_id, std::to_string(items), std::to_string(bytes)});
     return 0;
@@ -251,18 +275,20 @@ awaitable<ExportSummary> stream_export(storage::Database& db, std::string export
   };
   auto info = co_await db.run(open);
   ZipExport zip(info.format, sink);
-  std::string after_folder;
+  std::string after_folder, after_key;
   long long after_seq = 0;
   for (;;) {
     auto page = [&](PgConnection& c) {
       auto r = c.exec(
-          "SELECT folder, seq, version_id, owner_label, container_path FROM export_items"
-          " WHERE export_id = $1::uuid AND (folder, seq) > ($2, $3::bigint) ORDER BY folder, seq LIMIT $4::int",
-          {export_id, after_folder, std::to_string(after_seq), std::to_string(kDownloadPage)});
+          "SELECT folder, seq, version_id, owner_label, container_path, sort_key FROM export_items"
+          " WHERE export_id = $1::uuid AND (folder, sort_key, seq) > ($2, $3, $4::bigint)"
+          " ORDER BY folder, sort_key, seq LIMIT $5::int",
+          {export_id, after_folder, after_key, std::to_string(after_seq), std::to_string(kDownloadPage)});
       std::vector<ExportEntry> out;
       for (int i = 0; i < r.rows(); ++i) {
         after_folder = r.get(i, 0);
         after_seq = r.get_int(i, 1);
+        after_key = r.get(i, 5);
         auto v = cat.get_version(c, std::string(r.get(i, 2)), storage::Scope{info.tenant_id});
         ExportEntry e;
         if (v) {

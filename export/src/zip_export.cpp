@@ -1,10 +1,13 @@
 #include "m365vault/export/zip_export.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
 #include "m365vault/core/error.hpp"
+#include "m365vault/export/conversation.hpp"
 #include "m365vault/scheduler/cron.hpp"
+#include "spool.hpp"
 
 namespace m365vault::exporting {
 
@@ -72,6 +75,15 @@ struct ZipExport::OpenFile {
   json items = json::array();
 };
 
+struct ZipExport::Conversation {
+  ConversationHtml html;
+  ConversationJson js;
+  Spool spool;  // messages.json, while messages.html is the open entry
+  std::string json_path;
+  json refs = json::array();
+  std::int64_t mtime = 0;
+};
+
 // Streams a large item's bytes into the open file.
 class ZipExport::EntrySink : public net::BodySink {
  public:
@@ -82,7 +94,8 @@ class ZipExport::EntrySink : public net::BodySink {
   ZipExport& z_;
 };
 
-ZipExport::ZipExport(ExportOptions opts, net::BodySink& out) : opts_(opts), out_(out) {}
+ZipExport::ZipExport(ExportOptions opts, net::BodySink& out)
+    : opts_(opts), out_(out), files_(std::make_unique<Spool>()) {}
 ZipExport::~ZipExport() = default;
 
 json ZipExport::item_ref(const ExportEntry& e) {
@@ -141,7 +154,8 @@ awaitable<void> ZipExport::close_file(const std::string* error) {
   }
   summary_.content_bytes += file_->size;
   ++summary_.files;
-  files_.push_back(std::move(row));
+  const std::string line = (summary_.files > 1 ? ",\n  " : "\n  ") + row.dump();
+  files_->append(line);
   file_.reset();
   co_await drain();
 }
@@ -169,6 +183,21 @@ awaitable<void> ZipExport::close_group() {
   if (quoter_) {
     quoter_.reset();  // each message was finished as it ended
     co_await close_file(nullptr);
+  } else if (conv_) {
+    const std::string page_end = conv_->html.end();
+    co_await put(page_end);
+    co_await close_file(nullptr);
+    conv_->spool.append(conv_->js.end());
+    conv_->spool.rewind();
+    open_file(conv_->json_path, conv_->mtime, true);
+    file_->items = std::move(conv_->refs);
+    for (;;) {
+      const std::string chunk = conv_->spool.next(1 << 16);
+      if (chunk.empty()) break;
+      co_await put(chunk);
+    }
+    co_await close_file(nullptr);
+    conv_.reset();
   } else if (!group_events_.empty()) {
     auto [parent, base] = split_last(group_folder_);
     auto path = names_.unique(parent, base, ".ics");
@@ -221,7 +250,7 @@ namespace {
 std::string stored_suffix(const storage::ItemVersion& v) {
   if (v.category == storage::Category::mail && v.kind == "message") return ".eml";
   if (v.category != storage::Category::teams) return "";
-  if (v.kind != "hosted_content") return ".json";
+  if (v.kind != "hosted_content") return ".json";  // a channel's own item (messages go to its page)
   const auto type = v.content_type.value_or("");
   if (type == "image/png") return ".png";
   if (type == "image/jpeg") return ".jpg";
@@ -239,7 +268,8 @@ awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
   const std::string suffix = stored_suffix(v);
   const bool deflate = mail || suffix == ".json" || worth_deflating(v.name);
   const bool to_ics = v.kind == "event";
-  std::string key = (to_mbox ? "mbox:" : to_ics ? "ics:" : "") + folder;
+  const bool teams_message = v.kind == "message" && v.category == storage::Category::teams;
+  std::string key = (to_mbox ? "mbox:" : to_ics ? "ics:" : teams_message ? "teams:" : "") + folder;
   if (!group_key_.empty() && key != group_key_) co_await close_group();
 
   if (v.content_blobs.empty() && v.content_size.value_or(0) > 0) {
@@ -261,7 +291,7 @@ awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
   const std::uint64_t size = static_cast<std::uint64_t>(v.content_size.value_or(0));
   const std::int64_t mtime = mtime_of(v);
 
-  if (size > kWholeItemLimit && !to_ics && v.kind != "contact") {
+  if (size > kWholeItemLimit && !to_ics && v.kind != "contact" && !teams_message) {
     // Large: streamed. A read that fails midway leaves the file short, marked so.
     std::string path;
     if (to_mbox) {
@@ -308,6 +338,7 @@ awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
       co_await put(tail, false);
     } else {
       co_await close_file(nullptr);
+      note_image(folder, e, path);
     }
     co_return;
   }
@@ -332,6 +363,10 @@ awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
     }
   }
 
+  if (teams_message) {
+    co_await add_message(e, folder, key, whole.data, mtime);
+    co_return;
+  }
   if (to_ics) {
     json event;
     try {
@@ -386,19 +421,101 @@ awaitable<void> ZipExport::add(const ExportEntry& e, ContentSource& source) {
   }
   auto path = names_.unique(folder, mail ? v.subject.value_or(v.name) : v.name, suffix);
   co_await add_whole(path, mtime, deflate, whole.data, e);
+  note_image(folder, e, path);
+}
+
+// An inline image written: its page links to it by its path beside the page.
+void ZipExport::note_image(const std::string& folder, const ExportEntry& e, const std::string& path) {
+  if (e.version.kind != "hosted_content" || e.version.category != storage::Category::teams) return;
+  if (folder != images_folder_) {
+    images_.clear();
+    images_folder_ = folder;
+  }
+  images_[e.version.graph_id] = path.substr(folder.size() + 1);
+}
+
+// One Teams post or reply onto its channel's page and into its JSON file. Its
+// graph id is "<channel>/<post>" or "<channel>/<post>/<reply>".
+awaitable<void> ZipExport::add_message(const ExportEntry& e, const std::string& folder, const std::string& key,
+                                       const std::string& stored, std::int64_t mtime) {
+  const auto& v = e.version;
+  json m;
+  std::optional<std::string> error;
+  try {
+    m = json::parse(stored);
+    if (!m.is_object()) error = std::string("message: stored JSON is a ") + m.type_name() + ", not an object";
+  } catch (const json::exception& err) {
+    error = std::string("message: stored JSON does not parse: ") + err.what();
+  }
+  if (error) {
+    fault(e, std::nullopt, *error);
+    co_return;
+  }
+  const bool reply = std::count(v.graph_id.begin(), v.graph_id.end(), '/') >= 2;
+  if (!conv_) {
+    conv_ = std::make_unique<Conversation>();
+    group_key_ = key;
+    open_file(names_.unique(folder, "messages", ".html"), mtime, true);
+    conv_->json_path = names_.unique(folder, "messages", ".json");
+    const std::string channel = split_last(e.container_path.value_or("")).second;
+    const std::string head = conv_->html.begin(channel.empty() ? "(channel)" : channel, e.owner_label);
+    co_await put(head);
+    conv_->spool.append(conv_->js.begin());
+  }
+  if (folder != images_folder_) images_.clear();
+  // <img src=".../hostedContents/<id>/$value"> -> the image exported beside the page.
+  const ImageLink link = [&](std::string_view src) -> std::optional<std::string> {
+    static constexpr std::string_view kHosted = "/hostedContents/";
+    auto at = src.find(kHosted);
+    if (at == std::string_view::npos) return std::nullopt;
+    auto id = src.substr(at + kHosted.size());
+    id = id.substr(0, id.find('/'));
+    auto it = images_.find(v.graph_id + "/hc/" + std::string(id));
+    if (it == images_.end()) return std::nullopt;
+    return it->second;
+  };
+  std::string piece;
+  try {
+    piece = conv_->html.message(m, reply, link);
+  } catch (const Error& err) {
+    error = std::string("message: ") + err.what();
+  }
+  if (error) {
+    fault(e, std::nullopt, *error);
+    co_return;
+  }
+  co_await put(piece);
+  conv_->spool.append(conv_->js.message(stored, reply, v.item_id, v.version_id));
+  auto ref = item_ref(e);
+  file_->items.push_back(ref);
+  conv_->refs.push_back(std::move(ref));
+  conv_->mtime = std::max(conv_->mtime, mtime);
+  ++summary_.items;
 }
 
 awaitable<void> ZipExport::finish(const json& about) {
   co_await close_group();
-  json manifest = {{"format", "m365vault-export/1"},
-                   {"export", about},
-                   {"summary", {{"items", summary_.items}, {"files", summary_.files}, {"faults", summary_.faults},
-                                {"skipped", summary_.skipped}, {"bytes", summary_.content_bytes}}},
-                   {"files", std::move(files_)},
-                   {"faults", std::move(faults_)},
-                   {"skipped", std::move(skipped_)}};
-  auto text = manifest.dump(1);
+  // The file rows wait in a temporary file (one line each), so the manifest is
+  // written from there rather than held: its head, the rows, then the faults and
+  // the skipped items (a few, normally).
+  json head = {{"format", "m365vault-export/1"},
+               {"export", about},
+               {"summary", {{"items", summary_.items}, {"files", summary_.files}, {"faults", summary_.faults},
+                            {"skipped", summary_.skipped}, {"bytes", summary_.content_bytes}}}};
+  std::string text = head.dump(1);
+  text.pop_back();  // the closing '}'
+  text += ",\n \"files\": [";
   zip_.begin(names_.unique("", "manifest", ".json"), 0, true);
+  zip_.write(text);
+  co_await drain();
+  files_->rewind();
+  for (;;) {
+    const std::string chunk = files_->next(1 << 16);
+    if (chunk.empty()) break;
+    zip_.write(chunk);
+    co_await drain();
+  }
+  text = "\n ],\n \"faults\": " + faults_.dump() + ",\n \"skipped\": " + skipped_.dump() + "\n}\n";
   zip_.write(text);
   zip_.end();
   zip_.finish();

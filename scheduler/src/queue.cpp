@@ -173,8 +173,17 @@ std::optional<Job> Queue::get_job(PgConnection& c, const std::string& id_or_name
   return job_from_row(r, 0);
 }
 
+bool managed_elsewhere(const Job& j) { return j.spec.kind == "restore" || j.spec.kind == "export"; }
+
+void require_own_job(const Job& j) {
+  if (!managed_elsewhere(j)) return;
+  throw Error(Errc::conflict, "job '" + j.spec.name + "' belongs to a " + j.spec.kind + ": it is managed through /api/v1/" +
+                                  j.spec.kind + "s (or `m365vaultd " + j.spec.kind +
+                                  "`), not edited, deleted or run as a job");
+}
+
 std::vector<Job> Queue::list_jobs(PgConnection& c) const {
-  auto r = c.exec(std::string("SELECT ") + kJobColumns + " FROM jobs ORDER BY name");
+  auto r = c.exec(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE kind NOT IN ('restore', 'export') ORDER BY name");
   std::vector<Job> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(job_from_row(r, i));
   return out;

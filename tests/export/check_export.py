@@ -5,9 +5,15 @@ prints what they saw as JSON.
   check_export.py zip FILE.zip      every entry: name, size, sha256, and per kind
                                     what its parser found; manifest.json checked
   check_export.py ics FILE.ics | vcf FILE.vcf | mbox FILE.mbox | eml FILE.eml
+A Teams page (.html) is read with Python's html.parser: its messages (id, post or
+reply, under which post), its images (and whether the zip has them), and
+everything that could run or fetch: script or style elements, event handler
+attributes, javascript: or remote URLs, iframes and the like.
 """
 import email
 import email.policy
+import html.parser
+import posixpath
 import hashlib
 import io
 import json
@@ -71,6 +77,77 @@ def check_mbox(raw):
 CHECKS = {".eml": check_eml, ".ics": check_ics, ".vcf": check_vcf, ".mbox": check_mbox}
 
 
+class PageParser(html.parser.HTMLParser):
+    RUNNABLE = {"script", "iframe", "object", "embed", "svg", "math", "form", "frame", "frameset", "applet",
+                "base", "link", "meta-refresh", "input", "button", "textarea", "select"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.messages, self.images, self.hazards = [], [], []
+        self.post = None
+        self.in_head = False
+        self.text = []
+
+    def handle_endtag(self, tag):
+        if tag == "head":
+            self.in_head = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        classes = (a.get("class") or "").split()
+        if tag == "div" and "message" in classes:
+            kind = "reply" if "reply" in classes else "post"
+            mid = (a.get("id") or "")[2:]
+            if kind == "post":
+                self.post = mid
+            self.messages.append({"id": mid, "kind": kind, "post": self.post if kind == "reply" else None})
+        if tag == "article":
+            self.post = None
+        if tag == "img":
+            self.images.append(a.get("src"))
+        if tag in self.RUNNABLE:
+            self.hazards.append("element " + tag)
+        if tag == "head":
+            self.in_head = True
+        if tag in ("style", "meta") and not self.in_head:  # the page's own are in its head
+            self.hazards.append(tag + " element in the body")
+        for k, v in attrs:
+            if k.startswith("on"):
+                self.hazards.append("attribute " + k)
+            if k == "style":
+                self.hazards.append("style attribute")
+            if k in ("href", "src", "action", "formaction", "background", "poster") and v is not None:
+                low = v.strip().lower()
+                if low.startswith("javascript:") or low.startswith("data:") or low.startswith("vbscript:"):
+                    self.hazards.append(k + "=" + v)
+                if k != "href" and (":" in low.split("/")[0] or low.startswith("//")):
+                    self.hazards.append("remote " + k + "=" + v)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def check_html(raw):
+    p = PageParser()
+    p.feed(raw.decode("utf-8"))
+    p.close()
+    return {"messages": p.messages, "images": p.images, "hazards": p.hazards, "text": "".join(p.text)}
+
+
+def check_conversation_json(raw):
+    threads = json.loads(raw)
+    out = []
+    for t in threads:
+        out.append({"version_id": t.get("version_id"), "post_missing": t.get("post_missing", False),
+                    "id": t["message"]["id"] if "message" in t else None,
+                    "replies": [{"version_id": r["version_id"], "id": r["message"]["id"]} for r in t["replies"]]})
+    return {"threads": out}
+
+
+CHECKS[".html"] = check_html
+CHECKS["/messages.json"] = check_conversation_json
+
+
 def check_zip(path):
     z = zipfile.ZipFile(path)
     bad = z.testzip()
@@ -83,6 +160,11 @@ def check_zip(path):
             if info.filename.endswith(ext):
                 e["parsed"] = fn(data)
         entries[info.filename] = e
+    for name, e in entries.items():
+        if name.endswith(".html") and "parsed" in e:
+            base = posixpath.dirname(name)
+            e["parsed"]["unresolved_images"] = [src for src in e["parsed"]["images"]
+                                                if posixpath.normpath(posixpath.join(base, src)) not in entries]
     result = {"testzip": bad, "entries": entries}
     if "manifest.json" in entries:
         manifest = json.loads(z.read("manifest.json"))

@@ -52,23 +52,27 @@ struct ExportDaemon {
     auto ready = wait_for_status(port, "/readyz", 200, 60s);
     INFO(d->output());
     REQUIRE(ready.status == 200);
-    auto r = run_daemon_command({"token", "create", "--role", "restorer", "--name", "alice"}, env);
+    admin = token("restorer", "alice");
+  }
+  std::string token(const std::string& role, const std::string& name) {
+    auto r = run_daemon_command({"token", "create", "--role", role, "--name", name}, env);
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     auto last = r.output.substr(r.output.rfind("m365v_"));
-    admin = last.substr(0, last.find('\n'));
+    return last.substr(0, last.find('\n'));
   }
   ~ExportDaemon() {
     d->process().signal(SIGTERM);
     d->process().wait(30s);
   }
-  HttpResult call(const std::string& method, const std::string& target, const std::optional<json>& body = std::nullopt) {
+  HttpResult call(const std::string& method, const std::string& target, const std::optional<json>& body = std::nullopt,
+                  const std::string& as = {}) {
     HttpRequest r;
     r.method = method;
     r.port = port;
     r.target = target;
     r.timeout = 300s;
-    r.headers.push_back({"Authorization", "Bearer " + admin});
+    r.headers.push_back({"Authorization", "Bearer " + (as.empty() ? admin : as)});
     if (body) {
       r.headers.push_back({"Content-Type", "application/json"});
       r.body = body->dump();
@@ -242,4 +246,144 @@ TEST_CASE("export: a mailbox and a drive through the API download, read back by 
   // Every download was audited.
   auto audited = s.query("SELECT count(*) FROM audit_log WHERE action LIKE 'GET /api/v1/exports/%/download'");
   CHECK(audited[0][0] == "4");
+}
+
+TEST_CASE("export: a team's channels as threaded pages and JSON, images beside them, a hostile body neutralised, "
+          "the export's job is not a job to edit", "[graph]") {
+  // 4 users make 2 groups, the first with a team: 2 channels of 12 posts, with replies and inline images.
+  BackupStack s({{"users", 4}, {"messages_per_user", 1}, {"mail_folders_per_user", 1}, {"contacts_per_user", 1},
+                 {"events_per_user", 1}, {"drive_files_per_user", 1}, {"sites", 1}, {"files_per_site", 1},
+                 {"teams", 1}, {"channels_per_team", 2}, {"messages_per_channel", 12}});
+  auto& emu = s.emulator();
+  emu.admin("PUT", "/_emulator/faults",
+            {{"teams_rps", {{"channel_message", 0}, {"team_channel", 0}, {"channels_list", 0}, {"other", 0},
+                            {"per_team_or_channel", 0}}}});
+  const std::string tid = s.tenant().tenant;
+  auto posts = emu.admin("GET", "/_emulator/tenants/" + tid + "/manifest?category=teams");
+  REQUIRE_FALSE(posts["items"].empty());
+  json first;
+  for (auto& it : posts["items"])
+    if (it["reply_to"].is_null()) {
+      first = it;
+      break;
+    }
+  REQUIRE(first.is_object());
+  const std::string team = first["owner"];
+  // A post as someone hostile would write it: what runs, what fetches, what hides.
+  const std::string hostile =
+      "<p>hostile post</p><script>document.title='pwned'</script><img src=x onerror=\"alert('img')\">"
+      "<a href=\"javascript:alert('link')\">click</a><iframe src=\"https://evil.example/\"></iframe>"
+      "<p onmouseover=\"alert('hover')\" style=\"background:url(https://evil.example/t.png)\">hover text</p>"
+      "<svg><script>alert('svg')</script></svg><b>unclosed";
+  auto act = emu.admin("POST", "/_emulator/tenants/" + tid + "/activity",
+                       {{"teams_body", {{"owner", team}, {"channel", first["channel_id"]}, {"id", first["id"]}, {"html", hostile}}}});
+  INFO(act.dump());
+  REQUIRE(act["updated"].size() == 1);
+  backup::BackupParams params;
+  params.categories = {storage::Category::teams};
+  auto r = s.run(params);
+  INFO(r.error.value_or(""));
+  REQUIRE(r.state == scheduler::RunState::succeeded);
+
+  TempDir dir("m365vault-export-teams");
+  ExportDaemon api(s, dir / "daemon.log");
+  // The team by its catalog id: its group shares its graph id.
+  auto owner = s.query("SELECT id FROM owners WHERE kind = 'team' AND graph_id = $1", {team});
+  REQUIRE(owner.size() == 1);
+  auto e = api.export_ready({{"tenant", s.catalog_tenant_id()}, {"owners", {owner[0][0]}}, {"categories", {"teams"}}});
+  auto dl = api.call("GET", "/api/v1/exports/" + e["id"].get<std::string>() + "/download");
+  REQUIRE(dl.status == 200);
+  auto zip_path = dir / "teams.zip";
+  std::ofstream(zip_path, std::ios::binary) << dl.body;
+  std::string log;
+  INFO(log);
+  REQUIRE(unzip_test(zip_path, log) == 0);
+  auto seen = check_export("zip", zip_path);
+  REQUIRE(seen["testzip"].is_null());
+  auto& m = seen["manifest"];
+  CHECK(m["mismatched"].empty());
+  CHECK(m["unlisted"].empty());
+  CHECK(m["faults"].empty());
+
+  // Every message of the team's manifest is on a page, a reply under its post, and
+  // in that channel's JSON file, nested the same way.
+  std::map<std::string, json> want;  // message id -> manifest entry
+  const auto after_edit = emu.admin("GET", "/_emulator/tenants/" + tid + "/manifest?category=teams");  // named: the loop reads into it
+  for (auto& it : after_edit["items"])
+    if (it["owner"] == team) want[it["id"].get<std::string>()] = it;
+  std::map<std::string, json> on_page;  // message id -> page message
+  std::set<std::string> in_json;
+  int pages = 0, images = 0;
+  std::string hostile_page;
+  for (auto& [path, entry] : seen["entries"].items()) {
+    INFO(path);
+    if (path.ends_with("/messages.html")) {
+      ++pages;
+      auto& page = entry["parsed"];
+      CHECK(page["hazards"].empty());
+      CHECK(page["unresolved_images"].empty());
+      images += static_cast<int>(page["images"].size());
+      for (auto& msg : page["messages"]) {
+        CHECK_FALSE(on_page.count(msg["id"].get<std::string>()));
+        on_page[msg["id"].get<std::string>()] = msg;
+      }
+      if (page["text"].get<std::string>().find("hostile post") != std::string::npos) hostile_page = page["text"].get<std::string>();
+      auto json_path = path.substr(0, path.size() - 4) + "json";
+      REQUIRE(seen["entries"].contains(json_path));
+      for (auto& t : seen["entries"][json_path]["parsed"]["threads"]) {
+        CHECK_FALSE(t["post_missing"].get<bool>());
+        in_json.insert(t["id"].get<std::string>());
+        for (auto& reply : t["replies"]) {
+          in_json.insert(reply["id"].get<std::string>());
+          auto w = want.find(reply["id"].get<std::string>());
+          REQUIRE(w != want.end());
+          CHECK(w->second["reply_to"] == t["id"]);
+        }
+      }
+    }
+    CHECK_FALSE(path.ends_with(".eml"));
+  }
+  CHECK(pages == 2);
+  CHECK(images > 0);
+  REQUIRE(on_page.size() == want.size());
+  for (auto& [id, it] : want) {
+    INFO(id);
+    REQUIRE(on_page.count(id));
+    CHECK(on_page[id]["kind"] == (it["reply_to"].is_null() ? "post" : "reply"));
+    CHECK(on_page[id]["post"] == it["reply_to"]);
+    CHECK(in_json.count(id));
+  }
+  // The hostile body: its text is there, nothing of what would run or fetch.
+  REQUIRE_FALSE(hostile_page.empty());
+  CHECK_THAT(hostile_page, Catch::Contains("hover text") && Catch::Contains("click") && Catch::Contains("[image]"));
+  CHECK_THAT(hostile_page, !Catch::Contains("pwned") && !Catch::Contains("alert"));
+
+  // The export's one-off job: not listed among the jobs, not edited, deleted or run
+  // there (409 naming where it is managed), its run listed with its kind.
+  const std::string root = api.token("admin", "root");
+  auto run = json::parse(api.call("GET", "/api/v1/runs/" + e["run_id"].get<std::string>()).body);
+  const std::string job_id = run["job_id"];
+  CHECK(run["kind"] == "export");
+  auto jobs = json::parse(api.call("GET", "/api/v1/jobs", std::nullopt, root).body);
+  for (auto& j : jobs["items"]) CHECK(j["id"] != job_id);
+  for (auto& [method, target, body] : std::vector<std::tuple<std::string, std::string, std::optional<json>>>{
+           {"PATCH", "/api/v1/jobs/" + job_id, json{{"enabled", false}}},
+           {"DELETE", "/api/v1/jobs/" + job_id, std::nullopt},
+           {"POST", "/api/v1/jobs/" + job_id + "/run", std::nullopt}}) {
+    auto res = api.call(method, target, body, root);
+    INFO(method << " " << target << ": " << res.body);
+    CHECK(res.status == 409);
+    CHECK_THAT(res.body, Catch::Contains("/api/v1/exports"));
+  }
+  auto runs = json::parse(api.call("GET", "/api/v1/runs?job=" + job_id, std::nullopt, root).body);
+  REQUIRE(runs["items"].size() == 1);
+  CHECK(runs["items"][0]["kind"] == "export");
+  auto listed = run_daemon_command({"job", "list"}, api.env);
+  CHECK(listed.exit_code == 0);
+  CHECK(listed.output.find(job_id) == std::string::npos);
+  auto rm = run_daemon_command({"job", "rm", job_id}, api.env);
+  CHECK(rm.exit_code == 1);
+  CHECK_THAT(rm.output, Catch::Contains("managed through /api/v1/exports"));
+  // Still there, still downloadable.
+  CHECK(api.call("GET", "/api/v1/exports/" + e["id"].get<std::string>() + "/download").status == 200);
 }

@@ -77,7 +77,13 @@ const std::string kMime1 = "From: a@example.com\r\nSubject: Hello\r\nMessage-ID:
 const std::string kMime2 = "From: b@example.com\r\nSubject: Hello\r\nMessage-ID: <2@x>\r\n\r\n>From quoted\r\n";
 const std::string kEvent = R"({"id":"E1","type":"singleInstance","subject":"Review","start":{"dateTime":"2026-01-05T10:00:00.0000000","timeZone":"UTC"},"end":{"dateTime":"2026-01-05T11:00:00.0000000","timeZone":"UTC"}})";
 const std::string kContact = R"({"id":"C1","displayName":"Bob Example","emailAddresses":[{"address":"bob@example.com"}]})";
-const std::string kPost = R"({"id":"1700000000000","messageType":"message","body":{"contentType":"html","content":"<p>Hi</p>"}})";
+// A post with an inline image and two things that must not run when the page is opened.
+const std::string kPost =
+    R"({"id":"1700000000000","messageType":"message","from":{"user":{"displayName":"Adele Vance"}},)"
+    R"("createdDateTime":"2026-01-05T10:00:00Z","body":{"contentType":"html","content":"<p>Hi <img src=\"https://graph.microsoft.com/v1.0/teams/t1/channels/19:c/messages/1700000000000/hostedContents/aGMx/$value\"></p><script>alert(1)</script><img src=x onerror=alert(2)>"}})";
+const std::string kReply =
+    R"({"id":"1700000000001","replyToId":"1700000000000","messageType":"message","from":{"user":{"displayName":"Bob"}},)"
+    R"("createdDateTime":"2026-01-05T10:05:00Z","lastEditedDateTime":"2026-01-05T10:06:00Z","body":{"contentType":"text","content":"<b>not bold</b>"}})";
 
 }  // namespace
 
@@ -100,10 +106,15 @@ TEST_CASE("zip export: every kind in its folder, faults listed, manifest hashes 
           entry(src, "8", "file", storage::Category::onedrive, "report.txt", "root/Documents", "quarterly\n"),
           entry(src, "9", "file", storage::Category::onedrive, "big.bin", "root/Documents", big),
           entry(src, "10", "file", storage::Category::onedrive, "../../etc/passwd", "../..", "not there\n"),
-          entry(src, "11", "message", storage::Category::teams, "Hello team", "General", kPost),
+          // A channel in thread order (exports.cpp's sort key): its image, the post, its reply.
           entry(src, "12", "hosted_content", storage::Category::teams, "image 1", "General", "\x89PNG..."),
+          entry(src, "11", "message", storage::Category::teams, "Hello team", "General", kPost),
+          entry(src, "13", "message", storage::Category::teams, "Re", "General", kReply),
       };
-      entries.back().version.content_type = "image/png";
+      entries[entries.size() - 3].version.content_type = "image/png";
+      entries[entries.size() - 3].version.graph_id = "19:c/1700000000000/hc/aGMx";
+      entries[entries.size() - 2].version.graph_id = "19:c/1700000000000";
+      entries[entries.size() - 1].version.graph_id = "19:c/1700000000000/1700000000001";
       FileSink sink(path);
       ExportOptions opts;
       opts.mbox = mbox;
@@ -144,10 +155,24 @@ TEST_CASE("zip export: every kind in its folder, faults listed, manifest hashes 
       CHECK(e["adele@contoso.com/OneDrive/root/Documents/report.txt"]["sha256"] == storage::crypto::to_hex(storage::crypto::sha256("quarterly\n")));
       CHECK(e["adele@contoso.com/OneDrive/root/Documents/big.bin"]["sha256"] == storage::crypto::to_hex(storage::crypto::sha256(big)));
       CHECK(e.contains("adele@contoso.com/OneDrive/_/_/.._.._etc_passwd"));
-      // A Teams post is Graph's JSON as stored (never an .eml, never in an mbox),
-      // its inline image the image itself.
-      CHECK(e["adele@contoso.com/Teams/General/Hello team.json"]["sha256"] == storage::crypto::to_hex(storage::crypto::sha256(kPost)));
+      // A Teams channel: one page with the reply under its post, the image shown
+      // from beside it, nothing that runs; one JSON file with the reply nested;
+      // never an .eml, never in an mbox, no file per message.
       CHECK(e["adele@contoso.com/Teams/General/image 1.png"]["sha256"] == storage::crypto::to_hex(storage::crypto::sha256("\x89PNG...")));
+      CHECK_FALSE(e.contains("adele@contoso.com/Teams/General/Hello team.json"));
+      auto& page = e["adele@contoso.com/Teams/General/messages.html"]["parsed"];
+      CHECK(page["messages"] == json::parse(R"([{"id": "1700000000000", "kind": "post", "post": null},
+                                                {"id": "1700000000001", "kind": "reply", "post": "1700000000000"}])"));
+      CHECK(page["images"] == json::array({"image 1.png"}));
+      CHECK(page["unresolved_images"].empty());
+      CHECK(page["hazards"].empty());
+      const auto text = page["text"].get<std::string>();
+      CHECK_THAT(text, Catch::Contains("Adele Vance") && Catch::Contains("(edited 2026-01-05T10:06:00Z)") &&
+                           Catch::Contains("<b>not bold</b>") && Catch::Contains("[image]"));
+      CHECK_THAT(text, !Catch::Contains("alert"));
+      auto& threads = e["adele@contoso.com/Teams/General/messages.json"]["parsed"]["threads"];
+      CHECK(threads == json::parse(R"([{"version_id": "v11", "post_missing": false, "id": "1700000000000",
+                                        "replies": [{"version_id": "v13", "id": "1700000000001"}]}])"));
 
       // The manifest names the two faults and what went wrong, and where every item went.
       auto& m = seen["manifest"];
@@ -156,10 +181,10 @@ TEST_CASE("zip export: every kind in its folder, faults listed, manifest hashes 
       CHECK_THAT(m["faults"][0]["error"].get<std::string>(), Catch::Contains("failed authentication"));
       CHECK(m["faults"][1]["version_id"] == "v6");
       CHECK_THAT(m["faults"][1]["error"].get<std::string>(), Catch::Contains("does not parse"));
-      CHECK(m["summary"]["items"] == 10);
+      CHECK(m["summary"]["items"] == 11);
       CHECK(m["summary"]["faults"] == 2);
       CHECK(m["items"]["v9"] == "adele@contoso.com/OneDrive/root/Documents/big.bin");
-      CHECK(m["items"].size() == 10);
+      CHECK(m["items"].size() == 11);
     }
   }
 }

@@ -2,14 +2,19 @@
 // An export as a zip written while it is sent: each item version becomes a file
 // under <owner>/<Category>/<folder path>/ (mail as .eml with the stored MIME byte
 // for byte, or one mboxrd file per mail folder; contacts as .vcf; events as one
-// .ics per calendar; files as themselves), and manifest.json, written last, lists
+// .ics per calendar; files as themselves; a Teams channel's posts and replies as
+// one messages.html and one messages.json, its inline images as themselves: see
+// conversation.hpp), and manifest.json, written last, lists
 // every file with its size, SHA-256 and the item versions in it, every item that
 // could not be exported with the error (faults), and every item that has nothing
 // of its own to export, such as a OneNote notebook (skipped), with the reason.
 //
 // Memory: the bytes of one item at a time for items up to kWholeItemLimit (read
 // whole first, so a damaged item is left out cleanly), one chunk for larger ones,
-// the events of the calendar being written, and the manifest rows. Not
+// the events of the calendar being written, the paths of the images of the Teams
+// channel being written (its JSON file waits in a temporary file while its HTML
+// page is written), and the manifest's faults and skipped items (its file rows
+// wait in a temporary file). Not
 // thread-safe; one coroutine drives it.
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
@@ -18,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "m365vault/export/entry_names.hpp"
@@ -28,6 +34,8 @@
 #include "m365vault/storage/crypto.hpp"
 
 namespace m365vault::exporting {
+
+class Spool;
 
 // Where the stored bytes of a version come from (the repository, in the daemon).
 class ContentSource {
@@ -64,6 +72,9 @@ class ZipExport {
 
   // Adds one item. Items of one folder should come together (ordered by owner,
   // category and path): an mbox or .ics is written per run of a folder's items.
+  // A Teams channel's items come threaded (exports.cpp's order): its images, then
+  // each post followed by its replies; a channel's page is written per run of its
+  // messages.
   // An item that cannot be read or converted becomes a fault in the manifest.
   // Throws only when `out` fails (the client went away).
   boost::asio::awaitable<void> add(const ExportEntry& e, ContentSource& source);
@@ -74,6 +85,7 @@ class ZipExport {
 
  private:
   struct OpenFile;
+  struct Conversation;
   class EntrySink;
   friend class EntrySink;
 
@@ -87,6 +99,9 @@ class ZipExport {
   boost::asio::awaitable<void> close_group();
   boost::asio::awaitable<void> add_whole(const std::string& path, std::int64_t mtime, bool deflate,
                                          std::string_view bytes, const ExportEntry& e);
+  boost::asio::awaitable<void> add_message(const ExportEntry& e, const std::string& folder, const std::string& key,
+                                           const std::string& stored, std::int64_t mtime);
+  void note_image(const std::string& folder, const ExportEntry& e, const std::string& path);
   void fault(const ExportEntry& e, const std::optional<std::string>& path, const std::string& error);
   static nlohmann::json item_ref(const ExportEntry& e);
 
@@ -102,7 +117,12 @@ class ZipExport {
   std::vector<nlohmann::json> group_event_refs_;
   std::int64_t group_mtime_ = 0;
   std::unique_ptr<MboxQuoter> quoter_;
-  nlohmann::json files_ = nlohmann::json::array();
+  // The Teams channel whose page is being written, and the channel folder's
+  // images: hosted content graph id -> path relative to the folder.
+  std::unique_ptr<Conversation> conv_;
+  std::string images_folder_;
+  std::unordered_map<std::string, std::string> images_;
+  std::unique_ptr<Spool> files_;  // the manifest's file rows, one line each
   nlohmann::json faults_ = nlohmann::json::array();
   nlohmann::json skipped_ = nlohmann::json::array();
   ExportSummary summary_;

@@ -45,6 +45,14 @@ struct Job {
   nlohmann::json to_json() const;
 };
 
+// A job that another resource owns: the one-off job of a restore or an export
+// (kinds "restore" and "export"). It is not listed among the jobs and is not
+// edited, deleted or run through them; its runs are listed with the others.
+bool managed_elsewhere(const Job& j);
+// Throws Error(Errc::conflict) naming the job and where it is managed when
+// managed_elsewhere(j).
+void require_own_job(const Job& j);
+
 struct ClaimedRun {
   std::string id;
   std::string job_id;
@@ -111,6 +119,7 @@ class Queue {
   // Error(Errc::conflict) for a duplicate name.
   Job create_job(storage::PgConnection& c, const JobSpec& spec, sys_seconds now) const;
   std::optional<Job> get_job(storage::PgConnection& c, const std::string& id_or_name) const;
+  // Every job but those managed_elsewhere, by name.
   std::vector<Job> list_jobs(storage::PgConnection& c) const;
   bool delete_job(storage::PgConnection& c, const std::string& id) const;
   // Replaces a job's settings (the API's PATCH merges first); recomputes the next
