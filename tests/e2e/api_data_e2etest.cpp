@@ -66,10 +66,7 @@ TEST_CASE("api data: a backup made through the API reads back through it, byte f
   DataDaemon a;
 
   // --- register the tenant: the secret goes in and never comes out.
-  json body = {{"name", "contoso"},         {"tenant_id", tenant.tenant}, {"client_id", tenant.client},
-               {"client_secret", tenant.secret}, {"graph_url", emu.base()},   {"login_url", emu.base()},
-               {"ca_file", emu.ca()}};
-  auto created = a.call("POST", "/api/v1/tenants", a.admin, body);
+  auto created = a.register_tenant(emu, tenant);
   REQUIRE(created.status == 201);
   auto tenant_id = json::parse(created.body)["id"].get<std::string>();
   CHECK(created.header("location") == "/api/v1/tenants/" + tenant_id);
@@ -82,11 +79,7 @@ TEST_CASE("api data: a backup made through the API reads back through it, byte f
   CHECK(json::parse(got_tenant.body)["auth"] == "secret");
 
   // --- a backup, run by the daemon's worker.
-  auto job = a.call("POST", "/api/v1/jobs", a.admin,
-                    json{{"name", "mail"}, {"tenant_id", tenant_id}, {"params", {{"categories", {"mail"}}}}});
-  REQUIRE(job.status == 201);
-  auto job_id = json::parse(job.body)["id"].get<std::string>();
-  auto run = a.run_job(job_id);
+  auto [job_id, run] = a.backup(tenant_id, "mail");
   INFO(run.dump());
   REQUIRE(run["state"] == "succeeded");
   a.get_json("/api/v1/runs/" + run["id"].get<std::string>() + "/events", a.admin);
@@ -369,17 +362,8 @@ TEST_CASE("api data: a OneDrive file backed up through the API downloads whole a
                             {{"contacts_per_user", 0}, {"events_per_user", 0}, {"mail_folders_per_user", 1},
                              {"drive_files_per_user", 8}, {"drive_bytes_per_user", 1 << 20}});
   DataDaemon a;
-  auto created = a.call("POST", "/api/v1/tenants", a.admin,
-                        json{{"name", "contoso"}, {"tenant_id", tenant.tenant}, {"client_id", tenant.client},
-                             {"client_secret", tenant.secret}, {"graph_url", emu.base()}, {"login_url", emu.base()},
-                             {"ca_file", emu.ca()}});
-  REQUIRE(created.status == 201);
-  const auto tenant_id = json::parse(created.body)["id"].get<std::string>();
-  auto job = a.call("POST", "/api/v1/jobs", a.admin,
-                    json{{"name", "files"}, {"tenant_id", tenant_id}, {"params", {{"categories", {"onedrive"}}}}});
-  REQUIRE(job.status == 201);
-  const auto job_id = json::parse(job.body)["id"].get<std::string>();
-  auto run = a.run_job(job_id);
+  const auto tenant_id = a.add_tenant(emu, tenant);
+  auto [job_id, run] = a.backup(tenant_id, "onedrive");
   INFO(run.dump());
   REQUIRE(run["state"] == "succeeded");
 
