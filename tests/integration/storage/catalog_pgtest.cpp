@@ -2,7 +2,6 @@
 // the page commit (replay, moves, deletions, resync rounds), snapshots, faults,
 // point-in-time browsing and ranked search.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <set>
 
@@ -10,6 +9,7 @@
 #include "m365vault/storage/catalog.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::storage;
@@ -18,7 +18,7 @@ using m365vault::test::ScratchDatabase;
 namespace {
 
 spdlog::logger& quiet() {
-  static spdlog::logger l("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  static spdlog::logger l = *test::quiet_logger();
   return l;
 }
 
