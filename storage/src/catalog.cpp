@@ -1370,12 +1370,17 @@ BrowsePage Catalog::browse(PgConnection& c, const BrowseQuery& q) const {
       page.next_cursor = make_cursor(json::array({"i", "", "0"}));
     return page;
   }
-  auto r = c.exec(std::string("SELECT ") + kVersionColumns +
-                      " FROM item_versions v JOIN items i ON i.id = v.item_id"
-                      " WHERE v.container_id = $1::bigint AND " +
+  // The page's ids first, then its rows: at a past instant the ids come from an
+  // index-only scan of item_versions_browse_at (its validity columns included),
+  // so the versions not visible then are skipped without reading the table.
+  auto r = c.exec(std::string("WITH p AS (SELECT v.id, v.name FROM item_versions v"
+                              " WHERE v.container_id = $1::bigint AND ") +
                       visible_at("v", "$2", q.at) +
                       " AND ($3::text IS NULL OR (v.name, v.id) > ($3, $4::bigint))"
-                      " ORDER BY v.name, v.id LIMIT $5",
+                      " ORDER BY v.name, v.id LIMIT $5)"
+                      " SELECT " + kVersionColumns +
+                      " FROM p JOIN item_versions v ON v.id = p.id JOIN items i ON i.id = v.item_id"
+                      " ORDER BY p.name, p.id",
                   {q.container_id, page.at, cur_name, cur_id, std::to_string(room + 1)});
   int n = std::min(r.rows(), room);
   for (int i = 0; i < n; ++i) page.items.push_back(version_from_row(r, i));
