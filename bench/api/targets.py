@@ -31,36 +31,35 @@ def get(path):
         return json.load(r)
 
 
+def later_pages(firsts):
+    """Pages 2 and 3 of the first 150 by their real cursors: what a user paging through costs."""
+    out = []
+    for t in firsts[:150]:
+        page = get(t)
+        for _ in range(2):
+            if not page.get("next_cursor"):
+                break
+            nxt = t + "&cursor=" + urllib.parse.quote(page["next_cursor"])
+            out.append(nxt)
+            page = get(nxt)
+    return out
+
+
 folders = sql("SELECT c.id, c.owner_id FROM containers c TABLESAMPLE SYSTEM (20)"
               " WHERE c.category = 'mail' ORDER BY random() LIMIT 2000")
 browse = [f"/api/v1/browse?owner={o}&category=mail&container={c}&limit=100" for c, o in folders]
-later = []
-for t in browse[:150]:  # follow cursors: pages 2 and 3 cost what a user paging through costs
-    page = get(t)
-    for _ in range(2):
-        if not page.get("next_cursor"):
-            break
-        nxt = t + "&cursor=" + urllib.parse.quote(page["next_cursor"])
-        later.append(nxt)
-        page = get(nxt)
+later = later_pages(browse)
 with open(f"{a.out}/browse.txt", "w") as f:
     f.write("\n".join(browse + later) + "\n")
 
 # The same pages at past instants, drawn evenly over the index's history: early
 # ones, where most of a folder's versions were not there yet, cost the most.
 (lo, hi), = sql("SELECT extract(epoch FROM min(from_at)), extract(epoch FROM max(from_at)) FROM item_versions")
-past, past_later = [], []
+past = []
 for t in browse:
     when = datetime.datetime.fromtimestamp(random.uniform(float(lo), float(hi)), datetime.timezone.utc)
     past.append(t + "&at=" + urllib.parse.quote(when.strftime("%Y-%m-%dT%H:%M:%SZ")))
-for t in past[:150]:
-    page = get(t)
-    for _ in range(2):
-        if not page.get("next_cursor"):
-            break
-        nxt = t + "&cursor=" + urllib.parse.quote(page["next_cursor"])
-        past_later.append(nxt)
-        page = get(nxt)
+past_later = later_pages(past)
 with open(f"{a.out}/browse_past.txt", "w") as f:
     f.write("\n".join(past + past_later) + "\n")
 
