@@ -780,7 +780,10 @@ void add_catalog_routes(net::Router& r, std::shared_ptr<Ctx> ctx) {
           nlohmann::json items = nlohmann::json::array();
           for (auto& v : page.items) items.push_back(v.to_json());
           note.detail["results"] = items.size();
-          co_return Response::json(200, {{"items", items}, {"next_cursor", cursor_json(page.next_cursor)}});
+          co_return Response::json(200, {{"items", items},
+                                         {"next_cursor", cursor_json(page.next_cursor)},
+                                         {"ranked_among", page.ranked_among},
+                                         {"truncated", page.truncated}});
         }));
 }
 

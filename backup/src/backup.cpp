@@ -160,6 +160,9 @@ class TenantRun {
   awaitable<void> backup_category(Pass& pass);
   awaitable<std::vector<storage::ContainerChange>> walk_hierarchy(Pass& pass, const std::string& start_url,
                                                                   const char* parent_field);
+  awaitable<void> resolve_well_known(const Pass& pass, const std::map<std::string, json>& by_id,
+                                     const std::set<std::string>& known_ids,
+                                     std::map<std::string, std::string>& well_known);
   awaitable<void> sync_calendars(Pass& pass);
   awaitable<void> sync_container(Pass& pass, const std::string& container_id);
   awaitable<void> retry_faults(Pass& pass);
@@ -522,7 +525,12 @@ awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass&
   auto q11_ = [&](PgConnection& c) { return cat_.open_containers(c, pass.owner.id, pass.cat); };
   auto known = co_await db(q11_);
   std::set<std::string> known_ids;
-  for (auto& k : known) known_ids.insert(k.graph_id);
+  std::map<std::string, std::string> well_known;  // graph id -> inbox, sentitems...
+  for (auto& k : known) {
+    known_ids.insert(k.graph_id);
+    if (k.well_known) well_known[k.graph_id] = *k.well_known;
+  }
+  if (pass.cat == Category::mail) co_await resolve_well_known(pass, by_id, known_ids, well_known);
   std::vector<storage::ContainerChange> changes;
   std::set<std::string> placed;
   std::function<void(const std::string&, int)> place = [&](const std::string& id, int depth) {
@@ -539,6 +547,7 @@ awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass&
         if (by_id.count(pid) || known_ids.count(pid)) ch.parent_graph_id = pid;  // else: under the root
       }
       ch.display_name = f.value("displayName", std::string());
+      if (auto w = well_known.find(id); w != well_known.end()) ch.well_known = w->second;
     }
     placed.insert(id);
     changes.push_back(std::move(ch));
@@ -557,6 +566,42 @@ awaitable<std::vector<storage::ContainerChange>> TenantRun::walk_hierarchy(Pass&
   auto r = co_await db(q12_);
   progress_.count(0, 0, static_cast<std::uint64_t>(r.items_closed), 0);
   co_return changes;
+}
+
+// The mail folder delta does not say which folder is the Inbox: Graph answers
+// that only through the well-known aliases (CONTRACT.md 6.1). They are asked,
+// one GET each, when the mailbox gains a folder (its first run included) or has
+// none known yet; otherwise the stored names are carried, so a renamed Inbox
+// stays the inbox without a request. An alias the mailbox lacks (no archive) is
+// skipped; any other failure keeps what is known and says so in the run's events.
+awaitable<void> TenantRun::resolve_well_known(const Pass& pass, const std::map<std::string, json>& by_id,
+                                              const std::set<std::string>& known_ids,
+                                              std::map<std::string, std::string>& well_known) {
+  bool grows = well_known.empty();
+  for (auto& [id, f] : by_id)
+    if (!known_ids.count(id) && !graph::is_removed(f)) grows = true;
+  if (!grows) co_return;
+  static const char* const kAliases[] = {"inbox",       "drafts",    "sentitems", "deleteditems",
+                                         "archive",     "junkemail", "outbox",    "conversationhistory"};
+  auto opts = outlook_opts(pass);
+  opts.max_page_size.reset();
+  std::string failed;
+  for (const char* alias : kAliases) {
+    const std::string url = "/v1.0/users/" + pass.uid + "/mailFolders/" + alias + "?$select=id";
+    try {
+      auto r = co_await client_.get(url, opts);
+      auto j = r.parse();
+      if (j.contains("id") && j["id"].is_string()) well_known[j["id"].get<std::string>()] = alias;
+    } catch (const graph::GraphError& e) {
+      if (!graph::is_not_found(e)) failed = std::string(alias) + ": " + e.what();
+    }
+    if (!failed.empty()) break;
+  }
+  if (!failed.empty()) {
+    const std::string msg_ = "well-known mail folders of '" + pass.owner.spec.upn.value_or(pass.uid) +
+                             "' not resolved (" + failed + "): they show without their well-known name until a later run";
+    co_await event("warn", msg_);
+  }
 }
 
 // Calendars have no delta of their own: list them and compare with what is stored.

@@ -87,7 +87,9 @@ FROM (
   FROM (SELECT i, false AS old FROM generate_series(1, :items) i
         UNION ALL SELECT i, true FROM generate_series(1, :old_versions) i) g
   CROSS JOIN people pp
-  CROSS JOIN LATERAL (SELECT now() - interval '365 days' * random() AS received) t
+  -- A date per item over the past year, the same for its open and its old version
+  -- (a hash of the id: random() here was evaluated once, giving every message one date).
+  CROSS JOIN LATERAL (SELECT now() - interval '365 days' * (((g.i * 2654435761) % 1000003) / 1000003.0) AS received) t
   CROSS JOIN LATERAL (
     SELECT string_agg(wa.w[1 + floor(6000 * power(random(), 2.5))::int], ' ') AS subject,
            string_agg(wa.w[1 + floor(6000 * power(random(), 1.5))::int], ' ') AS preview

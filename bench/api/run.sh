@@ -8,6 +8,8 @@
 # through its HTTP API with wrk (installed if missing):
 #   browse    a 100-item page of a folder (random folders, first pages and later
 #             ones by cursor): p50/p99, goal p99 < 20 ms
+#   browse at a past instant  the same pages with `at` drawn over the index's
+#             history: p50/p99, goal p99 < 20 ms
 #   search    websearch queries (a common word, a rare word, two words, a phrase,
 #             a sender's name, with an owner filter): p50/p95, goal p95 < 200 ms
 #   metadata  GET /api/v1/items/{id} of random items: requests/s
@@ -95,11 +97,12 @@ for d in "${daemons[@]}"; do
   start_daemon "$d"
   echo "$d on 127.0.0.1:$port, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   run_wrk browse 1 "$work/browse.txt"
+  run_wrk browse_past 1 "$work/browse_past.txt"
   run_wrk search 1 "$work/search.txt"
   run_wrk metadata 8 "$work/items.txt"
   stop_daemon
-  bad=$(awk '/^errors/ {for (i=1;i<=NF;i++) if ($i ~ /^non2xx=/) s += substr($i,8)} END {print s+0}' "$work"/{browse,search,metadata}.out)
+  bad=$(awk '/^errors/ {for (i=1;i<=NF;i++) if ($i ~ /^non2xx=/) s += substr($i,8)} END {print s+0}' "$work"/{browse,browse_past,search,metadata}.out)
   [ "$bad" = 0 ] || { echo "bench/api: $bad answers were not 2xx (see $work/daemon.log)" >&2; exit 1; }
-  summaries+=("summary $d: browse p50=$(field "$work/browse.out" latency p50)ms p99=$(field "$work/browse.out" latency p99)ms (goal p99 < 20) search p50=$(field "$work/search.out" latency p50)ms p95=$(field "$work/search.out" latency p95)ms (goal p95 < 200) item metadata $(field "$work/metadata.out" requests per_s) req/s")
+  summaries+=("summary $d: browse p50=$(field "$work/browse.out" latency p50)ms p99=$(field "$work/browse.out" latency p99)ms (goal p99 < 20) browse at a past instant p50=$(field "$work/browse_past.out" latency p50)ms p99=$(field "$work/browse_past.out" latency p99)ms (goal p99 < 20) search p50=$(field "$work/search.out" latency p50)ms p95=$(field "$work/search.out" latency p95)ms (goal p95 < 200) item metadata $(field "$work/metadata.out" requests per_s) req/s")
 done
 printf '%s\n' "${summaries[@]}"

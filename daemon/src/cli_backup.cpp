@@ -26,7 +26,6 @@
 #include <cerrno>
 #include <future>
 #include <iostream>
-#include <sstream>
 
 #include "cli_common.hpp"
 #include "wiring.hpp"
@@ -39,15 +38,6 @@
 namespace m365vault::daemon {
 
 namespace {
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ','))
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
 std::string host_name() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
@@ -120,8 +110,8 @@ int run_backup_command(const Config& cfg, const std::vector<std::string>& raw) {
   backup::BackupParams params;
   try {
     nlohmann::json pj = nlohmann::json::object();
-    if (auto o = a.opt("owner")) pj["owners"] = split_list(*o);
-    if (auto c = a.opt("category")) pj["categories"] = split_list(*c);
+    if (a.opt("owner")) pj["owners"] = a.list("owner");
+    if (a.opt("category")) pj["categories"] = a.list("category");
     params = backup::BackupParams::from_json(pj);
   } catch (const Error& e) {
     std::cerr << "m365vaultd: " << e.what() << "\n";

@@ -69,6 +69,21 @@ struct Args {
     auto it = opts.find(k);
     return it == opts.end() ? std::nullopt : std::optional<std::string>(it->second);
   }
+  // Every value of a list option, in order: repeatable, and each value a
+  // comma-separated list (`--owner a,b --owner c`); empty parts are dropped.
+  std::vector<std::string> list(const std::string& k) const {
+    std::vector<std::string> out;
+    auto it = all.find(k);
+    if (it == all.end()) return out;
+    for (const auto& v : it->second) {
+      for (std::size_t from = 0; from <= v.size();) {
+        auto comma = std::min(v.find(',', from), v.size());
+        if (comma > from) out.push_back(v.substr(from, comma - from));
+        from = comma + 1;
+      }
+    }
+    return out;
+  }
 };
 
 struct Session {

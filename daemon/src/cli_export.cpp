@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "cli_common.hpp"
 #include "content_reader.hpp"
@@ -46,15 +45,6 @@ class FileSink : public net::BodySink {
   std::ofstream out_;
 };
 
-std::vector<std::string> list_of(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ','))
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
 }  // namespace
 
 int run_export_command(const Config& cfg, const std::vector<std::string>& raw) {
@@ -77,10 +67,9 @@ int run_export_command(const Config& cfg, const std::vector<std::string>& raw) {
     return 2;
   }
   nlohmann::json sel = {{"tenant", *a.opt("tenant")}};
-  if (auto v = a.opt("owner")) sel["owners"] = list_of(*v);
-  if (auto v = a.opt("container")) sel["containers"] = list_of(*v);
-  if (auto v = a.opt("item")) sel["items"] = list_of(*v);
-  if (auto v = a.opt("category")) sel["categories"] = list_of(*v);
+  for (auto [opt, field] : {std::pair{"owner", "owners"}, {"container", "containers"}, {"item", "items"},
+                            {"category", "categories"}})
+    if (a.opt(opt)) sel[field] = a.list(opt);
   if (auto v = a.opt("at")) sel["at"] = *v;
   nlohmann::json body = {{"selection", sel}, {"format", {{"mbox", a.flags.count("mbox") > 0}}}};
   const std::filesystem::path output = *a.opt("output");

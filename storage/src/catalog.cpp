@@ -1380,12 +1380,17 @@ BrowsePage Catalog::browse(PgConnection& c, const BrowseQuery& q) const {
       page.next_cursor = make_cursor(json::array({"i", "", "0"}));
     return page;
   }
-  auto r = c.exec(std::string("SELECT ") + kVersionColumns +
-                      " FROM item_versions v JOIN items i ON i.id = v.item_id"
-                      " WHERE v.container_id = $1::bigint AND " +
+  // The page's ids first, then its rows: at a past instant the ids come from an
+  // index-only scan of item_versions_browse_at (its validity columns included),
+  // so the versions not visible then are skipped without reading the table.
+  auto r = c.exec(std::string("WITH p AS (SELECT v.id, v.name FROM item_versions v"
+                              " WHERE v.container_id = $1::bigint AND ") +
                       visible_at("v", "$2", q.at) +
                       " AND ($3::text IS NULL OR (v.name, v.id) > ($3, $4::bigint))"
-                      " ORDER BY v.name, v.id LIMIT $5",
+                      " ORDER BY v.name, v.id LIMIT $5)"
+                      " SELECT " + kVersionColumns +
+                      " FROM p JOIN item_versions v ON v.id = p.id JOIN items i ON i.id = v.item_id"
+                      " ORDER BY p.name, p.id",
                   {q.container_id, page.at, cur_name, cur_id, std::to_string(room + 1)});
   int n = std::min(r.rows(), room);
   for (int i = 0; i < n; ++i) page.items.push_back(version_from_row(r, i));
@@ -1491,29 +1496,40 @@ SearchPage Catalog::search(PgConnection& c, const SearchQuery& q) const {
   // Only the kSearchRankedMatches most recently stored matches (highest version
   // id) are ranked: a word in most of the index would otherwise rank millions of
   // rows on every page. The candidates are the same for every page of a query,
-  // so the keyset still walks one fixed order.
+  // so the keyset still walks one fixed order. One candidate more than the cap is
+  // read to tell the client truthfully whether older matches were left out (k);
+  // the filters narrow the candidates before the cap, so a narrower query reaches
+  // them. k is joined on the left so that a page past the end still reports it.
+  const std::string cap = std::to_string(kSearchRankedMatches);
   auto r = input_errors([&] {
-    return c.exec(std::string("WITH m AS (SELECT v.id, ts_rank(v.search, websearch_to_tsquery('simple', $1)) AS rank"
-                              "  FROM (SELECT v.id, v.search FROM item_versions v"
+    return c.exec(std::string("WITH c AS (SELECT v.id, v.search FROM item_versions v"
                               "   WHERE v.search @@ websearch_to_tsquery('simple', $1) AND ") +
                       visible_at("v", "$2", q.at) + " AND " + owner_in_scope("v.owner_id", "$3") +
                       "   AND ($4::uuid IS NULL OR v.owner_id IN (SELECT id FROM owners WHERE tenant_id = $4::uuid))"
                       "   AND ($5::uuid IS NULL OR v.owner_id = $5::uuid) AND ($6::text IS NULL OR v.category = $6)"
                       "   AND ($7::timestamptz IS NULL OR coalesce(v.received_at, v.sent_at, v.modified_at) >= $7::timestamptz)"
                       "   AND ($8::timestamptz IS NULL OR coalesce(v.received_at, v.sent_at, v.modified_at) < $8::timestamptz)"
-                      "   ORDER BY v.id DESC LIMIT " + std::to_string(kSearchRankedMatches) + ") v),"
+                      "   ORDER BY v.id DESC LIMIT " + cap + " + 1),"
+                      " k AS (SELECT count(*) AS n, min(c.id) AS low FROM c),"
+                      " m AS (SELECT c.id, ts_rank(c.search, websearch_to_tsquery('simple', $1)) AS rank FROM c, k"
+                      "  WHERE k.n <= " + cap + " OR c.id > k.low),"
                       // The page before the joins: they then fetch limit + 1 rows, not every candidate.
                       " p AS (SELECT m.id, m.rank FROM m WHERE ($9::real IS NULL OR (m.rank, m.id) < ($9::real, $10::bigint))"
                       "  ORDER BY m.rank DESC, m.id DESC LIMIT $11)"
                       " SELECT " +
                       kVersionColumns +
-                      ", p.rank::text FROM p JOIN item_versions v ON v.id = p.id JOIN items i ON i.id = v.item_id"
+                      ", p.rank::text, k.n FROM k LEFT JOIN (p JOIN item_versions v ON v.id = p.id"
+                      "  JOIN items i ON i.id = v.item_id) ON true"
                       " ORDER BY p.rank DESC, p.id DESC",
                   {q.q, when, scope_param(q.scope), q.tenant_id, q.owner_id, cat, q.after, q.before, cur_rank, cur_id,
                    std::to_string(q.limit + 1)});
   });
   SearchPage page;
-  int n = std::min(r.rows(), q.limit);
+  const long long candidates = r.get_int(0, kVersionColumnCount + 1);
+  page.ranked_among = std::min<long long>(candidates, kSearchRankedMatches);
+  page.truncated = candidates > kSearchRankedMatches;
+  const bool none = r.is_null(0, kVersionColumnCount);  // k alone: no match on this page
+  int n = none ? 0 : std::min(r.rows(), q.limit);
   std::string last_rank;
   for (int i = 0; i < n; ++i) {
     auto v = version_from_row(r, i);
@@ -1521,7 +1537,7 @@ SearchPage Catalog::search(PgConnection& c, const SearchQuery& q) const {
     v.rank = std::stod(last_rank);
     page.items.push_back(std::move(v));
   }
-  if (r.rows() > q.limit) page.next_cursor = make_cursor(json::array({last_rank, page.items.back().version_id}));
+  if (!none && r.rows() > q.limit) page.next_cursor = make_cursor(json::array({last_rank, page.items.back().version_id}));
   return page;
 }
 

@@ -51,12 +51,11 @@ void check_ids(const SelectionSpec& s) {
 
 // The tree of one scope at the instant. Parameters: $1 owner, $2 category, $3 the
 // instant, $4 selected container ids (bigint[]).
-const char* kTreeCte =
+const std::string kTreeCte =
     "WITH RECURSIVE cv_at AS ("
     "  SELECT cv.container_id AS id, cv.parent_id, cv.display_name, cv.well_known, cv.from_at, cv.to_at"
     "  FROM container_versions cv JOIN containers c ON c.id = cv.container_id"
-    "  WHERE c.owner_id = $1::uuid AND c.category = $2"
-    "  AND cv.from_at <= $3::timestamptz AND (cv.to_at IS NULL OR cv.to_at > $3::timestamptz)),"
+    "  WHERE c.owner_id = $1::uuid AND c.category = $2 AND " + visible("cv", "$3") + "),"
     " tree(id, path, depth, ids, under) AS ("
     "  SELECT a.id, a.display_name, 0, ARRAY[a.id], a.id = ANY($4::bigint[]) FROM cv_at a"
     "  WHERE a.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM cv_at p WHERE p.id = a.parent_id)"
@@ -67,9 +66,8 @@ const char* kTreeCte =
 // The selected-item predicate over v (item_versions), i (items) and t (the tree,
 // left-joined on v.container_id). Parameters: $1..$4 as the tree, $5 listed item
 // ids (bigint[]), $6 the query (nullable), $7 everything of the scope (boolean).
-const char* kItemSelected =
-    " v.owner_id = $1::uuid AND v.category = $2"
-    " AND v.from_at <= $3::timestamptz AND (v.to_at IS NULL OR v.to_at > $3::timestamptz)"
+const std::string kItemSelected =
+    " v.owner_id = $1::uuid AND v.category = $2 AND " + visible("v", "$3") +
     " AND ($7::boolean OR i.id = ANY($5::bigint[]) OR coalesce(t.under, false))"
     " AND ($6::text IS NULL OR v.search @@ websearch_to_tsquery('simple', $6))";
 
@@ -204,7 +202,7 @@ SelectedContainerPage Catalog::selected_containers(PgConnection& c, const Select
   // Kept: with no query, the selected subtrees (or the whole tree) and their
   // ancestors; always, the ancestors-or-self of the selected items' containers.
   auto r = input_errors([&] {
-    return c.exec(std::string(kTreeCte) +
+    return c.exec(kTreeCte +
                       ", keep AS (SELECT DISTINCT unnest(t.ids) AS id FROM tree t"
                       "  WHERE ($6::text IS NULL AND ($7::boolean OR t.under))"
                       "  OR t.id IN (SELECT v.container_id FROM item_versions v JOIN items i ON i.id = v.item_id"
@@ -223,15 +221,7 @@ SelectedContainerPage Catalog::selected_containers(PgConnection& c, const Select
   int n = std::min(r.rows(), limit);
   for (int i = 0; i < n; ++i) {
     SelectedContainer sc;
-    auto& e = sc.container;
-    e.id = std::string(r.get(i, 0));
-    e.graph_id = std::string(r.get(i, 1));
-    e.display_name = std::string(r.get(i, 2));
-    e.path = std::string(r.get(i, 3));
-    e.parent_id = opt(r, i, 4);
-    e.well_known = opt(r, i, 5);
-    e.valid_from = std::string(r.get(i, 6));
-    e.valid_to = opt(r, i, 7);
+    sc.container = container_from_row(r, i);
     sc.depth = static_cast<int>(r.get_int(i, 8));
     page.containers.push_back(std::move(sc));
   }
@@ -251,7 +241,7 @@ SelectedItemPage Catalog::selected_items(PgConnection& c, const SelectionSpec& s
   auto params = scope_params(s, scope);
   params.insert(params.end(), {cur_id, std::to_string(limit + 1)});
   auto r = input_errors([&] {
-    return c.exec(std::string(kTreeCte) + " SELECT " + kVersionColumns +
+    return c.exec(kTreeCte + " SELECT " + kVersionColumns +
                       ", t.path FROM item_versions v JOIN items i ON i.id = v.item_id"
                       " LEFT JOIN tree t ON t.id = v.container_id WHERE" +
                       kItemSelected +

@@ -39,6 +39,11 @@ extern const char* kVersionColumns;
 extern const int kVersionColumnCount;
 ItemVersion version_from_row(const PgResult& r, int i);
 
+// Containers: c (containers) and cv (one of their versions) in this order, read
+// by container_from_row (a query may add columns after them).
+extern const char* kContainerColumns;
+ContainerEntry container_from_row(const PgResult& r, int i);
+
 // The visibility predicate of versions aliased `a` at the instant in parameter `p`.
 std::string visible(const std::string& a, const std::string& p);
 // Scope check for an owner id column, with the scope tenant in parameter `s`.

@@ -3,7 +3,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "m365vault/scheduler/queue.hpp"
@@ -12,12 +11,13 @@
 #include "m365vault/storage/migrate.hpp"
 #include "m365vault/storage/sealer.hpp"
 #include "support/http_client.hpp"
+#include "support/log.hpp"
 
 namespace m365vault::test {
 
 namespace {
 std::shared_ptr<spdlog::logger> quiet(const std::string& name) {
-  auto l = std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::null_sink_mt>());
+  auto l = quiet_logger(name);
   return l;
 }
 }  // namespace

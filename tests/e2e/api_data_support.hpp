@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "emulator/emulator_support.hpp"
 #include "m365vault/storage/crypto.hpp"
 #include "support/daemon.hpp"
 #include "support/http_client.hpp"
@@ -124,6 +125,33 @@ struct DataDaemon {
     auto r = call("POST", "/api/v1/tokens", admin, b);
     REQUIRE(r.status == 201);
     return json::parse(r.body)["token"];
+  }
+  // Registers the emulator's tenant as an administrator does: its secret, the
+  // emulator as Graph and login endpoint and its CA. The response, unchecked.
+  HttpResult register_tenant(const EmulatorProcess& emu, const TestTenant& t) {
+    return call("POST", "/api/v1/tenants", admin,
+                json{{"name", "contoso"}, {"tenant_id", t.tenant}, {"client_id", t.client}, {"client_secret", t.secret},
+                     {"graph_url", emu.base()}, {"login_url", emu.base()}, {"ca_file", emu.ca()}});
+  }
+  // register_tenant, required to succeed; the tenant's id.
+  std::string add_tenant(const EmulatorProcess& emu, const TestTenant& t) {
+    auto created = register_tenant(emu, t);
+    REQUIRE(created.status == 201);
+    return json::parse(created.body)["id"].get<std::string>();
+  }
+  // A job backing up one category of the tenant, created and run to its end.
+  struct JobRun {
+    std::string job_id;
+    json run;
+  };
+  JobRun backup(const std::string& tenant_id, const std::string& category) {
+    auto job = call("POST", "/api/v1/jobs", admin,
+                    json{{"name", category}, {"tenant_id", tenant_id}, {"params", {{"categories", {category}}}}});
+    REQUIRE(job.status == 201);
+    JobRun out;
+    out.job_id = json::parse(job.body)["id"].get<std::string>();
+    out.run = run_job(out.job_id);
+    return out;
   }
   // Queues a run of the job and waits for the daemon's worker to end it.
   json run_job(const std::string& job_id) {

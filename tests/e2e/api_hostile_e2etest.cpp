@@ -193,17 +193,8 @@ TEST_CASE("api hostile: every operation refuses hostile input with a 4xx naming 
   DataDaemon a;
 
   // --- real data behind every id: a tenant backed up by a job's run, a token.
-  auto created = a.call("POST", "/api/v1/tenants", a.admin,
-                        json{{"name", "contoso"}, {"tenant_id", tenant.tenant}, {"client_id", tenant.client},
-                             {"client_secret", tenant.secret}, {"graph_url", emu.base()}, {"login_url", emu.base()},
-                             {"ca_file", emu.ca()}});
-  REQUIRE(created.status == 201);
-  const auto tenant_id = json::parse(created.body)["id"].get<std::string>();
-  auto job = a.call("POST", "/api/v1/jobs", a.admin,
-                    json{{"name", "mail"}, {"tenant_id", tenant_id}, {"params", {{"categories", {"mail"}}}}});
-  REQUIRE(job.status == 201);
-  const auto job_id = json::parse(job.body)["id"].get<std::string>();
-  auto run = a.run_job(job_id);
+  const auto tenant_id = a.add_tenant(emu, tenant);
+  const auto [job_id, run] = a.backup(tenant_id, "mail");
   REQUIRE(run["state"] == "succeeded");
   const auto run_id = run["id"].get<std::string>();
   auto tok = a.call("POST", "/api/v1/tokens", a.admin, json{{"name", "grafana"}, {"role", "viewer"}});

@@ -2,7 +2,6 @@
 // and with signals.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/null_sink.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 #include "support/daemon.hpp"
 #include "support/http_client.hpp"
 #include "support/temp_dir.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::test;
@@ -39,7 +39,7 @@ bool no_postgres_left(const fs::path& data_dir) {
 }
 
 std::shared_ptr<spdlog::logger> quiet() {
-  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return quiet_logger();
 }
 
 }  // namespace

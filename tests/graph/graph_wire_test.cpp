@@ -11,7 +11,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <atomic>
 #include <thread>
@@ -20,6 +19,7 @@
 #include "m365vault/graph/client.hpp"
 #include "m365vault/net/router.hpp"
 #include "m365vault/net/server.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::graph;
@@ -122,7 +122,7 @@ struct FakeGraph {
     o.host = "127.0.0.1";
     o.port = 0;
     server = std::make_unique<net::HttpServer>(server_ioc, o, router.handler(),
-                                               std::make_shared<spdlog::logger>("s", std::make_shared<spdlog::sinks::null_sink_mt>()),
+                                               test::quiet_logger("s"),
                                                nullptr);
     server->start();
     server_thread = std::thread([this] { server_ioc.run(); });

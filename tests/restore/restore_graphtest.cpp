@@ -4,7 +4,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <algorithm>
 #include <map>
@@ -13,6 +12,7 @@
 #include "backup/backup_support.hpp"
 #include "m365vault/restore/restore.hpp"
 #include "m365vault/scheduler/queue.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::test;
@@ -21,7 +21,7 @@ using json = nlohmann::json;
 namespace {
 
 std::shared_ptr<spdlog::logger> quiet() {
-  return std::make_shared<spdlog::logger>("restore-test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return quiet_logger("restore-test");
 }
 
 json tenant_spec(int users) {

@@ -2,7 +2,6 @@
 // does not wait behind a running backup of its tenant (backups still exclude each
 // other), and creating one checks and pins the request.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include "m365vault/core/error.hpp"
 #include "m365vault/restore/restore.hpp"
@@ -10,13 +9,14 @@
 #include "m365vault/storage/catalog.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using json = nlohmann::json;
 
 namespace {
 spdlog::logger& quiet() {
-  static spdlog::logger l("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  static spdlog::logger l = *test::quiet_logger();
   return l;
 }
 }  // namespace

@@ -2,7 +2,6 @@
 // them, whole owners, categories, a query, items; paths as they were at the
 // instant; pages that resume; tenant scope.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <functional>
 #include <map>
@@ -13,6 +12,7 @@
 #include "m365vault/storage/catalog.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::storage;
@@ -24,7 +24,7 @@ using json = nlohmann::json;
 namespace {
 
 spdlog::logger& quiet() {
-  static spdlog::logger l("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  static spdlog::logger l = *test::quiet_logger();
   return l;
 }
 

@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include "m365vault/api/auth.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::api;
@@ -13,7 +13,7 @@ using m365vault::test::ScratchDatabase;
 namespace {
 PgConnection migrated(const ScratchDatabase& db) {
   auto c = PgConnection::connect(db.conninfo());
-  spdlog::logger quiet("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  spdlog::logger quiet = *test::quiet_logger();
   storage::migrate(c, storage::builtin_migrations(), quiet);
   return c;
 }

@@ -1,6 +1,5 @@
 // Webhook notifications through the outbox, delivered to a real HTTP receiver.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,6 +14,7 @@
 #include "m365vault/scheduler/queue.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::scheduler;
@@ -26,7 +26,7 @@ namespace asio = boost::asio;
 namespace {
 
 std::shared_ptr<spdlog::logger> quiet() {
-  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return test::quiet_logger();
 }
 
 struct Receiver {
@@ -50,7 +50,7 @@ struct Fixture {
   std::thread thread;
 
   Fixture() {
-    spdlog::logger l("m", std::make_shared<spdlog::sinks::null_sink_mt>());
+    spdlog::logger l = *test::quiet_logger("m");
     storage::migrate(c, storage::builtin_migrations(), l);
     auto rx_ = rx;
     router.add("POST", "/hook", [rx_](net::Request& r) -> asio::awaitable<net::Response> {

@@ -1,7 +1,6 @@
 // The run queue on the real PostgreSQL: many workers, leases, retries,
 // cancellation, schedules fired by several daemons at once.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <atomic>
 #include <future>
@@ -13,6 +12,7 @@
 #include "m365vault/scheduler/queue.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::scheduler;
@@ -24,7 +24,7 @@ namespace {
 
 PgConnection migrated(const ScratchDatabase& db) {
   auto c = PgConnection::connect(db.conninfo());
-  spdlog::logger quiet("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  spdlog::logger quiet = *test::quiet_logger();
   storage::migrate(c, storage::builtin_migrations(), quiet);
   return c;
 }

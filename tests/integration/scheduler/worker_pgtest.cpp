@@ -1,7 +1,6 @@
 // Workers executing runs on the real PostgreSQL: shared work, cancellation,
 // retries with backoff, and a clean stop.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +15,7 @@
 #include "m365vault/scheduler/worker.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::scheduler;
@@ -27,7 +27,7 @@ namespace asio = boost::asio;
 namespace {
 
 std::shared_ptr<spdlog::logger> quiet() {
-  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  return test::quiet_logger();
 }
 
 // A job kind for tests: counts executions per run, works `work` long (checking
@@ -66,7 +66,7 @@ struct Fixture {
   std::vector<std::unique_ptr<Worker>> workers;
 
   Fixture() {
-    spdlog::logger l("m", std::make_shared<spdlog::sinks::null_sink_mt>());
+    spdlog::logger l = *test::quiet_logger("m");
     storage::migrate(c, storage::builtin_migrations(), l);
   }
   void start_workers(int n, std::chrono::seconds retry_base = 0s) {

@@ -2,7 +2,6 @@
 // the page commit (replay, moves, deletions, resync rounds), snapshots, faults,
 // point-in-time browsing and ranked search.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <set>
 
@@ -10,6 +9,7 @@
 #include "m365vault/storage/catalog.hpp"
 #include "m365vault/storage/migrate.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::storage;
@@ -18,7 +18,7 @@ using m365vault::test::ScratchDatabase;
 namespace {
 
 spdlog::logger& quiet() {
-  static spdlog::logger l("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  static spdlog::logger l = *test::quiet_logger();
   return l;
 }
 
@@ -491,12 +491,15 @@ TEST_CASE("catalog: search ranks subject matches first, pages, and stays in its 
   CHECK(f.count("SELECT count(*) FROM items") == 4);
 }
 
-TEST_CASE("catalog: search ranks the newest 10,000 matches, pages through exactly them, and finds older rare words",
+TEST_CASE("catalog: search ranks the newest 10,000 matches, says so, pages through exactly them, and narrows to older ones",
           "[pg]") {
   Fixture f;
-  // The oldest versions: a rare word among them, then 10,050 newer "pile" messages.
+  // The oldest versions (received a year earlier): a rare word among them, then 10,000 newer "pile" messages.
   std::vector<ItemChange> old;
-  for (int i = 0; i < 50; ++i) old.push_back(message("old-" + std::to_string(i), "inbox", "pile number " + std::to_string(i), "1"));
+  for (int i = 0; i < 50; ++i) {
+    old.push_back(message("old-" + std::to_string(i), "inbox", "pile number " + std::to_string(i), "1"));
+    old.back().received_at = "2023-03-01T10:00:00Z";
+  }
   old[7].subject = old[7].name = "pile needle";
   f.cat.commit_page(f.c, page_of(f.owner, "inbox", old, "p0"));
   std::vector<ItemChange> fresh;
@@ -512,6 +515,8 @@ TEST_CASE("catalog: search ranks the newest 10,000 matches, pages through exactl
   int pages = 0;
   for (; pages < 100; ++pages) {
     auto p = f.cat.search(f.c, q);
+    CHECK(p.ranked_among == 10000);  // every page tells that older matches were left out
+    CHECK(p.truncated);
     for (auto& i : p.items) {
       CHECK(seen.insert(i.version_id).second);  // no repeats across pages
       CHECK(*i.rank <= last_rank);              // one order across pages
@@ -533,4 +538,31 @@ TEST_CASE("catalog: search ranks the newest 10,000 matches, pages through exactl
   auto r = f.cat.search(f.c, rare);
   REQUIRE(r.items.size() == 1);
   CHECK(r.items[0].graph_id == "old-7");
+  CHECK(r.ranked_among == 1);
+  CHECK_FALSE(r.truncated);
+
+  // The date filter narrows before the cap: the 50 older "pile" messages, all of them.
+  SearchQuery narrowed = q;
+  narrowed.cursor.reset();
+  narrowed.before = "2024-01-01T00:00:00Z";
+  auto older = f.cat.search(f.c, narrowed);
+  CHECK(older.ranked_among == 50);
+  CHECK_FALSE(older.truncated);
+  std::set<std::string> older_ids;
+  for (auto& i : older.items) older_ids.insert(i.graph_id);
+  CHECK(older_ids.size() == 50);
+  CHECK(older_ids.count("old-7") == 1);
+
+  // A page past the last one and a query matching nothing still report the count.
+  SearchQuery past = narrowed;
+  past.cursor = page_cursor(nlohmann::json::array({"0.0000001", "1"}));
+  auto beyond = f.cat.search(f.c, past);
+  CHECK(beyond.items.empty());
+  CHECK(beyond.ranked_among == 50);
+  SearchQuery nothing;
+  nothing.q = "nowhere-to-be-found";
+  auto none = f.cat.search(f.c, nothing);
+  CHECK(none.items.empty());
+  CHECK(none.ranked_among == 0);
+  CHECK_FALSE(none.truncated);
 }

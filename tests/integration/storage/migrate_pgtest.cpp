@@ -1,6 +1,5 @@
 // Migrations and the libpq layer against the real PostgreSQL of the test command.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -12,6 +11,7 @@
 #include "m365vault/storage/migrate.hpp"
 #include "m365vault/storage/pg.hpp"
 #include "support/pg.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::storage;
@@ -19,7 +19,7 @@ using m365vault::test::ScratchDatabase;
 
 namespace {
 spdlog::logger& quiet() {
-  static spdlog::logger l("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  static spdlog::logger l = *test::quiet_logger();
   return l;
 }
 int count_rows(PgConnection& c, const std::string& sql) { return static_cast<int>(c.exec(sql).get_int(0, 0)); }
@@ -130,7 +130,7 @@ TEST_CASE("a statement past its deadline fails with timeout instead of hanging",
 
 TEST_CASE("Database runs statements on its pool and ping reports an unreachable server", "[pg]") {
   ScratchDatabase db;
-  auto log = std::make_shared<spdlog::logger>("db", std::make_shared<spdlog::sinks::null_sink_mt>());
+  auto log = test::quiet_logger("db");
   Database good(db.conninfo(), 2, {}, log);
   auto f = [](PgConnection& c) { return c.exec("SELECT 40 + $1::int", {std::string("2")}).get_int(0, 0); };
   CHECK(good.with_connection<long long>(f) == 42);

@@ -3,7 +3,6 @@
 // suite, two-phase prune, verify (quick, deep, repair), rebuild-index, a store
 // failing at every call N, SIGKILL at 20 random moments, and the cache's cost.
 #include <catch2/catch.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <chrono>
 #include <csignal>
@@ -24,6 +23,7 @@
 #include "support/storage/memory_store.hpp"
 #include "support/storage/repo_fixtures.hpp"
 #include "support/temp_dir.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::storage;
@@ -34,7 +34,7 @@ using test::text_data;
 namespace {
 
 spdlog::logger& quiet() {
-  static spdlog::logger l("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  static spdlog::logger l = *test::quiet_logger();
   return l;
 }
 

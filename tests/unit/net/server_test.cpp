@@ -9,7 +9,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 
@@ -20,6 +19,7 @@
 #include "m365vault/net/router.hpp"
 #include "m365vault/net/server.hpp"
 #include "support/http_client.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace m365vault::net;
@@ -65,7 +65,7 @@ struct TestServer {
     });
     o.host = "127.0.0.1";
     o.port = 0;
-    auto log = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto log = test::quiet_logger();
     server = std::make_unique<HttpServer>(ioc, o, router.handler(), log, &metrics);
     server->start();
     for (int i = 0; i < 2; ++i) threads.emplace_back([this] { ioc.run(); });

@@ -5,7 +5,6 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <spdlog/sinks/null_sink.h>
 
 #include <future>
 #include <map>
@@ -17,6 +16,7 @@
 #include "m365vault/net/server.hpp"
 #include "m365vault/storage/s3_store.hpp"
 #include "support/temp_dir.hpp"
+#include "support/log.hpp"
 
 using namespace m365vault;
 using namespace std::chrono_literals;
@@ -59,7 +59,7 @@ struct TlsS3 {
     o.port = 0;
     o.tls_cert_file = (d / "srv.pem").string();
     o.tls_key_file = (d / "srv.key").string();
-    auto log = std::make_shared<spdlog::logger>("s3", std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto log = test::quiet_logger("s3");
     server = std::make_unique<net::HttpServer>(
         ioc, o,
         [this](net::Request& r) -> asio::awaitable<net::Response> {

@@ -326,6 +326,11 @@ struct SearchQuery {
 struct SearchPage {
   std::vector<ItemVersion> items;  // best first (ts_rank), rank set
   std::optional<std::string> next_cursor;
+  // Only the newest matches (by storing order, at most 10,000; docs/catalog.md)
+  // are ranked and paged through: how many were (all the matches when not truncated),
+  // and whether older matches exist that no page of this query will return.
+  long long ranked_among = 0;
+  bool truncated = false;
 };
 
 struct VersionPage {
