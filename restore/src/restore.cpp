@@ -322,11 +322,12 @@ awaitable<void> RestoreRun::begin_scope(ScopeState& s) {
   }
   if (root_name_) {
     // The safe place: one folder (a calendar for events) under the target's root.
-    auto existing = co_await find_child(s, std::nullopt, *root_name_);
+    const std::optional<std::string> top;  // named: no temporary inside co_await (GCC 12)
+    auto existing = co_await find_child(s, top, *root_name_);
     if (existing) {
       s.root = *existing;
     } else if (!req_.dry_run) {
-      auto created = co_await create_child(s, std::nullopt, *root_name_);
+      auto created = co_await create_child(s, top, *root_name_);
       s.root = created;
     } else {
       s.root = "(dry run: " + *root_name_ + ")";
