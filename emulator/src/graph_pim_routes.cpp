@@ -36,6 +36,18 @@ std::optional<std::uint32_t> resolve_container(Tenant& t, std::uint32_t u, const
   return key->index;
 }
 
+// The live item an id names (of this kind and user), copied out under the tenant's
+// lock with its parsed key; nullopt when there is none.
+std::optional<std::pair<OutlookKey, PimItem>> live_item(Tenant& t, std::uint32_t u, const PimKind& k,
+                                                       const std::string& ref) {
+  auto key = parse_outlook_id(t, ref);
+  std::lock_guard lk(t.mu);
+  auto& s = store(t, u, k);
+  if (!key || key->kind != k.item_kind || key->user != u || key->index >= s.items.size() || !s.items[key->index].alive)
+    return std::nullopt;
+  return std::pair{*key, s.items[key->index]};
+}
+
 std::vector<std::string> csv(const std::string& s) {
   std::vector<std::string> out;
   std::size_t i = 0;
@@ -386,27 +398,22 @@ void EmulatorImpl::register_pim() {
       const PimKind& k = *kp;
       auto& t = *c.tenant;
       const auto u = *c.user;
-      auto key = parse_outlook_id(t, c.req.params["item"]);
-      PimItem item;
-      {
-        std::lock_guard lk(t.mu);
-        auto& s = store(t, u, k);
-        if (!key || key->kind != k.item_kind || key->user != u || key->index >= s.items.size() || !s.items[key->index].alive)
-          return graph_error(c.req, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
-        item = s.items[key->index];
-      }
+      auto found = live_item(t, u, k, c.req.params["item"]);
+      if (!found) return graph_error(c.req, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
+      const auto& key = found->first;
+      const auto& item = found->second;
       json j;
-      if (!k.contacts && key->moves) {
-        auto occ = occurrences(t, u, key->index, item);
-        auto it = std::find_if(occ.begin(), occ.end(), [&](auto& o) { return o.number == key->moves; });
+      if (!k.contacts && key.moves) {
+        auto occ = occurrences(t, u, key.index, item);
+        auto it = std::find_if(occ.begin(), occ.end(), [&](auto& o) { return o.number == key.moves; });
         if (it == occ.end()) return graph_error(c.req, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
-        j = instance(t, u, key->index, item, *it);
+        j = instance(t, u, key.index, item, *it);
       } else {
-        j = render(t, u, k, key->index, item);
+        j = render(t, u, k, key.index, item);
         if (!k.contacts && c.req.query_param("$expand").value_or("") == "exceptionOccurrences") {
           json ex = json::array();
-          for (auto& o : occurrences(t, u, key->index, item))
-            if (o.exception) ex.push_back(instance(t, u, key->index, item, o));
+          for (auto& o : occurrences(t, u, key.index, item))
+            if (o.exception) ex.push_back(instance(t, u, key.index, item, o));
           j["exceptionOccurrences"] = ex;
         }
       }
@@ -428,16 +435,11 @@ void EmulatorImpl::register_pim() {
     if (!from || !to)
       return graph_error(c.req, 400, "ErrorInvalidParameter",
                          "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.");
-    auto key = parse_outlook_id(t, c.req.params["item"]);
-    PimItem item;
-    {
-      std::lock_guard lk(t.mu);
-      auto& s = store(t, u, kEvents);
-      if (!key || key->kind != kEvents.item_kind || key->user != u || key->index >= s.items.size() || !s.items[key->index].alive)
-        return graph_error(c.req, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
-      item = s.items[key->index];
-    }
-    json value = key->moves ? json::array() : instances_in(t, u, key->index, item, *from, *to);
+    auto found = live_item(t, u, kEvents, c.req.params["item"]);
+    if (!found) return graph_error(c.req, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
+    const auto& key = found->first;
+    const auto& item = found->second;
+    json value = key.moves ? json::array() : instances_in(t, u, key.index, item, *from, *to);
     for (auto& e : value) e.erase("@odata.type");
     return graph_json(c, 200, {{"@odata.context", ctx_url(c, "events('" + c.req.params["item"] + "')/instances")}, {"value", value}});
   };

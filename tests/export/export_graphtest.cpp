@@ -37,6 +37,24 @@ long long peak_rss(int pid) {
   return -1;
 }
 
+// Writes a downloaded zip to `path`, requires `unzip -t` to pass and the manifest
+// to list exactly the zip's entries with matching hashes and no fault, and returns
+// what the checker saw (tests/export/check_export.py).
+json checked_zip(const std::filesystem::path& path, const std::string& body) {
+  std::ofstream(path, std::ios::binary) << body;
+  std::string log;
+  const int rc = unzip_test(path, log);
+  INFO(log);
+  REQUIRE(rc == 0);
+  auto seen = check_export("zip", path);
+  REQUIRE(seen["testzip"].is_null());
+  auto& m = seen["manifest"];
+  CHECK(m["mismatched"].empty());
+  CHECK(m["unlisted"].empty());
+  CHECK(m["faults"].empty());
+  return seen;
+}
+
 struct ExportDaemon {
   BackupStack& s;
   OpenApiCheck spec = OpenApiCheck::from_env();
@@ -130,17 +148,8 @@ TEST_CASE("export: a mailbox and a drive through the API download, read back by 
   CHECK(dl.header("content-type") == "application/zip");
   CHECK(dl.header("content-length").empty());  // streamed: chunked, the size unknown up front
   const auto after = peak_rss(api.d->process().pid());
-  auto zip_path = dir / "export.zip";
-  std::ofstream(zip_path, std::ios::binary) << dl.body;
-
-  std::string log;
-  REQUIRE(unzip_test(zip_path, log) == 0);
-  auto seen = check_export("zip", zip_path);
-  REQUIRE(seen["testzip"].is_null());
+  auto seen = checked_zip(dir / "export.zip", dl.body);
   auto& m = seen["manifest"];
-  CHECK(m["mismatched"].empty());
-  CHECK(m["unlisted"].empty());
-  CHECK(m["faults"].empty());
   // The OneNote notebook has no content of its own: listed as skipped, with the reason.
   REQUIRE(m["skipped"].size() == 1);
   CHECK(m["skipped"][0]["kind"] == "package");
@@ -229,6 +238,7 @@ TEST_CASE("export: a mailbox and a drive through the API download, read back by 
                                 api.env);
   INFO(cli.output);
   REQUIRE(cli.exit_code == 0);
+  std::string log;
   REQUIRE(unzip_test(out, log) == 0);
   auto seen3 = check_export("zip", out);
   std::set<std::string> cli_hashes;
@@ -293,17 +303,7 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
   auto e = api.export_ready({{"tenant", s.catalog_tenant_id()}, {"owners", {owner[0][0]}}, {"categories", {"teams"}}});
   auto dl = api.call("GET", "/api/v1/exports/" + e["id"].get<std::string>() + "/download");
   REQUIRE(dl.status == 200);
-  auto zip_path = dir / "teams.zip";
-  std::ofstream(zip_path, std::ios::binary) << dl.body;
-  std::string log;
-  INFO(log);
-  REQUIRE(unzip_test(zip_path, log) == 0);
-  auto seen = check_export("zip", zip_path);
-  REQUIRE(seen["testzip"].is_null());
-  auto& m = seen["manifest"];
-  CHECK(m["mismatched"].empty());
-  CHECK(m["unlisted"].empty());
-  CHECK(m["faults"].empty());
+  auto seen = checked_zip(dir / "teams.zip", dl.body);
 
   // Every message of the team's manifest is on a page, a reply under its post, and
   // in that channel's JSON file, nested the same way.

@@ -235,11 +235,12 @@ TEST_CASE("metrics count requests by route and status", "[unit]") {
   TestServer ts;
   http_get(ts.port(), "/ok");
   http_get(ts.port(), "/missing");
-  // A request is recorded once its response is written, just after the client has it.
+  // A request is recorded once its response is written, just after the client has
+  // it: wait for both, since the server's threads may record them in either order.
   std::string text;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 300; ++i) {
     text = ts.metrics.render();
-    if (text.find("status=\"404\"") != std::string::npos) break;
+    if (text.find("status=\"404\"") != std::string::npos && text.find("status=\"200\"") != std::string::npos) break;
     std::this_thread::sleep_for(10ms);
   }
   CHECK(text.find("m365vault_http_requests_total{route=\"/ok\",method=\"GET\",status=\"200\"} 1") != std::string::npos);
