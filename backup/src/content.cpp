@@ -23,9 +23,11 @@ asio::awaitable<void> ContentSink::write(std::string_view data) {
   sha_->update(data);
   size_ += static_cast<long long>(data.size());
   const std::size_t max = writer_.repo().chunker().params().max_size;
-  // Sized once: appending past max_size would double the buffer (twice the memory
-  // each download in flight holds).
-  if (buf_.capacity() < max + data.size()) buf_.reserve(max + data.size());
+  // Near a cut the buffer is sized once to what it can hold before the cut:
+  // doubling there would take twice the memory each download in flight holds.
+  // Below that it grows as usual, so a small message never holds max_size.
+  const std::size_t need = buf_.size() + data.size();
+  if (need > buf_.capacity() && need > max / 2) buf_.reserve(max + data.size());
   buf_.append(data);
   if (buf_.size() >= max) co_await cut(false);
 }
