@@ -8,6 +8,7 @@
 #include <boost/url/rfc/unreserved_chars.hpp>
 #include <boost/url/url.hpp>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <map>
@@ -34,8 +35,20 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+// ASCII case-insensitive equality, without building a lower-cased copy.
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == prefix;
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
 bool is_absolute(std::string_view s) { return starts_with_ci(s, "https://") || starts_with_ci(s, "http://"); }
@@ -49,8 +62,9 @@ std::string origin_of(std::string_view url) {
   return scheme + "://" + lower(u->encoded_host()) + ":" + port;
 }
 
-// The path of a URL or of a relative target, without the query (links carry tokens).
-std::string path_only(std::string_view url) {
+// The path of a URL or of a relative target, without the query (links carry tokens):
+// a view into `url`.
+std::string_view path_view(std::string_view url) {
   auto q = url.find('?');
   if (q != std::string_view::npos) url = url.substr(0, q);
   if (is_absolute(url)) {
@@ -58,8 +72,10 @@ std::string path_only(std::string_view url) {
     auto slash = url.find('/', host);
     url = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
   }
-  return std::string(url);
+  return url;
 }
+
+std::string path_only(std::string_view url) { return std::string(path_view(url)); }
 
 std::string form_encode(std::string_view s) {
   return boost::urls::encode(s, boost::urls::unreserved_chars);
@@ -71,10 +87,9 @@ bool outlook_segment(std::string_view seg) {
   static const char* const kOutlook[] = {"mailfolders",    "messages",      "contactfolders", "contacts",
                                          "calendars",      "calendar",      "calendarview",   "events",
                                          "calendargroups", "mailboxsettings", "outlook",      "inferenceclassification"};
-  auto paren = seg.find('(');  // mailFolders('AAMk...') in links
-  auto s = lower(seg.substr(0, paren));
+  const auto name = seg.substr(0, seg.find('('));  // mailFolders('AAMk...') in links
   for (const char* k : kOutlook)
-    if (s == k) return true;
+    if (iequals(name, k)) return true;
   return false;
 }
 
@@ -93,30 +108,48 @@ struct MailboxState {
 namespace {
 
 // The segments of a path or URL after its version ("v1.0", "beta"; relative paths
-// without one start at the first segment).
-std::vector<std::string> segments_after_version(std::string_view path_or_url) {
-  const auto path = path_only(path_or_url);
-  std::vector<std::string> segs;
-  std::string_view rest(path);
-  while (!rest.empty()) {
-    auto slash = rest.find('/');
-    auto seg = rest.substr(0, slash);
-    if (!seg.empty()) segs.emplace_back(seg);
-    if (slash == std::string_view::npos) break;
-    rest.remove_prefix(slash + 1);
-  }
+// without one start at the first segment), as views into the caller's string: the
+// first kKept of them, and how many there are in all. Built once per request
+// attempt, so it allocates nothing.
+struct Segments {
+  static constexpr std::size_t kKept = 6;
+  std::array<std::string_view, kKept> kept{};
+  std::size_t count = 0;
+
+  std::size_t size() const { return count; }
+  std::string_view operator[](std::size_t i) const { return i < kKept ? kept[i] : std::string_view(); }
+  bool is(std::size_t i, std::string_view name) const { return i < count && iequals((*this)[i], name); }
+};
+
+Segments segments_after_version(std::string_view path_or_url) {
+  const auto path = path_view(path_or_url);
+  auto each = [&](auto&& fn) {  // non-empty segments in order
+    std::string_view rest(path);
+    while (!rest.empty()) {
+      auto slash = rest.find('/');
+      auto seg = rest.substr(0, slash);
+      if (!seg.empty()) fn(seg);
+      if (slash == std::string_view::npos) break;
+      rest.remove_prefix(slash + 1);
+    }
+  };
+  std::size_t version = 0, n = 0;  // segments up to and including the first version one
+  each([&](std::string_view seg) {
+    ++n;
+    if (!version && (iequals(seg, "v1.0") || iequals(seg, "beta"))) version = n;
+  });
+  Segments out;
   std::size_t i = 0;
-  while (i < segs.size() && lower(segs[i]) != "v1.0" && lower(segs[i]) != "beta") ++i;
-  i = i < segs.size() ? i + 1 : 0;
-  segs.erase(segs.begin(), segs.begin() + static_cast<std::ptrdiff_t>(std::min(i, segs.size())));
-  return segs;
+  each([&](std::string_view seg) {
+    if (i++ < version) return;
+    if (out.count < Segments::kKept) out.kept[out.count] = seg;
+    ++out.count;
+  });
+  return out;
 }
 
-}  // namespace
-
-std::optional<TeamsRoute> teams_route_of(std::string_view path_or_url) {
-  const auto segs = segments_after_version(path_or_url);
-  auto is = [&](std::size_t i, const char* name) { return i < segs.size() && lower(segs[i]) == name; };
+std::optional<TeamsRoute> teams_route(const Segments& segs) {
+  auto is = [&](std::size_t i, std::string_view name) { return segs.is(i, name); };
   if (is(0, "chats") && segs.size() >= 2)
     return TeamsRoute{is(2, "messages") ? "chat_message" : "other", ""};
   if (is(0, "teams") && segs.size() >= 2) {
@@ -132,31 +165,40 @@ std::optional<TeamsRoute> teams_route_of(std::string_view path_or_url) {
   return std::nullopt;
 }
 
-std::string outlook_mailbox_of(std::string_view path_or_url) {
-  const auto segs = segments_after_version(path_or_url);
-  std::size_t i = 0;
-  if (i >= segs.size()) return {};
-  std::string id;
+std::string outlook_mailbox(const Segments& segs) {
+  if (segs.size() == 0) return {};
+  std::string_view id;
   std::size_t next;
-  auto first = lower(segs[i]);
-  if (first == "me") {
+  const auto first = segs[0];
+  if (iequals(first, "me")) {
     id = "me";
-    next = i + 1;
-  } else if (first == "users" && i + 1 < segs.size()) {
-    id = std::string(segs[i + 1]);
-    next = i + 2;
-  } else if (first.rfind("users(", 0) == 0) {  // users('id')
-    auto in = std::string_view(segs[i]).substr(6);
+    next = 1;
+  } else if (iequals(first, "users") && segs.size() > 1) {
+    id = segs[1];
+    next = 2;
+  } else if (starts_with_ci(first, "users(")) {  // users('id')
+    auto in = first.substr(6);
     if (!in.empty() && in.back() == ')') in.remove_suffix(1);
     if (in.size() >= 2 && in.front() == '\'' && in.back() == '\'') in = in.substr(1, in.size() - 2);
-    id = std::string(in);
-    next = i + 1;
+    id = in;
+    next = 1;
   } else {
     return {};
   }
   if (next >= segs.size() || !outlook_segment(segs[next]) || id.empty()) return {};
-  return lower(net::percent_decode(id).value_or(id));
+  return lower(net::percent_decode(id).value_or(std::string(id)));
 }
+
+}  // namespace
+
+std::optional<TeamsRoute> teams_route_of(std::string_view path_or_url) {
+  return teams_route(segments_after_version(path_or_url));
+}
+
+std::string outlook_mailbox_of(std::string_view path_or_url) {
+  return outlook_mailbox(segments_after_version(path_or_url));
+}
+
 
 std::string GraphResponse::request_id() const { return std::string(headers.get("request-id").value_or("")); }
 
@@ -176,6 +218,7 @@ struct ClientState {
   net::HttpClient http;
   std::optional<ClientCertificate> cert;
   std::string graph_base, graph_origin, token_url, what_tenant;
+  std::string graph_literal_origin;  // scheme://authority of graph_base as written
   AimdRate aimd;
 
   std::atomic<std::uint64_t> requests{0}, retries{0}, throttled{0}, transient{0}, connection_errors{0},
@@ -228,10 +271,22 @@ struct ClientState {
     while (!graph_base.empty() && graph_base.back() == '/') graph_base.pop_back();
     graph_origin = origin_of(graph_base);
     if (graph_origin.empty()) throw Error(Errc::invalid_config, "graph url '" + ep.graph_url + "': not an absolute URL");
+    graph_literal_origin = graph_base.substr(0, graph_base.find('/', graph_base.find("://") + 3));
     auto login = ep.login_url;
     while (!login.empty() && login.back() == '/') login.pop_back();
     if (origin_of(login).empty()) throw Error(Errc::invalid_config, "login url '" + ep.login_url + "': not an absolute URL");
     token_url = login + "/" + form_encode(ep.tenant_id) + "/oauth2/v2.0/token";
+  }
+
+  // Whether a URL is on Graph's origin. Links Graph returns repeat the base's own
+  // spelling, so a literal prefix match settles nearly every request without
+  // parsing; anything else is compared as a normalised origin.
+  bool is_graph(std::string_view url) const {
+    if (url.size() >= graph_literal_origin.size() && url.substr(0, graph_literal_origin.size()) == graph_literal_origin &&
+        (url.size() == graph_literal_origin.size() || url[graph_literal_origin.size()] == '/' ||
+         url[graph_literal_origin.size()] == '?'))
+      return true;
+    return origin_of(url) == graph_origin;
   }
 
   std::string resolve(std::string_view p) const {
@@ -482,8 +537,7 @@ std::string join_location(const std::string& base, std::string_view loc) {
 // Teams' per-app limits (CONTRACT.md 9): the request takes the first slot free
 // under its rate class and its team or channel, and moves each of them on by one
 // interval from there. Returns when it may leave.
-Clock::time_point teams_pace(ClientState& s, std::string_view url) {
-  auto route = teams_route_of(url);
+Clock::time_point teams_pace(ClientState& s, const std::optional<TeamsRoute>& route) {
   if (!route) return {};
   const double margin = s.o.teams_pace_margin > 0 ? s.o.teams_pace_margin : 1.0;
   std::vector<std::pair<std::string, Clock::duration>> limits;
@@ -513,11 +567,14 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
   for (int attempt = 1;; ++attempt) {
     // A followed redirect is a pre-authenticated download URL: never our token,
     // even when it lives on Graph's own origin (the emulator's does).
-    const bool to_graph = redirects == 0 && !c.opts.pre_authenticated && origin_of(c.url) == s->graph_origin;
-    const auto derived = to_graph ? outlook_mailbox_of(c.url) : std::string();
+    const bool to_graph = redirects == 0 && !c.opts.pre_authenticated && s->is_graph(c.url);
+    // The URL is read once per attempt, into views (no copies): its mailbox, its Teams limit.
+    const auto segs = to_graph ? segments_after_version(c.url) : Segments{};
+    const auto derived = outlook_mailbox(segs);
     const std::string key = !c.opts.mailbox.empty() ? lower(c.opts.mailbox) : derived;
     const bool outlook = to_graph && c.opts.outlook.value_or(!derived.empty());
-    const std::string what = lower(c.method) + " '" + path_only(c.url) + "'";
+    // For messages only: most attempts never need it.
+    auto what = [&c] { return lower(c.method) + " '" + path_only(c.url) + "'"; };
     // Download URLs elsewhere (drive content) are neither capped nor paced as Graph calls.
     auto mb = to_graph ? s->mailbox(key, !key.empty()) : s->mailbox("\x01external", false);
 
@@ -544,7 +601,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
     }
     if (slot > Clock::now()) co_await sleep_until(slot);
     if (to_graph) {
-      const auto teams_slot = teams_pace(*s, c.url);
+      const auto teams_slot = teams_pace(*s, teams_route(segs));
       if (teams_slot > Clock::now()) co_await sleep_until(teams_slot);
     }
     std::string token;
@@ -590,7 +647,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
         net::HeadFn on_head = [&](int st, const net::Headers& h) {
           head_status = st;
           if (st >= 200 && st < 300 && lower(h.get("Content-Encoding").value_or("")) == "gzip")
-            gz = std::make_unique<detail::GzipDecoder>(what);
+            gz = std::make_unique<detail::GzipDecoder>(what());
           if (st >= 200 && st < 300 && c.on_head) (*c.on_head)(st, h);
         };
         net::BodyChunkFn on_piece = [&](std::string_view bytes) -> asio::awaitable<void> {
@@ -616,11 +673,11 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
       } else {
         res = co_await s->http.request(req);
         if (lower(res.headers.get("Content-Encoding").value_or("")) == "gzip")
-          res.body = detail::gunzip(res.body, s->o.max_body, what);
+          res.body = detail::gunzip(res.body, s->o.max_body, what());
         if (c.opts.expect_json && res.status >= 200 && res.status < 300) {
           out.json = nlohmann::json::parse(res.body, nullptr, false);
           if (out.json.is_discarded())
-            throw Error(Errc::unavailable, what + ": " + std::to_string(res.status) + " answer is not JSON (cut short?)");
+            throw Error(Errc::unavailable, what() + ": " + std::to_string(res.status) + " answer is not JSON (cut short?)");
         }
       }
     } catch (const Error& e) {
@@ -635,8 +692,8 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
 
     if (!failure.empty()) {
       auto delay = s->o.backoff.delay(attempt - 1);
-      if (Clock::now() + delay > deadline) throw Error(Errc::timeout, what + ": deadline passed while retrying: " + failure);
-      s->warn(what + ": " + failure + "; retry " + std::to_string(attempt) + " in " + std::to_string(delay.count()) + " ms");
+      if (Clock::now() + delay > deadline) throw Error(Errc::timeout, what() + ": deadline passed while retrying: " + failure);
+      s->warn(what() + ": " + failure + "; retry " + std::to_string(attempt) + " in " + std::to_string(delay.count()) + " ms");
       if (delivered) (*c.on_restart)();
       s->waited_ms.fetch_add(static_cast<std::uint64_t>(delay.count()));
       co_await sleep_until(Clock::now() + delay);
@@ -645,12 +702,12 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
 
     const int st = res.status;
     if (s->debugging())
-      s->debug(what + " -> " + std::to_string(st) + " in " + std::to_string(ms) + " ms (attempt " +
+      s->debug(what() + " -> " + std::to_string(st) + " in " + std::to_string(ms) + " ms (attempt " +
                std::to_string(attempt) + ", request-id " + std::string(res.headers.get("request-id").value_or("-")) + ")");
     if (st < 400) pace_rate_limit(*s, *mb, res.headers);  // a 302 to drive content is charged too
     if (c.on_chunk && is_redirect(st) && res.headers.get("Location")) {
       // Drive content: the pre-authenticated URL is fetched without our token.
-      if (++redirects > 5) throw Error(Errc::unavailable, what + ": too many redirects");
+      if (++redirects > 5) throw Error(Errc::unavailable, what() + ": too many redirects");
       c.url = join_location(c.url, *res.headers.get("Location"));
       --attempt;
       continue;
@@ -670,7 +727,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
     }
     auto ra = parse_retry_after(res.headers.get("Retry-After").value_or(""));
     auto err = make_graph_error(st, res.body, res.headers.get("request-id").value_or(""), ra,
-                                std::string(res.headers.get("Location").value_or("")), what);
+                                std::string(res.headers.get("Location").value_or("")), what());
     bool retry = false;
     if (st == 429) {
       s->throttled.fetch_add(1);
@@ -688,7 +745,8 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
       std::lock_guard lk(s->mu);
       mb->blocked_until = std::max(mb->blocked_until, Clock::now() + delay);
     }
-    s->debug(what + ": " + std::to_string(st) + ", waiting " + std::to_string(delay.count()) + " ms" +
+    if (s->debugging())
+      s->debug(what() + ": " + std::to_string(st) + ", waiting " + std::to_string(delay.count()) + " ms" +
              (ra ? " (Retry-After)" : " (backoff)"));
     s->waited_ms.fetch_add(static_cast<std::uint64_t>(delay.count()));
     co_await sleep_until(Clock::now() + delay);
