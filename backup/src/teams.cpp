@@ -444,14 +444,9 @@ class TeamPass : public MessagePass {
       if (!expired.empty()) {
         // The delta state is gone: list the channel again in a round that closes,
         // once it completes, what neither the listing nor the delta reported.
-        co_await commit(pending);
-        const std::string msg = "message delta of channel " + channel + " of team '" + who() +
+        const std::string why = "message delta of channel " + channel + " of team '" + who() +
                                 "' is no longer valid (" + expired + "): listing the channel again";
-        co_await event("warn", msg);
-        auto q_round = [&](PgConnection& c) {
-          return catalog().start_round(c, owner().id, category(), channel, storage::RoundCovers::items);
-        };
-        co_await db(q_round);
+        co_await restart_round(pending, channel, why);
         expected.clear();
         listing = true;
         pager.emplace(env().client, list_start, opts_);
