@@ -1094,9 +1094,9 @@ awaitable<void> TenantRun::backup_chats() {
     chats.emplace(id, std::move(*got));
   }
   // Chats no member listed: only a run over the whole tenant whose every listing
-  // completed may say so.
+  // completed may say so (a user without Teams, 404, lists none).
   std::vector<storage::Owner> vanished;
-  if (params_.owners.empty() && !listing_failed && !ctx_.cancelled())
+  if (params_.owners.empty() && !users.empty() && !listing_failed && !ctx_.cancelled())
     for (auto& o : known_chats)
       if (!chats.count(o.spec.graph_id)) vanished.push_back(o);
   std::vector<storage::OwnerSpec> specs;
