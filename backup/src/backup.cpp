@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -109,6 +110,15 @@ bool named(const storage::Owner& o, const std::string& want) {
   return lower(o.spec.graph_id) == w || (o.spec.upn && lower(*o.spec.upn) == w) ||
          (o.spec.mail && lower(*o.spec.mail) == w) ||
          (o.spec.kind != storage::OwnerKind::user && o.spec.display_name && lower(*o.spec.display_name) == w);
+}
+
+// A Teams chat id as Graph writes them: "19:{...}@thread.v2" (group, meeting) or
+// "19:{user}_{user}@unq.gbl.spaces" (1:1), of URL-path-safe characters.
+bool is_chat_id(const std::string& s) {
+  if (!s.starts_with("19:") || !(s.ends_with("@thread.v2") || s.ends_with("@unq.gbl.spaces"))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == ':' || c == '@' || c == '.' || c == '_' || c == '-';
+  });
 }
 
 // One run of one tenant.
@@ -354,17 +364,30 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
   // Every user not deleted; the selection narrows it.
   auto all = co_await live_owners(storage::OwnerKind::user);
   if (params_.owners.empty()) co_return all;
-  std::vector<storage::Owner> teams;  // a selection may name teams (backup_teams picks them)
-  if (std::find(params_.categories.begin(), params_.categories.end(), Category::teams) != params_.categories.end())
+  // A selection may name teams and chats (backup_teams and backup_chats pick them).
+  const bool with_teams =
+      std::find(params_.categories.begin(), params_.categories.end(), Category::teams) != params_.categories.end();
+  std::vector<storage::Owner> teams, chats;
+  if (with_teams) {
     teams = co_await live_owners(storage::OwnerKind::team);
+    chats = co_await live_owners(storage::OwnerKind::chat);
+  }
   std::vector<storage::Owner> chosen;
   for (auto& want : params_.owners) {
     auto it = std::find_if(all.begin(), all.end(), [&](const storage::Owner& o) { return named(o, want); });
-    if (it == all.end() &&
-        std::any_of(teams.begin(), teams.end(), [&](const storage::Owner& o) { return named(o, want); }))
-      continue;
+    auto is_named = [&](const std::vector<storage::Owner>& os) {
+      return std::any_of(os.begin(), os.end(), [&](const storage::Owner& o) { return named(o, want); });
+    };
+    if (it == all.end() && (is_named(teams) || is_named(chats) || (with_teams && is_chat_id(want)))) continue;
     if (it == all.end()) {
-      summary.problems.push_back("no user '" + want + "' in tenant '" + tenant_.spec.name + "'");
+      std::string problem = "no user '" + want + "' in tenant '" + tenant_.spec.name + "'";
+      if (is_chat_id(want))
+        problem = "'" + want + "' is a Teams chat: chats are backed up with category teams (--category teams)";
+      else if (want.starts_with("19:") && want.find("@thread.") != std::string::npos)
+        problem = "'" + want + "' is a Teams channel: select its team (by id or name) with category teams";
+      else if (!with_teams)
+        problem += " (with category teams, a selection also names teams and chats by id or name)";
+      summary.problems.push_back(problem);
       ++summary.owners_failed;
       co_await event("error", summary.problems.back());
       continue;
@@ -990,15 +1013,30 @@ awaitable<void> TenantRun::backup_teams() {
 }
 
 // The chats of every user (narrowed by the selection), each chat once however many
-// of them are members. A tenant that does not let the app read chats (403:
-// Chat.Read.All not granted, or the protected API not approved) has its chats
-// skipped with the reason; a user without Teams has no chats.
+// of them are members, and the chats the selection names (by id, or by the name
+// of a chat known from an earlier run), read by id. A tenant that does not let the
+// app read chats (403: Chat.Read.All not granted, or the protected API not
+// approved) has its chats skipped with the reason; a user without Teams has no
+// chats. A run over the whole tenant whose every listing completed closes the
+// chats no member listed (close_chat); a narrowed or partial run closes none.
 awaitable<void> TenantRun::backup_chats() {
   progress_.set_phase("chats discovery");
-  auto users = co_await live_owners(storage::OwnerKind::user);
-  users = selected(std::move(users));
+  auto all_users = co_await live_owners(storage::OwnerKind::user);
+  auto users = selected(all_users);
+  auto known_chats = co_await live_owners(storage::OwnerKind::chat);
+  // Chats the selection names: a known chat's id or name, or any well-formed chat id.
+  std::vector<std::string> named_chats;
+  for (auto& want : params_.owners) {
+    if (std::any_of(all_users.begin(), all_users.end(), [&](const storage::Owner& o) { return named(o, want); }))
+      continue;
+    auto k = std::find_if(known_chats.begin(), known_chats.end(),
+                          [&](const storage::Owner& o) { return named(o, want); });
+    if (k != known_chats.end()) named_chats.push_back(k->spec.graph_id);
+    else if (is_chat_id(want)) named_chats.push_back(want);
+  }
   std::map<std::string, json> chats;  // by id, in the order of ids
   std::optional<std::string> refused;
+  bool listing_failed = false;
   std::exception_ptr fatal;
   std::function<awaitable<void>(std::size_t)> one = [&](std::size_t i) -> awaitable<void> {
     if (ctx_.cancelled() || fatal || refused) co_return;
@@ -1018,6 +1056,7 @@ awaitable<void> TenantRun::backup_chats() {
       if (auto id = c.find("id"); id != c.end() && id->is_string()) chats.emplace(id->get<std::string>(), c);
     if (failed) {
       // Chats only this user is in would be missed: the run must not look complete.
+      listing_failed = true;
       summary.problems.push_back("user '" + users[i].spec.upn.value_or(users[i].spec.graph_id) +
                                  "' chats not listed: " + *failed);
       ++summary.owners_failed;
@@ -1034,6 +1073,32 @@ awaitable<void> TenantRun::backup_chats() {
     ++summary.categories_skipped;
     co_return;
   }
+  for (auto& id : named_chats) {
+    if (ctx_.cancelled() || chats.count(id)) continue;
+    std::optional<json> got;
+    std::optional<std::string> failed;
+    try {
+      DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_, downloads_};
+      got = co_await get_chat(env, id);
+      if (!got) failed = "Graph does not know it (404)";
+    } catch (const graph::GraphError& e) {
+      if (graph::is_auth_failure(e)) throw;
+      failed = e.what();
+    }
+    if (failed) {
+      summary.problems.push_back("chat '" + id + "' not backed up: " + *failed);
+      ++summary.owners_failed;
+      co_await event("error", summary.problems.back());
+      continue;
+    }
+    chats.emplace(id, std::move(*got));
+  }
+  // Chats no member listed: only a run over the whole tenant whose every listing
+  // completed may say so (a user without Teams, 404, lists none).
+  std::vector<storage::Owner> vanished;
+  if (params_.owners.empty() && !users.empty() && !listing_failed && !ctx_.cancelled())
+    for (auto& o : known_chats)
+      if (!chats.count(o.spec.graph_id)) vanished.push_back(o);
   std::vector<storage::OwnerSpec> specs;
   std::vector<const json*> listed;
   for (auto& [id, c] : chats) {
@@ -1056,9 +1121,14 @@ awaitable<void> TenantRun::backup_chats() {
     auto q_up = [&](PgConnection& c) { return cat_.upsert_owners(c, tenant_.id, specs); };
     owners = co_await db(q_up);
   }
+  owners.insert(owners.end(), vanished.begin(), vanished.end());
   const OwnerFn pass = [&](DriveEnv& env, const storage::Owner& chat) -> awaitable<void> {
-    const json& c = chats.at(chat.spec.graph_id);
-    co_await backup_chat(env, chat, c);
+    auto c = chats.find(chat.spec.graph_id);
+    if (c == chats.end()) {
+      co_await close_chat(env, chat);
+      co_return;
+    }
+    co_await backup_chat(env, chat, c->second);
   };
   co_await each_owner("teams", owners, pass);
 }

@@ -132,14 +132,9 @@ class ListsPass : public OwnerPass {
       if (env().ctx.cancelled()) break;
       auto got = co_await next_page(*pager, expired, restarts);
       if (!expired.empty()) {
-        co_await commit(pending);
-        const std::string msg = "item delta of list " + list + " of site '" + who() + "' is no longer valid (" +
+        const std::string why = "item delta of list " + list + " of site '" + who() + "' is no longer valid (" +
                                 expired + "): enumerating the list again";
-        co_await event("warn", msg);
-        auto q_round = [&](PgConnection& c) {
-          return catalog().start_round(c, owner().id, category(), list, storage::RoundCovers::items);
-        };
-        co_await db(q_round);
+        co_await restart_round(pending, list, why);
         expected.clear();
         pager.emplace(env().client, start, opts_);
         continue;

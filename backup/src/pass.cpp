@@ -171,6 +171,15 @@ awaitable<void> OwnerPass::commit(Pending& p) {
   p.since = std::chrono::steady_clock::now();
 }
 
+awaitable<void> OwnerPass::restart_round(Pending& p, const std::string& container, const std::string& why) {
+  co_await commit(p);
+  co_await event("warn", why);
+  auto q_round = [&](PgConnection& c) {
+    return catalog_.start_round(c, owner_.id, cat_, container, storage::RoundCovers::items);
+  };
+  co_await db(q_round);
+}
+
 awaitable<void> OwnerPass::retry_faults(const Retry& retry) {
   auto q_open = [&](PgConnection& c) { return catalog_.open_faults(c, owner_.id, cat_); };
   auto open = co_await db(q_open);

@@ -68,6 +68,11 @@ class OwnerPass {
   boost::asio::awaitable<void> queue(Pending& p, storage::PageCommit& pc, bool end);
   // Commits what is queued.
   boost::asio::awaitable<void> commit(Pending& p);
+  // The saved delta of `container` is no longer valid: commits what is queued,
+  // records `why` as a warning event and starts a resync round on the container's
+  // items (what the completed round does not report then closes). The caller
+  // starts its enumeration over.
+  boost::asio::awaitable<void> restart_round(Pending& p, const std::string& container, const std::string& why);
   // A page of this pass's owner and category, in its snapshot.
   storage::PageCommit new_page(std::optional<std::string> container) const;
   // Stores bytes as one item's content (queued in the repository; durable at the next commit).

@@ -444,14 +444,9 @@ class TeamPass : public MessagePass {
       if (!expired.empty()) {
         // The delta state is gone: list the channel again in a round that closes,
         // once it completes, what neither the listing nor the delta reported.
-        co_await commit(pending);
-        const std::string msg = "message delta of channel " + channel + " of team '" + who() +
+        const std::string why = "message delta of channel " + channel + " of team '" + who() +
                                 "' is no longer valid (" + expired + "): listing the channel again";
-        co_await event("warn", msg);
-        auto q_round = [&](PgConnection& c) {
-          return catalog().start_round(c, owner().id, category(), channel, storage::RoundCovers::items);
-        };
-        co_await db(q_round);
+        co_await restart_round(pending, channel, why);
         expected.clear();
         listing = true;
         pager.emplace(env().client, list_start, opts_);
@@ -490,6 +485,34 @@ class ChatPass : public MessagePass {
   ChatPass(DriveEnv& env, const storage::Owner& chat) : MessagePass(env, chat, "chat:" + chat.spec.graph_id) {
     // System events come back as unknownFutureValue without it (CONTRACT.md 13).
     opts_.prefer.push_back("include-unknown-enum-members");
+  }
+
+  // See close_chat (teams.hpp).
+  awaitable<void> close() {
+    co_await begin();
+    const std::string chat = owner().spec.graph_id;
+    auto q_state = [&](PgConnection& c) { return catalog().delta_state(c, owner().id, category(), chat); };
+    auto state = co_await db(q_state);
+    if (state.cursor && !state.cursor->empty()) {
+      auto pc = new_page(chat);
+      pc.cursor = "";
+      pc.expected_cursor = state.cursor;
+      std::vector<storage::PageCommit> pages{std::move(pc)};
+      Faults none;
+      co_await commit(pages, none);
+    }
+    const std::vector<json> listed;  // listed by no one: the container closes with its items
+    co_await sync_listed(listed, "chat");
+    {
+      const std::string msg = "chat '" + who() + "' is listed by none of its members any more (deleted, or every "
+                              "member left): closed, its versions kept";
+      co_await event("info", msg);
+    }
+    co_await finish();
+    auto q_gone = [&](PgConnection& c) {
+      catalog().set_owner_state(c, owner().id, storage::OwnerState::deleted, "listed by none of its members");
+    };
+    co_await db(q_gone);
   }
 
   awaitable<void> run(const json& chat) {
@@ -611,6 +634,27 @@ awaitable<std::vector<json>> list_chats(DriveEnv& env, const storage::Owner& use
 awaitable<void> backup_chat(DriveEnv& env, const storage::Owner& chat, const json& listed) {
   ChatPass pass(env, chat);
   co_await pass.run(listed);
+}
+
+awaitable<std::optional<json>> get_chat(DriveEnv& env, const std::string& chat_id) {
+  graph::RequestOptions opts;
+  opts.mailbox = "chat:" + chat_id;
+  opts.outlook = false;
+  const std::string url = "/v1.0/chats/" + chat_id + "?$expand=members";
+  try {
+    auto r = co_await env.client.get(url, opts);
+    auto j = r.parse();
+    j.erase("@odata.context");
+    co_return j;
+  } catch (const graph::GraphError& e) {
+    if (!graph::is_not_found(e)) throw;
+  }
+  co_return std::nullopt;
+}
+
+awaitable<void> close_chat(DriveEnv& env, const storage::Owner& chat) {
+  ChatPass pass(env, chat);
+  co_await pass.close();
 }
 
 }  // namespace m365vault::backup

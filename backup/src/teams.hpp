@@ -18,6 +18,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "drive.hpp"
@@ -44,5 +46,18 @@ boost::asio::awaitable<std::vector<nlohmann::json>> list_chats(DriveEnv& env, co
 // One chat's messages in its own snapshot (chat, teams); `listed` is the chat as
 // a member's listing gave it. Throws as backup_team.
 boost::asio::awaitable<void> backup_chat(DriveEnv& env, const storage::Owner& chat, const nlohmann::json& listed);
+
+// The chat as GET /chats/{id}?$expand=members gives it (a run whose selection
+// names a chat); nullopt when Graph does not know it (404). Throws GraphError.
+boost::asio::awaitable<std::optional<nlohmann::json>> get_chat(DriveEnv& env, const std::string& chat_id);
+
+// A chat that none of its members lists any more: it was deleted, or every member
+// this tenant backs up left it; either way no listing will report its changes
+// again. In a snapshot (chat, teams) of its own, its container closes with every
+// item in it (all versions kept: browsing before now still shows them), its
+// message cursor is cleared (should it come back, it is listed whole again) and
+// the owner is marked deleted with the reason. The caller decides when that is
+// safe: only after every member's listing completed in the same run.
+boost::asio::awaitable<void> close_chat(DriveEnv& env, const storage::Owner& chat);
 
 }  // namespace m365vault::backup

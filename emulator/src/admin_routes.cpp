@@ -502,7 +502,9 @@ void EmulatorImpl::register_admin() {
         const auto cid = chat_id(*t, k);
         json members = json::array();
         bool wanted = owner.empty() || owner == cid;
-        for (auto u : chat_members(*t, k)) {
+        const auto now_members = current_members(*t, k);
+        if (now_members.empty()) continue;  // deleted, or every member left: no one reaches it
+        for (auto u : now_members) {
           members.push_back(t->users[u].id);
           wanted |= owner == t->users[u].id;
         }

@@ -98,7 +98,8 @@ json Faults::to_json() const {
           {"drive_resync_rate", drive_resync_rate},
           {"drive_resync_code", drive_resync_code},
           {"sharepoint_ru_per_minute", sharepoint_ru_per_minute},
-          {"teams_rps", teams_rps}};
+          {"teams_rps", teams_rps},
+          {"fail_paths", fail_paths}};
 }
 
 long Faults::teams_rps_for(const std::string& kind) const {
@@ -120,7 +121,7 @@ Faults Faults::from_json(const json& j) {
                                               "delta_empty_page_rate", "delta_repeat_rate", "delta_reset_rate",
                                               "download_url_lifetime_s", "download_ignore_range", "drive_resync_rate",
                                               "drive_resync_code", "sharepoint_ru_per_minute", "teams_rps",
-                                              "download_cut_at"};
+                                              "download_cut_at", "fail_paths"};
   for (auto& [k, v] : j.items())
     if (!known.count(k)) throw Error(Errc::bad_request, "unknown fault key '" + k + "'");
   try {
@@ -143,6 +144,7 @@ Faults Faults::from_json(const json& j) {
     f.drive_resync_code = j.value("drive_resync_code", f.drive_resync_code);
     f.sharepoint_ru_per_minute = j.value("sharepoint_ru_per_minute", f.sharepoint_ru_per_minute);
     if (j.contains("teams_rps")) f.teams_rps = j["teams_rps"].get<std::map<std::string, long>>();
+    if (j.contains("fail_paths")) f.fail_paths = j["fail_paths"].get<std::map<std::string, int>>();
   } catch (const json::exception& e) {
     throw Error(Errc::bad_request, std::string("faults: ") + e.what());
   }
@@ -166,6 +168,10 @@ Faults Faults::from_json(const json& j) {
     if (!kTeamsLimits.count(k) || v < 0)
       throw Error(Errc::bad_request, "teams_rps key '" + k + "' unknown or negative (keys: channel_message, chat_message, "
                                      "team_channel, channels_list, get_all_messages, other, per_team_or_channel)");
+  for (auto& [k, v] : f.fail_paths)
+    if (k.empty() || v < 400 || v > 599)
+      throw Error(Errc::bad_request, "fail_paths key '" + k + "': the path part must not be empty and the status "
+                                     "must be within 400-599");
   if (f.drive_resync_code != "resyncChangesApplyDifferences" && f.drive_resync_code != "resyncChangesUploadDifferences")
     throw Error(Errc::bad_request,
                 "drive_resync_code must be 'resyncChangesApplyDifferences' or 'resyncChangesUploadDifferences'");
@@ -414,6 +420,10 @@ asio::awaitable<net::Response> EmulatorImpl::run_graph(net::Request& req, const 
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(faults_now.latency_ms));
     co_await timer.async_wait(asio::use_awaitable);
   }
+  for (auto& [part, status] : faults_now.fail_paths)
+    if (req.path.find(part) != std::string::npos)
+      co_return graph_error(req, status, status >= 500 ? "generalException" : "invalidRequest",
+                            "The request failed (emulator fault fail_paths).");
   std::string injected;
   if (!faults_now.error_rate.empty()) {
     double x = chance();

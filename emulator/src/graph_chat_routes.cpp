@@ -131,6 +131,46 @@ ChatState& chat_state(Tenant& t, std::uint32_t chat) {
   return *slot;
 }
 
+std::vector<std::uint32_t> current_members(Tenant& t, std::uint32_t chat) {
+  auto& cs = chat_state(t, chat);
+  if (cs.deleted) return {};
+  auto m = chat_members(t, chat);
+  std::erase_if(m, [&](std::uint32_t u) { return std::find(cs.left.begin(), cs.left.end(), u) != cs.left.end(); });
+  return m;
+}
+
+void apply_chat_ops(Tenant& t, const json& req, json& out) {
+  auto bad = [](const std::string& m) { throw Error(Errc::bad_request, m); };
+  const char* shape = "field 'chat_ops' must be a list of {\"op\": \"delete\", \"chat\": chat id} or "
+                      "{\"op\": \"leave\", \"chat\": chat id, \"user\": user id}";
+  if (!req.is_array()) bad(shape);
+  json results = json::array();
+  for (auto& o : req) {
+    if (!o.is_object() || !o.contains("op") || !o["op"].is_string() || !o.contains("chat") || !o["chat"].is_string())
+      bad(shape);
+    const auto op = o["op"].get<std::string>(), id = o["chat"].get<std::string>();
+    auto k = parse_chat_id(t, id);
+    if (!k) bad("chat_ops: no chat '" + id + "'");
+    auto& cs = chat_state(t, *k);
+    if (cs.deleted) bad("chat_ops: chat '" + id + "' is deleted");
+    if (op == "delete") {
+      cs.deleted = true;
+      results.push_back({{"op", op}, {"chat", id}});
+    } else if (op == "leave") {
+      if (!o.contains("user") || !o["user"].is_string()) bad(shape);
+      const auto user = o["user"].get<std::string>();
+      auto mem = current_members(t, *k);
+      auto u = std::find_if(mem.begin(), mem.end(), [&](std::uint32_t m) { return t.users[m].id == user; });
+      if (u == mem.end()) bad("chat_ops: user '" + user + "' is not a member of chat '" + id + "'");
+      cs.left.push_back(*u);
+      results.push_back({{"op", op}, {"chat", id}, {"user", user}});
+    } else {
+      bad("chat_ops: unknown op '" + op + "' (delete, leave)");
+    }
+  }
+  out["chat_ops"] = std::move(results);
+}
+
 std::optional<std::uint32_t> chat_message_index(const Tenant& t, std::uint32_t chat, std::string_view id) {
   try {
     auto off = std::stoll(std::string(id)) - chat_base_ms(t, chat);
@@ -226,6 +266,7 @@ void apply_chat_activity(Tenant& t, Rng& r, int creates, int updates, int delete
   for (int n = 0; n < creates; ++n) {
     auto k = static_cast<std::uint32_t>(r.below(static_cast<std::uint64_t>(t.spec.chats)));
     auto& cs = chat_state(t, k);
+    if (cs.deleted) continue;
     PostEntry e;
     e.seq = ++cs.seq;
     e.modified = std::max(now_ms, chat_msg_ms(t, k, static_cast<std::uint32_t>(cs.msgs.size())));
@@ -235,6 +276,7 @@ void apply_chat_activity(Tenant& t, Rng& r, int creates, int updates, int delete
   for (int n = 0; n < updates + deletes; ++n) {
     auto k = static_cast<std::uint32_t>(r.below(static_cast<std::uint64_t>(t.spec.chats)));
     auto& cs = chat_state(t, k);
+    if (cs.deleted) continue;
     std::vector<std::uint32_t> live;  // system events are neither edited nor deleted
     for (std::uint32_t i = 0; i < cs.msgs.size(); ++i)
       if (!cs.msgs[i].deleted && (i > 0 || effective_type(t, k) == ChatType::one_on_one)) live.push_back(i);
@@ -254,13 +296,13 @@ void EmulatorImpl::register_chats() {
   auto chat_of = [this](GraphCtx& c) -> std::variant<std::uint32_t, net::Response> {
     auto& t = *c.tenant;
     std::lock_guard lk(t.mu);
-    if (auto k = parse_chat_id(t, c.req.params["chat"])) return *k;
+    if (auto k = parse_chat_id(t, c.req.params["chat"]); k && !chat_state(t, *k).deleted) return *k;
     return graph_error(c.req, 404, "NotFound", "Chat '" + c.req.params["chat"] + "' not found.");
   };
   // Caller holds t.mu.
   auto chat_json = [this](GraphCtx& c, Tenant& t, std::uint32_t k, bool members) {
     const auto ty = effective_type(t, k);
-    const auto mem = chat_members(t, k);
+    const auto all = chat_members(t, k), mem = current_members(t, k);
     const std::string id = chat_id(t, k);
     std::int64_t updated = chat_base_ms(t, k) - kMinuteMs;
     for (auto& e : chat_state(t, k).msgs) updated = std::max(updated, e.modified);
@@ -279,11 +321,10 @@ void EmulatorImpl::register_chats() {
     if (ty == ChatType::meeting)
       j["onlineMeetingInfo"] = {{"calendarEventId", nullptr},
                                 {"joinWebUrl", "https://teams.microsoft.com/l/meetup-join/" + id + "/0"},
-                                {"organizer", {{"id", t.users[mem[0]].id}, {"displayName", nullptr}, {"userIdentityType", "aadUser"}}}};
+                                {"organizer", {{"id", t.users[all[0]].id}, {"displayName", nullptr}, {"userIdentityType", "aadUser"}}}};
     if (members) {
       json arr = json::array();
-      for (std::size_t n = 0; n < mem.size(); ++n)
-        arr.push_back(conversation_member_json(t, mem[n], ty != ChatType::one_on_one && n == 0, 0));
+      for (auto u : mem) arr.push_back(conversation_member_json(t, u, ty != ChatType::one_on_one && u == all[0], 0));
       j["members@odata.context"] = base_url + "/" + c.version + "/$metadata#chats('" + id + "')/members";
       j["members"] = arr;
     }
@@ -322,7 +363,7 @@ void EmulatorImpl::register_chats() {
     {
       std::lock_guard lk(t.mu);
       for (; k < static_cast<std::uint64_t>(t.spec.chats) && static_cast<int>(value.size()) < top; ++k) {
-        auto mem = chat_members(t, static_cast<std::uint32_t>(k));
+        auto mem = current_members(t, static_cast<std::uint32_t>(k));
         if (std::find(mem.begin(), mem.end(), *c.user) != mem.end())
           value.push_back(chat_json(c, t, static_cast<std::uint32_t>(k), expand));
       }
@@ -522,7 +563,7 @@ void EmulatorImpl::register_chats() {
                 std::lock_guard lk(t.mu);
                 for (; chat < static_cast<std::uint64_t>(t.spec.chats); ++chat, index = 0) {
                   const auto k = static_cast<std::uint32_t>(chat);
-                  auto mem = chat_members(t, k);
+                  auto mem = current_members(t, k);
                   if (std::find(mem.begin(), mem.end(), *c.user) == mem.end()) continue;
                   auto& cs = chat_state(t, k);
                   for (; index < cs.msgs.size(); ++index) {

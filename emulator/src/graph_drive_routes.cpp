@@ -917,7 +917,7 @@ void EmulatorImpl::register_drive() {
 
   // Lists: the document library ("Documents") and a generic list ("Issue tracker").
   auto list_json = [this](Tenant& t, std::uint32_t s, int which) {
-    json j = {{"id", guid_from(mix(t.spec.seed, 0x6c69737401ULL + static_cast<std::uint64_t>(which)), s)},
+    json j = {{"id", list_id(t, s, which)},
               {"name", which == 0 ? "Shared Documents" : "Issue tracker"},
               {"displayName", which == 0 ? "Documents" : "Issue tracker"},
               {"createdDateTime", iso_time(kBaseEpoch - 500 * 86400 + s * 86400)},
@@ -927,12 +927,7 @@ void EmulatorImpl::register_drive() {
     (void)this;
     return j;
   };
-  auto list_of = [](Tenant& t, std::uint32_t s, const std::string& ref) -> std::optional<int> {
-    for (int w = 0; w < 2; ++w)
-      if (strcasecmp(guid_from(mix(t.spec.seed, 0x6c69737401ULL + static_cast<std::uint64_t>(w)), s).c_str(), ref.c_str()) == 0)
-        return w;
-    return std::nullopt;
-  };
+  auto list_of = [](Tenant& t, std::uint32_t s, const std::string& ref) { return parse_list_id(t, s, ref); };
   add_sp("GET", "/sites/{site}/lists", "Sites.ReadWrite.All", 2, [this, site_of, list_json](GraphCtx& c) {
     auto r = site_of(c);
     if (auto* e = std::get_if<net::Response>(&r)) return std::move(*e);
@@ -995,6 +990,7 @@ void EmulatorImpl::register_drive() {
     std::uint64_t base = 0, snap = 0;
     std::size_t cursor = 0;
     bool latest = false;
+    std::optional<std::uint32_t> token_epoch;
     if (auto tok = c.req.query_param("token")) {
       if (*tok == "latest") {
         latest = true;
@@ -1005,16 +1001,27 @@ void EmulatorImpl::register_drive() {
         base = sealed->value("base", std::uint64_t{0});
         snap = sealed->value("snap", std::uint64_t{0});
         cursor = sealed->value("cur", std::size_t{0});
+        token_epoch = sealed->value("ep", std::uint32_t{0});
       }
     }
+    const std::string link = base_url + "/" + c.version + "/sites/" + c.req.params["site"] + "/lists/" + c.req.params["list"] +
+                             "/items/delta";
     json value = json::array();
     bool more = false;
     std::uint64_t current;
+    std::uint32_t epoch;
     {
       std::lock_guard lk(t.mu);
       auto w = list_of(t, s, c.req.params["list"]);
       if (!w) return graph_error(c.req, 404, "itemNotFound", "The list could not be found.");
       auto& st = site_state(t, s);
+      epoch = st.delta_epoch[static_cast<std::size_t>(*w)];
+      if (token_epoch && *token_epoch != epoch) {
+        // The sync state was dropped (expire_delta): as a drive delta does (contract 8.1).
+        auto res = graph_error(c.req, 410, "resyncRequired", kResyncMessage, true, "resyncChangesApplyDifferences");
+        res.headers.set("Location", link);
+        return res;
+      }
       current = st.seq;
       if (snap == 0) snap = current;
       if (*w == 1 && !latest) {
@@ -1028,11 +1035,12 @@ void EmulatorImpl::register_drive() {
         cursor = i;
       }
     }
-    const std::string link = base_url + "/" + c.version + "/sites/" + c.req.params["site"] + "/lists/" + c.req.params["list"] +
-                             "/items/delta?token=";
     json body = {{"@odata.context", base_url + "/" + c.version + "/$metadata#Collection(listItem)"}, {"value", value}};
-    if (more) body["@odata.nextLink"] = link + seal({{"k", "li"}, {"s", s}, {"base", base}, {"snap", snap}, {"cur", cursor}});
-    else body["@odata.deltaLink"] = link + seal({{"k", "li"}, {"s", s}, {"base", latest ? current : snap}});
+    if (more)
+      body["@odata.nextLink"] =
+          link + "?token=" + seal({{"k", "li"}, {"s", s}, {"base", base}, {"snap", snap}, {"cur", cursor}, {"ep", epoch}});
+    else
+      body["@odata.deltaLink"] = link + "?token=" + seal({{"k", "li"}, {"s", s}, {"base", latest ? current : snap}, {"ep", epoch}});
     return graph_json(c, 200, body);
   });
   add_sp("GET", "/sites/{site}/lists/{list}/items", "Sites.ReadWrite.All", 2,

@@ -204,6 +204,45 @@ void apply_teams_body(Tenant& t, const json& req, std::int64_t now_ms, json& out
   bad("teams_body: no team '" + owner + "'");
 }
 
+void apply_expire_delta(Tenant& t, const json& req, json& out) {
+  auto bad = [](const std::string& m) { throw Error(Errc::bad_request, m); };
+  const char* shape = "field 'expire_delta' must be a list of {\"owner\": team id, \"channel\": channel id} or "
+                      "{\"owner\": site id, \"list\": list id}";
+  if (!req.is_array()) bad(shape);
+  for (auto& e : req) {
+    if (!e.is_object() || !e.contains("owner") || !e["owner"].is_string() ||
+        (e.contains("channel") == e.contains("list")))
+      bad(shape);
+    const auto owner = e["owner"].get<std::string>();
+    if (e.contains("channel")) {
+      if (!e["channel"].is_string()) bad(shape);
+      const auto channel = e["channel"].get<std::string>();
+      bool done = false;
+      for (std::uint32_t g = 0; g < t.groups.size() && !done; ++g) {
+        if (!is_team(t, g) || t.groups[g].id != owner) continue;
+        auto& ts = team_state(t, g);
+        for (std::uint32_t c = 0; c < ts.channels.size() && !done; ++c)
+          if (channel_id(t, g, c) == channel) {
+            ++ts.channels[c].delta_epoch;
+            done = true;
+          }
+        if (!done) bad("expire_delta: no channel '" + channel + "' in team '" + owner + "'");
+      }
+      if (!done) bad("expire_delta: no team '" + owner + "'");
+      out["expired"].push_back({{"owner", owner}, {"channel", channel}});
+    } else {
+      if (!e["list"].is_string()) bad(shape);
+      const auto list = e["list"].get<std::string>();
+      auto s = parse_site_id(t, owner);
+      if (!s) bad("expire_delta: no site '" + owner + "'");
+      auto w = parse_list_id(t, *s, list);
+      if (!w) bad("expire_delta: no list '" + list + "' in site '" + owner + "'");
+      ++site_state(t, *s).delta_epoch[static_cast<std::size_t>(*w)];
+      out["expired"].push_back({{"owner", owner}, {"list", list}});
+    }
+  }
+}
+
 json conversation_member_json(const Tenant& t, std::uint32_t user, bool owner, std::int64_t since) {
   const auto& id = t.users[user].id;
   auto uj = user_json(t, user);
@@ -391,6 +430,7 @@ void EmulatorImpl::register_teams() {
       bool replies = c.req.query_param("$expand").value_or("") == "replies";
       std::uint64_t base = 0, snap = 0;
       std::size_t cursor = 0;
+      std::optional<std::uint32_t> token_epoch;
       auto tok = c.req.query_param(delta ? "$deltatoken" : "$skiptoken");
       if (!tok && delta) tok = c.req.query_param("$skiptoken");
       if (tok) {
@@ -402,6 +442,7 @@ void EmulatorImpl::register_teams() {
         cursor = s->value("cur", std::size_t{0});
         top = s->value("top", top);
         replies = s->value("rep", replies);
+        if (delta) token_epoch = s->value("ep", std::uint32_t{0});
         if (c.req.query_param("$deltatoken")) {
           cursor = 0;
           snap = 0;
@@ -417,9 +458,17 @@ void EmulatorImpl::register_teams() {
       json value = json::array();
       bool more = false;
       const std::int64_t window_start = now() * 1000 - kChannelDeltaWindowMs;
+      std::uint32_t epoch;
       {
         std::lock_guard lk(t.mu);
         auto& ch = team_state(t, g).channels[*k];
+        epoch = ch.delta_epoch;
+        if (token_epoch && *token_epoch != epoch)
+          // The sync state was dropped (expire_delta). Contract 3: an expired token
+          // that brings no reset is a 40x syncStateNotFound, without Location.
+          return graph_error(c.req, 400, "syncStateNotFound",
+                             "The sync state generation is not found. The delta token is expired and data must be "
+                             "synchronized again.");
         if (snap == 0) snap = ch.seq;
         std::size_t i = cursor;
         for (; i < ch.posts.size() && static_cast<int>(value.size()) < top; ++i) {
@@ -435,7 +484,7 @@ void EmulatorImpl::register_teams() {
       const std::string link = base_url + "/" + c.version + "/teams/" + c.req.params["team"] + "/channels/" +
                                c.req.params["channel"] + "/messages" + (delta ? "/delta" : "");
       json body = {{"@odata.context", base_url + "/" + c.version + "/$metadata#Collection(chatMessage)"}};
-      json common = {{"k", "chm"}, {"ch", c.req.params["channel"]}, {"top", top}, {"rep", replies}};
+      json common = {{"k", "chm"}, {"ch", c.req.params["channel"]}, {"top", top}, {"rep", replies}, {"ep", epoch}};
       if (more) {
         json n = common;
         n["base"] = base;

@@ -43,6 +43,9 @@ struct Faults {
   // Teams requests per second per app per tenant by kind (contract 9; 0: unlimited).
   // Keys as kTeamsLimits; a PUT overrides the ones it names.
   std::map<std::string, long> teams_rps;
+  // A Graph request whose path contains one of these strings is answered with that
+  // status (400-599), every time: a failure confined to one user or scope.
+  std::map<std::string, int> fail_paths;
   long teams_rps_for(const std::string& kind) const;
   json to_json() const;
   static Faults from_json(const json& j);  // throws Error(bad_request)

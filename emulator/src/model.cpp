@@ -617,7 +617,9 @@ json apply_activity(Tenant& t, const json& req) {
   if (creates < 0 || updates < 0 || deletes < 0 || moves < 0 || renames < 0) bad("counts must not be negative");
   std::vector<std::string> cats = {"mail"};
   if (req.contains("categories")) cats = req["categories"].get<std::vector<std::string>>();
-  else if (req.contains("mass_rewrite") || req.contains("drive_ops") || req.contains("teams_body")) cats.clear();
+  else if (req.contains("mass_rewrite") || req.contains("drive_ops") || req.contains("teams_body") ||
+           req.contains("expire_delta") || req.contains("chat_ops"))
+    cats.clear();
   json out = {{"created", json::array()}, {"updated", json::array()}, {"deleted", json::array()}, {"moved", json::array()},
               {"renamed", json::array()}};
   Rng r(mix(seed, t.spec.seed));
@@ -763,6 +765,8 @@ json apply_activity(Tenant& t, const json& req) {
   if (req.contains("mass_rewrite")) apply_mass_rewrite(t, req["mass_rewrite"], out);
   if (req.contains("drive_ops")) apply_drive_ops(t, req["drive_ops"], out);
   if (req.contains("teams_body")) apply_teams_body(t, req["teams_body"], now_ms, out);
+  if (req.contains("expire_delta")) apply_expire_delta(t, req["expire_delta"], out);
+  if (req.contains("chat_ops")) apply_chat_ops(t, req["chat_ops"], out);
   return out;
 }
 

@@ -3,6 +3,7 @@
 // seed. Only compact per-item state (folder, version, flags, change sequence) lives in
 // memory; subjects, bodies, attachments and MIME bytes are regenerated from
 // (seed, user, item index, version) whenever they are asked for.
+#include <array>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -249,6 +250,9 @@ struct ListEntry {
 struct SiteState {
   std::vector<ListEntry> items;
   std::uint64_t seq = 1;
+  // Raised by the "expire_delta" activity: item delta tokens of list w issued under
+  // an older value are refused (contract 8.1, 410 resyncRequired with Location).
+  std::array<std::uint32_t, 2> delta_epoch{};
 };
 
 // A team's channels: top-level posts with their state; content, replies and hosted
@@ -263,6 +267,9 @@ struct PostEntry {
 struct ChannelState {
   std::vector<PostEntry> posts;
   std::uint64_t seq = 1;
+  // Raised by the "expire_delta" activity: message delta tokens issued under an
+  // older value are refused (contract 3, 400 syncStateNotFound).
+  std::uint32_t delta_epoch = 0;
 };
 struct TeamState {
   std::vector<ChannelState> channels;
@@ -271,6 +278,8 @@ struct TeamState {
 struct ChatState {
   std::vector<PostEntry> msgs;
   std::uint64_t seq = 1;
+  bool deleted = false;              // "chat_ops" delete: gone for everyone (404)
+  std::vector<std::uint32_t> left;   // "chat_ops" leave: members no longer in the chat
 };
 
 struct Tenant {
@@ -411,6 +420,10 @@ std::optional<std::uint32_t> parse_site_id(const Tenant& t, std::string_view id)
 std::string site_host(const Tenant& t);
 json site_json(const Tenant& t, std::uint32_t site);
 SiteState& site_state(Tenant& t, std::uint32_t site);
+// The id of a site's list `which` (0: its document library "Documents", 1: the
+// generic list "Issue tracker"); the inverse is nullopt for an id of neither.
+std::string list_id(const Tenant& t, std::uint32_t site, int which);
+std::optional<int> parse_list_id(const Tenant& t, std::uint32_t site, std::string_view id);
 // The fields of a list item (Title, Status, ... with non-ASCII text).
 json list_item_fields(const Tenant& t, std::uint32_t site, std::uint32_t index, const ListEntry& e);
 // Activity on files and list items; appends to out. `mass` is {"owner","fraction","suffix"}.
@@ -445,6 +458,12 @@ void apply_teams_activity(Tenant& t, Rng& r, int creates, int updates, int delet
 // {"owner": team id, "channel": channel id, "id": post id, "html": "..."}: an edit of
 // that post whose body becomes `html`, as it is (hostile bodies for export tests).
 void apply_teams_body(Tenant& t, const json& req, std::int64_t now_ms, json& out);
+// [{"owner": team id, "channel": channel id} | {"owner": site id, "list": list id}, ...]:
+// the delta tokens (deltaLinks and nextLinks) issued so far for those channels'
+// messages and lists' items stop being accepted, as when the service drops a sync
+// state; a delta without a token starts afresh. Appends {owner, channel|list} to
+// out["expired"].
+void apply_expire_delta(Tenant& t, const json& req, json& out);
 // Channel delta returns only posts modified within this window of the emulated clock
 // (contract 13: "the last 8 months"; 8 × 30.44 days is our reading).
 inline constexpr std::int64_t kChannelDeltaWindowMs = 243LL * 86400 * 1000;
@@ -462,6 +481,12 @@ std::optional<std::uint32_t> parse_chat_id(const Tenant& t, std::string_view id)
 // Member user indices (the first one owns/organizes the chat); distinct.
 std::vector<std::uint32_t> chat_members(const Tenant& t, std::uint32_t chat);
 ChatState& chat_state(Tenant& t, std::uint32_t chat);
+// The members now: chat_members less those who left; none once the chat is deleted.
+// A chat lists under /users/{id}/chats, and is in the manifest, only while it has some.
+std::vector<std::uint32_t> current_members(Tenant& t, std::uint32_t chat);
+// [{"op":"delete","chat":id} | {"op":"leave","chat":id,"user":user id}, ...]: the
+// chat is deleted, or the user leaves it (its messages stay); appends to out["chat_ops"].
+void apply_chat_ops(Tenant& t, const json& req, json& out);
 // A chat message as GET /chats/{id}/messages/{id} returns it (no @odata annotations).
 // `unknown_enums`: Prefer include-unknown-enum-members (system events keep their type).
 json chat_message_json(const Tenant& t, const std::string& base_url, std::uint32_t chat, std::uint32_t index,

@@ -1,6 +1,7 @@
 // Drives (OneDrive and document libraries), generated file bytes and their hashes,
 // SharePoint sites and their generic list, and activity on all of them.
 #include <openssl/evp.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -557,6 +558,17 @@ std::uint32_t site_libraries(std::uint32_t site) { return site % 2 ? 2 : 1; }
 
 std::string site_host(const Tenant& t) {
   return t.spec.domain.substr(0, t.spec.domain.find('.')) + ".sharepoint.com";
+}
+
+std::string list_id(const Tenant& t, std::uint32_t site, int which) {
+  return guid_from(mix(t.spec.seed, 0x6c69737401ULL + static_cast<std::uint64_t>(which)), site);
+}
+
+std::optional<int> parse_list_id(const Tenant& t, std::uint32_t site, std::string_view id) {
+  for (int w = 0; w < 2; ++w)
+    if (list_id(t, site, w).size() == id.size() && strncasecmp(list_id(t, site, w).c_str(), id.data(), id.size()) == 0)
+      return w;
+  return std::nullopt;
 }
 
 std::string site_id(const Tenant& t, std::uint32_t site) {

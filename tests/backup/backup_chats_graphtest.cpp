@@ -6,6 +6,11 @@
 // last run, add versions for edits and close deleted messages.
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
 #include "backup_support.hpp"
 
 using namespace m365vault;
@@ -180,4 +185,128 @@ TEST_CASE("chats: an incremental run lists only the changes, edits add versions,
   CHECK(q.summary.items_deleted == 0);
   CHECK(s.count("SELECT count(*) FROM item_versions") == versions_after);
   require_chats_match(s);
+}
+
+TEST_CASE("chats: a chat no member lists any more closes after a complete listing only, its versions kept",
+          "[graph][pg]") {
+  BackupStack s(chats_tenant());
+  auto& emu = s.emulator();
+  BackupStack::Result r;
+  checked_run(s, r);
+  // A meeting chat is deleted, every member of a 1:1 chat leaves it, and one member
+  // of a group chat leaves it (the others still list it).
+  std::map<std::string, std::vector<std::string>> members;  // chat id -> member user ids
+  const auto manifest = emu.admin("GET", "/_emulator/tenants/" + s.tenant().tenant + "/manifest?category=chats");
+  for (auto& row : manifest["items"]) members[row["chat_id"]] = row["members"].get<std::vector<std::string>>();
+  std::string deleted, deserted, group;
+  for (auto& [id, m] : members) {
+    if (id.starts_with("19:meeting_")) deleted = id;
+    else if (id.ends_with("@unq.gbl.spaces")) deserted = id;
+    else group = id;
+  }
+  REQUIRE(!deleted.empty());
+  REQUIRE(!deserted.empty());
+  REQUIRE(!group.empty());
+  const std::string leaver = members[group][1];
+  json ops = {{{"op", "delete"}, {"chat", deleted}}, {{"op", "leave"}, {"chat", group}, {"user", leaver}}};
+  for (auto& u : members[deserted]) ops.push_back({{"op", "leave"}, {"chat", deserted}, {"user", u}});
+  emu.admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity", {{"chat_ops", ops}});
+  auto open_of = [&](const std::string& chat) {
+    return s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
+                   " WHERE o.graph_id = $1 AND v.to_at IS NULL",
+                   {chat});
+  };
+  const long long deleted_open = open_of(deleted), deserted_open = open_of(deserted);
+  REQUIRE(deleted_open > 0);
+  REQUIRE(deserted_open > 0);
+
+  // A partial listing proves nothing: one member of the deleted chat cannot list
+  // their chats, so the run is partial and both chats stay as they were.
+  emu.admin("PUT", "/_emulator/faults", {{"fail_paths", {{"/users/" + members[deleted][0] + "/chats", 500}}}});
+  backup::BackupOptions quick;
+  quick.graph.max_attempts = 2;
+  auto partial = s.run(teams_only(), quick);
+  INFO(partial.error.value_or(""));
+  CHECK(partial.state == scheduler::RunState::partial);
+  CHECK(partial.summary.owners_failed == 1);
+  CHECK(open_of(deleted) == deleted_open);
+  CHECK(open_of(deserted) == deserted_open);
+  emu.admin("PUT", "/_emulator/faults", json::object());
+  // A run narrowed to some users proves nothing either: a member it did not list may still have the chat.
+  auto narrowed = teams_only();
+  narrowed.owners = {members[deleted][1]};
+  auto n = s.run(narrowed);
+  INFO(n.error.value_or(""));
+  CHECK(n.state == scheduler::RunState::succeeded);
+  CHECK(open_of(deleted) == deleted_open);
+  CHECK(open_of(deserted) == deserted_open);
+
+  // A run over the whole tenant whose every listing completed closes both; the
+  // group chat stays, without the member who left.
+  auto before = s.query("SELECT now()")[0][0];
+  auto full = checked_run(s, r);
+  CHECK(open_of(deleted) == 0);
+  CHECK(open_of(deserted) == 0);
+  for (auto& chat : {deleted, deserted}) {
+    INFO(chat);
+    // Nothing lost: every version is kept, and an instant before the run still shows the chat whole.
+    CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
+                  " WHERE o.graph_id = $1 AND v.from_at <= $2::timestamptz AND v.to_at > $2::timestamptz",
+                  {chat, before}) == (chat == deleted ? deleted_open : deserted_open));
+    CHECK(s.query("SELECT state FROM owners WHERE graph_id = $1 AND kind = 'chat'", {chat})[0][0] == "deleted");
+  }
+  auto info = s.query("SELECT v.meta FROM item_versions v JOIN items i ON i.id = v.item_id"
+                      " WHERE i.kind = 'chat' AND i.graph_id = $1 AND v.to_at IS NULL",
+                      {group});
+  REQUIRE(info.size() == 1);
+  auto now_members = json::parse(info[0][0])["members"];
+  CHECK(now_members.size() == members[group].size() - 1);
+  for (auto& m : now_members) CHECK(m["userId"] != leaver);
+  CHECK(route_requests(full, "GET /v1.0/chats/{id}/messages") > 0);
+  // A quiet run closes nothing more and does not touch the closed chats.
+  auto q = s.run(teams_only());
+  REQUIRE(q.state == scheduler::RunState::succeeded);
+  CHECK(q.summary.items_new == 0);
+  CHECK(q.summary.items_changed == 0);
+  CHECK(q.summary.items_deleted == 0);
+}
+
+TEST_CASE("chats: a selection may name a chat by id or name, a chat id is never reported as a missing user",
+          "[graph][pg]") {
+  BackupStack s(chats_tenant());
+  auto& emu = s.emulator();
+  auto manifest = emu.admin("GET", "/_emulator/tenants/" + s.tenant().tenant + "/manifest?category=chats")["items"];
+  REQUIRE(!manifest.empty());
+  const std::string chat = manifest[0]["chat_id"];
+  // Before any run: the chat is read by id and backed up alone.
+  auto one = teams_only();
+  one.owners = {chat};
+  auto r = s.run(one);
+  INFO(r.error.value_or(""));
+  REQUIRE(r.state == scheduler::RunState::succeeded);
+  CHECK(r.summary.owners == 1);
+  CHECK(r.summary.owners_failed == 0);
+  CHECK(s.count("SELECT count(*) FROM owners WHERE kind = 'chat'") == 1);
+  ItemHashes want;
+  for (auto& [k, v] : keyed_manifest(emu, s.tenant().tenant, "chats"))
+    if (k.first == chat) want[k] = v;
+  check_same_hashes(want, indexed_canonical(s.reader(), "message", "chat"), "chats");
+  // By its name once known.
+  auto name = s.query("SELECT display_name FROM owners WHERE kind = 'chat'")[0][0];
+  one.owners = {name};
+  auto byname = s.run(one);
+  INFO(byname.error.value_or(""));
+  CHECK(byname.state == scheduler::RunState::succeeded);
+  CHECK(byname.summary.owners == 1);
+  // A chat Graph does not know, and a chat id in a run without category teams: named as chats.
+  one.owners = {"19:00000000000000000000000000000000@thread.v2"};
+  auto unknown = s.run(one);
+  REQUIRE(unknown.summary.problems.size() == 1);
+  CHECK(unknown.summary.problems[0].find("chat '19:00000000000000000000000000000000@thread.v2' not backed up") == 0);
+  backup::BackupParams mail;
+  mail.categories = {storage::Category::mail};
+  mail.owners = {chat};
+  auto m = s.run(mail);
+  REQUIRE(m.summary.problems.size() == 1);
+  CHECK(m.summary.problems[0] == "'" + chat + "' is a Teams chat: chats are backed up with category teams (--category teams)");
 }

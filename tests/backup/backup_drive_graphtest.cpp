@@ -78,15 +78,6 @@ void require_files_match(BackupStack& s, const std::string& category) {
   CHECK(wrong.empty());
 }
 
-long long stat(const json& stats, const std::string& route) {
-  long long n = 0;
-  for (auto& [k, v] : stats["requests"].items())
-    if (k.find(route) != std::string::npos) n += v.get<long long>();
-  return n;
-}
-
-long long count(BackupStack& s, const std::string& sql) { return std::stoll(s.query(sql)[0][0]); }
-
 }  // namespace
 
 TEST_CASE("drives: a full OneDrive backup equals the files manifest, a user without a drive is skipped",
@@ -99,18 +90,18 @@ TEST_CASE("drives: a full OneDrive backup equals the files manifest, a user with
   // The unlicensed user: skipped for this category with the reason, not a failure.
   CHECK(r.summary.categories_skipped == 1);
   CHECK(r.summary.owners_failed == 0);
-  CHECK(count(s, "SELECT count(*) FROM run_events WHERE message LIKE '%onedrive skipped: no OneDrive provisioned%'") ==
+  CHECK(s.count("SELECT count(*) FROM run_events WHERE message LIKE '%onedrive skipped: no OneDrive provisioned%'") ==
         1);
   // Folders are containers (a tree under each drive root), notebooks are items without content.
-  CHECK(count(s, "SELECT count(*) FROM container_versions cv JOIN containers k ON k.id = cv.container_id"
+  CHECK(s.count("SELECT count(*) FROM container_versions cv JOIN containers k ON k.id = cv.container_id"
                  " WHERE k.category = 'onedrive' AND cv.well_known = 'root' AND cv.to_at IS NULL") == 2);
-  CHECK(count(s, "SELECT count(*) FROM container_versions cv JOIN containers k ON k.id = cv.container_id"
+  CHECK(s.count("SELECT count(*) FROM container_versions cv JOIN containers k ON k.id = cv.container_id"
                  " WHERE k.category = 'onedrive' AND cv.parent_id IS NOT NULL AND cv.to_at IS NULL") >= 2);
-  CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'package'"
+  CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.kind = 'package'"
                  " AND v.content_blobs = '{}' AND v.to_at IS NULL") == 2);
-  CHECK(count(s, "SELECT count(*) FROM snapshots WHERE category = 'onedrive' AND state = 'complete'") == 2);
+  CHECK(s.count("SELECT count(*) FROM snapshots WHERE category = 'onedrive' AND state = 'complete'") == 2);
   // The download URL (a short-lived credential) is not kept in the metadata.
-  CHECK(count(s, "SELECT count(*) FROM item_versions WHERE meta ? '@microsoft.graph.downloadUrl'") == 0);
+  CHECK(s.count("SELECT count(*) FROM item_versions WHERE meta ? '@microsoft.graph.downloadUrl'") == 0);
 }
 
 TEST_CASE("drives: an incremental run after file activity downloads only the changed files", "[graph][pg]") {
@@ -142,7 +133,7 @@ TEST_CASE("drives: an incremental run after file activity downloads only the cha
   REQUIRE(r.state == scheduler::RunState::succeeded);
   auto stats = emu.admin("GET", "/_emulator/stats");
   INFO(stats.dump());
-  CHECK(stat(stats, "/content") == static_cast<long long>(owed.size()));
+  CHECK(route_requests(stats, "/content") == static_cast<long long>(owed.size()));
   require_files_match(s, "onedrive");
   // Renamed and moved files got a new version that reuses the stored bytes.
   for (auto kind : {"moved", "renamed"})
@@ -150,7 +141,7 @@ TEST_CASE("drives: an incremental run after file activity downloads only the cha
       if (!e.contains("id") || is_site_id(e.value("owner", std::string(",")))) continue;
       auto id = e["id"].get<std::string>();
       if (!live.count(id)) continue;  // a folder, or deleted later
-      CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.graph_id = '" +
+      CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.graph_id = '" +
                          id + "'") == 2);
     }
   // Deleted files keep their history: closed, not gone.
@@ -162,17 +153,17 @@ TEST_CASE("drives: an incremental run after file activity downloads only the cha
                         {id});
     CHECK(rows[0][0] == "0");
   }
-  CHECK(count(s, "SELECT count(*) FROM item_versions WHERE category = 'onedrive' AND to_at > '" + before + "'") > 0);
+  CHECK(s.count("SELECT count(*) FROM item_versions WHERE category = 'onedrive' AND to_at > '" + before + "'") > 0);
   // A third run with nothing changed downloads nothing.
   emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
   REQUIRE(s.run(only({storage::Category::onedrive})).state == scheduler::RunState::succeeded);
-  CHECK(stat(emu.admin("GET", "/_emulator/stats"), "/content") == 0);
+  CHECK(route_requests(emu.admin("GET", "/_emulator/stats"), "/content") == 0);
 }
 
 TEST_CASE("drives: a resyncRequired round adds no duplicate and downloads only what differs", "[graph][pg]") {
   BackupStack s(drive_tenant());
   REQUIRE(s.run(only({storage::Category::onedrive})).state == scheduler::RunState::succeeded);
-  auto versions = count(s, "SELECT count(*) FROM item_versions WHERE category = 'onedrive'");
+  auto versions = s.count("SELECT count(*) FROM item_versions WHERE category = 'onedrive'");
   auto& emu = s.emulator();
   auto act = emu.admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity",
                        {{"seed", 11}, {"categories", {"files"}}, {"updates", 2}, {"deletes", 2}});
@@ -192,14 +183,14 @@ TEST_CASE("drives: a resyncRequired round adds no duplicate and downloads only w
   INFO(r.error.value_or("") << " " << stats.dump());
   REQUIRE(r.state == scheduler::RunState::succeeded);
   CHECK(stats["status"].value("410", 0) >= 2);  // both drives resynchronised
-  CHECK(stat(stats, "/content") == static_cast<long long>(owed.size()));
+  CHECK(route_requests(stats, "/content") == static_cast<long long>(owed.size()));
   require_files_match(s, "onedrive");
   // The round met every unchanged item as it was: only the edits added versions.
-  CHECK(count(s, "SELECT count(*) FROM item_versions WHERE category = 'onedrive'") ==
+  CHECK(s.count("SELECT count(*) FROM item_versions WHERE category = 'onedrive'") ==
         versions + static_cast<long long>(owed.size()));
-  CHECK(count(s, "SELECT count(*) FROM (SELECT item_id FROM item_versions WHERE to_at IS NULL"
+  CHECK(s.count("SELECT count(*) FROM (SELECT item_id FROM item_versions WHERE to_at IS NULL"
                  " GROUP BY item_id HAVING count(*) > 1) d") == 0);
-  CHECK(count(s, "SELECT count(*) FROM delta_cursors WHERE category = 'onedrive' AND round_id IS NOT NULL") == 0);
+  CHECK(s.count("SELECT count(*) FROM delta_cursors WHERE category = 'onedrive' AND round_id IS NOT NULL") == 0);
 }
 
 TEST_CASE("drives: downloads stay right when the server ignores Range and cuts bodies short", "[graph][pg]") {
@@ -237,7 +228,7 @@ TEST_CASE("drives: a download cut at 50 % resumes with Range and reads every byt
   }
   REQUIRE(cut > 10);
   CHECK(stats["status"].value("206", 0) == cut);
-  CHECK(stat(stats, "/content") == files + cut);
+  CHECK(route_requests(stats, "/content") == files + cut);
   CHECK(r.summary.bytes_read == bytes);
 }
 
@@ -322,7 +313,7 @@ json drive_ops(BackupStack& s, const std::string& user, json ops) {
 
 std::string first_user(BackupStack& s) { return files_manifest(s, false).begin()->first.first; }
 
-long long content_requests(BackupStack& s) { return stat(s.emulator().admin("GET", "/_emulator/stats"), "/content"); }
+long long content_requests(BackupStack& s) { return route_requests(s.emulator().admin("GET", "/_emulator/stats"), "/content"); }
 
 TEST_CASE("drives: renaming or moving a folder of 1,000 files downloads nothing", "[graph][pg]") {
   BackupStack s(drive_tenant());
@@ -333,7 +324,7 @@ TEST_CASE("drives: renaming or moving a folder of 1,000 files downloads nothing"
   drive_ops(s, user, {{{"op", "files"}, {"parent", folder}, {"count", 1000}, {"size", 3000}, {"prefix", "scan"}}});
   REQUIRE(s.run(only({storage::Category::onedrive})).state == scheduler::RunState::succeeded);
   require_files_match(s, "onedrive");
-  const auto versions = count(s, "SELECT count(*) FROM item_versions WHERE category = 'onedrive'");
+  const auto versions = s.count("SELECT count(*) FROM item_versions WHERE category = 'onedrive'");
 
   for (json op : {json{{"op", "rename"}, {"id", folder}, {"name", "Archive 2025"}},
                   json{{"op", "move"}, {"id", folder}, {"to", dest}}}) {
@@ -345,10 +336,10 @@ TEST_CASE("drives: renaming or moving a folder of 1,000 files downloads nothing"
     REQUIRE(r.state == scheduler::RunState::succeeded);
     CHECK(content_requests(s) == 0);
     // The folder is a new container version; its files are untouched.
-    CHECK(count(s, "SELECT count(*) FROM item_versions WHERE category = 'onedrive'") == versions);
+    CHECK(s.count("SELECT count(*) FROM item_versions WHERE category = 'onedrive'") == versions);
     require_files_match(s, "onedrive");
   }
-  CHECK(count(s, "SELECT count(*) FROM container_versions cv JOIN containers k ON k.id = cv.container_id"
+  CHECK(s.count("SELECT count(*) FROM container_versions cv JOIN containers k ON k.id = cv.container_id"
                  " WHERE k.graph_id = '" + folder + "'") == 3);
 }
 
@@ -386,10 +377,10 @@ TEST_CASE("drives: a folder deleted on one delta page with children moved out on
   // were never closed (no gap in their history): nothing was downloaded again.
   require_files_match(s, "onedrive");
   CHECK(content_requests(s) == 0);
-  CHECK(count(s, "SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.graph_id = '" + child +
+  CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id WHERE i.graph_id = '" + child +
                  "' AND v.to_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM item_versions w WHERE w.item_id = v.item_id"
                  " AND w.from_at = v.to_at)") == 0);
-  CHECK(count(s, "SELECT count(*) FROM container_versions cv JOIN containers k ON k.id = cv.container_id"
+  CHECK(s.count("SELECT count(*) FROM container_versions cv JOIN containers k ON k.id = cv.container_id"
                  " WHERE k.graph_id = '" + doomed + "' AND cv.to_at IS NULL") == 0);
   check_index_consistent(s.reader());
 }
@@ -400,7 +391,7 @@ TEST_CASE("drives: 1 MB edits in a 100 MB file add a few MB each to the reposito
   auto big = drive_ops(s, user, {{{"op", "files"}, {"parent", "root"}, {"count", 1}, {"size", 100 << 20}, {"prefix", "disk image"}}});
   const auto id = big[0]["ids"][0].get<std::string>();
   REQUIRE(s.run(only({storage::Category::onedrive})).state == scheduler::RunState::succeeded);
-  auto stored = [&] { return count(s, "SELECT coalesce(sum(length), 0) FROM repo_blobs"); };
+  auto stored = [&] { return s.count("SELECT coalesce(sum(length), 0) FROM repo_blobs"); };
   const auto before = stored();
   // Four 1 MiB edits far apart. Chunk boundaries come from a per-repository
   // secret, so what one edit costs varies from repository to repository: the
@@ -431,7 +422,7 @@ TEST_CASE("drives: SharePoint sites' document libraries equal the manifest", "[g
   auto sites = s.query("SELECT count(*) FROM owners WHERE kind = 'site'")[0][0];
   CHECK(std::stoi(sites) >= 2);
   // Every library (Documents on every site, a second one on odd sites) is a drive owner.
-  CHECK(count(s, "SELECT count(*) FROM owners WHERE kind = 'drive'") > std::stoi(sites));
+  CHECK(s.count("SELECT count(*) FROM owners WHERE kind = 'drive'") > std::stoi(sites));
   // An incremental run after activity is right too.
   s.emulator().admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity",
                      {{"seed", 5}, {"categories", {"files"}}, {"creates", 4}, {"updates", 3}, {"deletes", 2},

@@ -27,13 +27,6 @@ void require_matches_manifest(BackupStack& s, const std::string& category) {
   check_index_matches(s.manifest(category), s.reader(), category);
 }
 
-long long stat(const json& stats, const std::string& route) {
-  long long n = 0;
-  for (auto& [k, v] : stats["requests"].items())
-    if (k.find(route) != std::string::npos) n += v.get<long long>();
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("backup: a full run stores every message, contact and event of the tenant", "[graph][pg]") {
@@ -167,7 +160,7 @@ TEST_CASE("backup: a second run after activity fetches only the changes and keep
 
   auto stats = emu.admin("GET", "/_emulator/stats");
   // MIME only for what was created, changed or moved; nothing for the rest.
-  auto mime = stat(stats, "$value");
+  auto mime = route_requests(stats, "$value");
   INFO(stats.dump());
   CHECK(mime <= 6 + 5 + 3);
   CHECK(r.summary.items_deleted >= 4);
@@ -241,7 +234,7 @@ TEST_CASE("backup: throttled and failing Graph still gives the same result, with
 TEST_CASE("backup: an invalid delta token resynchronises without duplicates", "[graph][pg]") {
   BackupStack s(small_tenant());
   REQUIRE(s.run().state == scheduler::RunState::succeeded);
-  auto versions = s.query("SELECT count(*) FROM item_versions")[0][0];
+  const auto versions = s.count("SELECT count(*) FROM item_versions");
   auto& emu = s.emulator();
   emu.admin("POST", "/_emulator/tenants/" + s.tenant().tenant + "/activity",
             {{"seed", 9}, {"creates", 2}, {"deletes", 2}, {"categories", {"mail"}}});
@@ -255,8 +248,8 @@ TEST_CASE("backup: an invalid delta token resynchronises without duplicates", "[
   require_matches_manifest(s, "mail");
   // Only the created messages were downloaded again; two new versions, two closed.
   auto stats = emu.admin("GET", "/_emulator/stats");
-  CHECK(stat(stats, "$value") == 2);
-  CHECK(std::stoll(s.query("SELECT count(*) FROM item_versions")[0][0]) == std::stoll(versions) + 2);
+  CHECK(route_requests(stats, "$value") == 2);
+  CHECK(s.count("SELECT count(*) FROM item_versions") == versions + 2);
 }
 
 TEST_CASE("backup: a tenant of the issue's size (20 users, 10 folders, 1,000 messages, 200 contacts, 300 events "

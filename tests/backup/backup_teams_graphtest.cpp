@@ -6,6 +6,9 @@
 // change nothing, and groups and teams must be discovered as owners.
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <set>
+
 #include "backup_support.hpp"
 #include "m365vault/storage/crypto.hpp"
 
@@ -31,6 +34,41 @@ backup::BackupParams only(storage::Category c) {
 void require_match(BackupStack& s, const std::string& category, const std::string& kind) {
   check_same_hashes(keyed_manifest(s.emulator(), s.tenant().tenant, category), indexed_canonical(s.reader(), kind),
                     category);
+}
+
+// Versions per item of a category: (owner graph id, item graph id) -> count.
+std::map<std::pair<std::string, std::string>, long long> versions_per_item(BackupStack& s, const std::string& category) {
+  std::map<std::pair<std::string, std::string>, long long> out;
+  for (auto& row : s.query("SELECT o.graph_id, i.graph_id, count(*) FROM item_versions v JOIN items i ON i.id = v.item_id"
+                           " JOIN owners o ON o.id = i.owner_id WHERE v.category = $1 GROUP BY 1, 2",
+                           {category}))
+    out[{row[0], row[1]}] = std::stoll(row[2]);
+  return out;
+}
+
+// Open versions of an item and the items under it ({key}/...).
+long long open_under(BackupStack& s, const std::string& owner, const std::string& key) {
+  return s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
+                 " WHERE o.graph_id = $1 AND (i.graph_id = $2 OR starts_with(i.graph_id, $2 || '/')) AND v.to_at IS NULL",
+                 {owner, key});
+}
+
+// After a run that re-enumerated: an item stored before has a new version only when
+// the activity changed it (`changed`), and no more than one; nothing else moved.
+void check_no_extra_versions(const std::map<std::pair<std::string, std::string>, long long>& before,
+                             const std::map<std::pair<std::string, std::string>, long long>& after,
+                             const std::set<std::pair<std::string, std::string>>& changed) {
+  long long extra = 0;
+  for (auto& [key, n] : before) {
+    auto a = after.find(key);
+    REQUIRE(a != after.end());
+    const long long want = n + (changed.count(key) ? 1 : 0);
+    if (a->second != want) {
+      UNSCOPED_INFO(key.first << " " << key.second << ": " << n << " version(s) before, " << a->second << " after");
+      ++extra;
+    }
+  }
+  CHECK(extra == 0);
 }
 
 }  // namespace
@@ -160,6 +198,139 @@ TEST_CASE("teams: an incremental run fetches only the changes, deletions close v
   CHECK(sel.state == scheduler::RunState::succeeded);
   CHECK(sel.summary.owners == 1);
   CHECK(sel.summary.owners_failed == 0);
+}
+
+TEST_CASE("teams: expired channel message deltas list the channels again, add no duplicate, notice deletions",
+          "[graph][pg]") {
+  BackupStack s(teams_tenant());
+  auto& emu = s.emulator();
+  const std::string activity = "/_emulator/tenants/" + s.tenant().tenant + "/activity";
+  REQUIRE(s.run(only(storage::Category::teams)).state == scheduler::RunState::succeeded);
+  auto before_act = emu.admin("POST", activity,
+                              {{"seed", 11}, {"categories", {"teams"}}, {"creates", 4}, {"updates", 4}, {"deletes", 2}});
+  json expire = json::array();
+  for (auto& row : s.query("SELECT o.graph_id, k.graph_id FROM containers k JOIN owners o ON o.id = k.owner_id"
+                           " WHERE k.category = 'teams' AND o.kind = 'team'"))
+    expire.push_back({{"owner", row[0]}, {"channel", row[1]}});
+  REQUIRE(expire.size() == 6);
+  REQUIRE(emu.admin("POST", activity, {{"expire_delta", expire}})["expired"].size() == 6);
+  // Changes while the tokens are expired: only a new enumeration can see them.
+  auto while_act = emu.admin("POST", activity,
+                             {{"seed", 12}, {"categories", {"teams"}}, {"creates", 2}, {"updates", 3}, {"deletes", 3}});
+  INFO(before_act.dump() << " " << while_act.dump());
+  std::set<std::pair<std::string, std::string>> created, updated, deleted;
+  for (auto* act : {&before_act, &while_act})
+    for (auto [kind, into] : {std::pair{"created", &created}, std::pair{"updated", &updated}, std::pair{"deleted", &deleted}})
+      for (auto& e : (*act)[kind])
+        into->insert({e["owner"].get<std::string>(), e["channel"].get<std::string>() + "/" + e["id"].get<std::string>()});
+  REQUIRE(deleted.size() == 5);
+  const auto versions = versions_per_item(s, "teams");
+  auto at_before = s.query("SELECT now()")[0][0];
+  emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
+  auto r = s.run(only(storage::Category::teams));
+  auto stats = emu.admin("GET", "/_emulator/stats");
+  INFO(r.error.value_or("") << " " << stats.dump());
+  REQUIRE(r.state == scheduler::RunState::succeeded);
+  require_match(s, "teams", "message");
+  check_index_consistent(s.reader());
+  // Every channel's saved delta was refused once (400 syncStateNotFound), then the
+  // channel was listed whole (55 posts and a few new ones: two pages of 50) and its
+  // delta walked from scratch (one page).
+  CHECK(stats["status"].value("400", 0) == 6);
+  CHECK(route_requests(stats, "GET /v1.0/teams/{id}/channels/{id}/messages") == 12);
+  CHECK(route_requests(stats, "GET /v1.0/teams/{id}/channels/{id}/messages/delta") == 12);
+  // Images downloaded: only those of the new posts and their replies.
+  CHECK(route_requests(stats, "/hostedContents/{id}/$value") ==
+        s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id"
+                " WHERE i.kind = 'hosted_content' AND v.from_at > $1::timestamptz",
+                {at_before}));
+  // No duplicates: of what was stored, only edited posts (not deleted since) have one new version.
+  std::set<std::pair<std::string, std::string>> changed;
+  for (auto& k : updated)
+    if (!deleted.count(k) && !created.count(k)) changed.insert(k);
+  check_no_extra_versions(versions, versions_per_item(s, "teams"), changed);
+  CHECK(r.summary.items_changed == static_cast<long long>(changed.size()));
+  // Deletions, also those made while the tokens were expired, closed validity with
+  // replies and images; before the run they were there.
+  for (auto& [owner, key] : deleted) {
+    INFO(key);
+    CHECK(open_under(s, owner, key) == 0);
+    if (created.count({owner, key})) continue;  // never stored
+    CHECK(s.count("SELECT count(*) FROM item_versions v JOIN items i ON i.id = v.item_id"
+                   " WHERE i.graph_id = $1 AND v.from_at <= $2::timestamptz AND v.to_at > $2::timestamptz",
+                   {key, at_before}) == 1);
+  }
+  // The round is over: the next run follows the new deltaLinks and changes nothing.
+  emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
+  auto q = s.run(only(storage::Category::teams));
+  auto qstats = emu.admin("GET", "/_emulator/stats");
+  REQUIRE(q.state == scheduler::RunState::succeeded);
+  CHECK(route_requests(qstats, "GET /v1.0/teams/{id}/channels/{id}/messages") == 0);
+  CHECK(route_requests(qstats, "GET /v1.0/teams/{id}/channels/{id}/messages/delta") == 6);
+  CHECK(q.summary.items_new == 0);
+  CHECK(q.summary.items_changed == 0);
+  CHECK(q.summary.items_deleted == 0);
+}
+
+TEST_CASE("sharepoint lists: an expired item delta enumerates the list again, adds no duplicate, closes deletions",
+          "[graph][pg]") {
+  BackupStack s(teams_tenant());
+  auto& emu = s.emulator();
+  const std::string activity = "/_emulator/tenants/" + s.tenant().tenant + "/activity";
+  REQUIRE(s.run(only(storage::Category::sharepoint)).state == scheduler::RunState::succeeded);
+  // The generic list of each site (document libraries are drives, not lists here).
+  std::map<std::string, std::string> list_of;  // site graph id -> list graph id
+  for (auto& row : s.query("SELECT o.graph_id, k.graph_id FROM containers k JOIN owners o ON o.id = k.owner_id"
+                           " WHERE k.category = 'sharepoint' AND o.kind = 'site'"))
+    list_of[row[0]] = row[1];
+  REQUIRE(list_of.size() == static_cast<std::size_t>(s.count("SELECT count(*) FROM owners WHERE kind = 'site'")));
+  auto before_act = emu.admin("POST", activity,
+                              {{"seed", 21}, {"categories", {"lists"}}, {"creates", 3}, {"updates", 3}, {"deletes", 2}});
+  json expire = json::array();
+  for (auto& [site, list] : list_of) expire.push_back({{"owner", site}, {"list", list}});
+  REQUIRE(emu.admin("POST", activity, {{"expire_delta", expire}})["expired"].size() == list_of.size());
+  auto while_act = emu.admin("POST", activity,
+                             {{"seed", 22}, {"categories", {"lists"}}, {"creates", 2}, {"updates", 2}, {"deletes", 3}});
+  INFO(before_act.dump() << " " << while_act.dump());
+  std::set<std::pair<std::string, std::string>> created, updated, deleted;
+  for (auto* act : {&before_act, &while_act})
+    for (auto [kind, into] : {std::pair{"created", &created}, std::pair{"updated", &updated}, std::pair{"deleted", &deleted}})
+      for (auto& e : (*act)[kind]) {
+        const std::string site = e["owner"];
+        into->insert({site, list_of.at(site) + "/" + e["id"].get<std::string>()});
+      }
+  REQUIRE(deleted.size() == 5);
+  const auto versions = versions_per_item(s, "sharepoint");
+  emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
+  auto r = s.run(only(storage::Category::sharepoint));
+  auto stats = emu.admin("GET", "/_emulator/stats");
+  INFO(r.error.value_or("") << " " << stats.dump());
+  REQUIRE(r.state == scheduler::RunState::succeeded);
+  require_match(s, "lists", "list_item");
+  check_index_consistent(s.reader());
+  // Every list's saved delta got 410 resyncRequired, then a delta from scratch.
+  CHECK(stats["status"].value("410", 0) == static_cast<long long>(list_of.size()));
+  CHECK(route_requests(stats, "GET /v1.0/sites/{id}/lists/{id}/items/{id}") == 0);
+  std::set<std::pair<std::string, std::string>> changed;
+  for (auto& k : updated)
+    if (!deleted.count(k) && !created.count(k)) changed.insert(k);
+  check_no_extra_versions(versions, versions_per_item(s, "sharepoint"), changed);
+  long long added = 0, closed = 0;
+  for (auto& k : created) added += !deleted.count(k);
+  for (auto& k : deleted) closed += !created.count(k);
+  CHECK(r.summary.items_new == added);
+  CHECK(r.summary.items_changed == static_cast<long long>(changed.size()));
+  CHECK(r.summary.items_deleted == closed);
+  // A delta from scratch does not report what was deleted: the completed round closed it.
+  for (auto& [site, key] : deleted) {
+    INFO(key);
+    CHECK(open_under(s, site, key) == 0);
+  }
+  auto q = s.run(only(storage::Category::sharepoint));
+  REQUIRE(q.state == scheduler::RunState::succeeded);
+  CHECK(q.summary.items_new == 0);
+  CHECK(q.summary.items_changed == 0);
+  CHECK(q.summary.items_deleted == 0);
 }
 
 TEST_CASE("sharepoint lists: full, incremental and quiet runs equal the list-items manifest", "[graph][pg]") {

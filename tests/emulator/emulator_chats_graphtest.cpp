@@ -201,6 +201,48 @@ TEST_CASE("chats: chats with members, messages newest first, system events, host
     auto m = emu.graph_json("/v1.0/chats/" + u["chat"].get<std::string>() + "/messages/" + u["id"].get<std::string>(), tok);
     REQUIRE((m["lastEditedDateTime"].is_string() || m["deletedDateTime"].is_string()));
   }
+
+  // chat_ops: a deleted chat answers 404 and leaves every member's list and the
+  // manifest; a member who leaves no longer lists the chat, the others still do.
+  auto group_chat = [&](const char* type) {
+    for (auto& [id, c] : chats)
+      if (c["chatType"] == type) return id;
+    FAIL("no " << type << " chat");
+    return std::string();
+  };
+  const std::string gone = group_chat("meeting"), left = group_chat("group");
+  const std::string leaver = chats[left]["members"][1]["userId"];
+  auto ops = emu.admin("POST", "/_emulator/tenants/" + t.tenant + "/activity",
+                       {{"chat_ops", {{{"op", "delete"}, {"chat", gone}}, {{"op", "leave"}, {"chat", left}, {"user", leaver}}}}});
+  REQUIRE(ops["chat_ops"].size() == 2);
+  REQUIRE(ops["created"].empty());
+  REQUIRE(emu.graph("/v1.0/chats/" + gone, tok).status == 404);
+  REQUIRE(emu.graph("/v1.0/chats/" + gone + "/messages", tok).status == 404);
+  auto listed_by = [&](const std::string& uid) {
+    std::set<std::string> ids;
+    for (auto& c : walk(emu, "/v1.0/users/" + uid + "/chats?$expand=members", tok)) ids.insert(c["id"].get<std::string>());
+    return ids;
+  };
+  for (auto& uid : seen_by[gone]) REQUIRE(listed_by(uid).count(gone) == 0);
+  REQUIRE(listed_by(leaver).count(left) == 0);
+  for (auto& uid : seen_by[left])
+    if (uid != leaver) REQUIRE(listed_by(uid).count(left) == 1);
+  auto still = emu.graph_json("/v1.0/chats/" + left + "?$expand=members", tok);
+  REQUIRE(still["members"].size() == chats[left]["members"].size() - 1);
+  for (auto& m : still["members"]) REQUIRE(m["userId"] != leaver);
+  std::set<std::string> in_manifest;
+  const auto manifest_now = emu.admin("GET", "/_emulator/tenants/" + t.tenant + "/manifest?category=chats");
+  for (auto& row : manifest_now["items"]) in_manifest.insert(row["owner"].get<std::string>());
+  REQUIRE(in_manifest.count(gone) == 0);
+  REQUIRE(in_manifest.count(left) == 1);
+  auto bad = emu.call("POST", "/_emulator/tenants/" + t.tenant + "/activity", {{"Content-Type", "application/json"}},
+                      json{{"chat_ops", {{{"op", "leave"}, {"chat", left}, {"user", leaver}}}}}.dump());
+  REQUIRE(bad.status == 400);
+  REQUIRE(bad.body.find("is not a member of chat") != std::string::npos);
+  emu.restart();  // journaled
+  tok = emu.token(t.tenant, t.client, t.secret);
+  REQUIRE(emu.graph("/v1.0/chats/" + gone, tok).status == 404);
+  REQUIRE(listed_by(leaver).count(left) == 0);
 }
 
 TEST_CASE("teams: joinedTeams and team members follow group membership", "[graph]") {

@@ -320,6 +320,25 @@ TEST_CASE("sites, subsites, libraries, lists, list items with fields and list it
     REQUIRE(hex_digest(EVP_sha256(), f.dump()) == m["sha256"]);  // nlohmann sorts keys: the canonical form here
   }
   REQUIRE(emu.graph("/v1.0/sites/contoso.sharepoint.com,1,2", tok).status == 404);
+
+  // expire_delta drops the list's sync state: its deltaLink is answered 410
+  // resyncRequired with Location the token-less delta, which enumerates the list anew.
+  auto exp = emu.admin("POST", "/_emulator/tenants/" + t.tenant + "/activity",
+                       {{"expire_delta", {{{"owner", s0}, {"list", generic["id"]}}}}});
+  REQUIRE(exp["expired"].size() == 1);
+  auto gone = emu.graph(second.delta_link, tok);
+  REQUIRE(gone.status == 410);
+  REQUIRE(json::parse(gone.body)["error"]["code"] == "resyncRequired");
+  REQUIRE(json::parse(gone.body)["error"]["innerError"]["code"] == "resyncChangesApplyDifferences");
+  const std::string location = gone.header("location");
+  REQUIRE(location.ends_with(base + "/items/delta"));
+  auto anew = walk_delta(emu, location, tok);
+  REQUIRE(anew.items.size() == now_items.size());
+  REQUIRE(emu.graph(anew.delta_link, tok).status == 200);
+  auto bad = emu.call("POST", "/_emulator/tenants/" + t.tenant + "/activity", {{"Content-Type", "application/json"}},
+                      json{{"expire_delta", {{{"owner", s0}, {"list", "nope"}}}}}.dump());
+  REQUIRE(bad.status == 400);
+  REQUIRE(bad.body.find("no list 'nope'") != std::string::npos);
 }
 
 TEST_CASE("SharePoint resource units: RateLimit headers past 80 %, then 429 with Retry-After equal to the reset",

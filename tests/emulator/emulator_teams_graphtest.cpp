@@ -115,4 +115,39 @@ TEST_CASE("teams: channels, message delta with replies, edits, deletions, hosted
     REQUIRE((*it)["body"]["content"] == "");
   }
   REQUIRE(emu.graph("/v1.0/teams/" + team + "/channels/19:nope@thread.tacv2/messages/delta", tok).status == 404);
+
+  // expire_delta drops the channel's sync state: its deltaLink and a nextLink issued
+  // before are refused with 400 syncStateNotFound (no Location); another channel's
+  // deltaLink still works, and a delta without a token starts afresh.
+  auto other = walk_delta(emu, "/v1.0/teams/" + team + "/channels/" + channels[1]["id"].get<std::string>() +
+                                   "/messages/delta", tok);
+  auto paged = emu.graph_json(base + "/delta?$top=5", tok);
+  REQUIRE(paged.contains("@odata.nextLink"));
+  auto exp = emu.admin("POST", "/_emulator/tenants/" + t.tenant + "/activity",
+                       {{"expire_delta", {{{"owner", team}, {"channel", ch}}}}});
+  REQUIRE(exp["expired"].size() == 1);
+  REQUIRE(exp["created"].empty());
+  for (const std::string& link : {second.delta_link, paged["@odata.nextLink"].get<std::string>()}) {
+    auto gone = emu.graph(link, tok);
+    REQUIRE(gone.status == 400);
+    REQUIRE(json::parse(gone.body)["error"]["code"] == "syncStateNotFound");
+    REQUIRE(gone.header("location").empty());
+  }
+  REQUIRE(emu.graph(other.delta_link, tok).status == 200);
+  auto again = walk_delta(emu, base + "/delta", tok);
+  // A fresh enumeration: every live post, no deletion (the plain listing shows both).
+  std::size_t live = 0;
+  for (std::string next = base; !next.empty();) {
+    auto page = emu.graph_json(next, tok);
+    for (auto& m : page["value"]) live += m["deletedDateTime"].is_null();
+    next = page.value("@odata.nextLink", "");
+  }
+  REQUIRE(again.items.size() == live);
+  for (auto& m : again.items) REQUIRE(m["deletedDateTime"].is_null());
+  REQUIRE(emu.graph(again.delta_link, tok).status == 200);
+  // Bad requests name the problem.
+  auto bad = emu.call("POST", "/_emulator/tenants/" + t.tenant + "/activity", {{"Content-Type", "application/json"}},
+                      json{{"expire_delta", {{{"owner", team}, {"channel", "19:nope@thread.tacv2"}}}}}.dump());
+  REQUIRE(bad.status == 400);
+  REQUIRE(bad.body.find("no channel '19:nope@thread.tacv2'") != std::string::npos);
 }
