@@ -313,6 +313,10 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
     if (it["owner"] == team) want[it["id"].get<std::string>()] = it;
   std::map<std::string, json> on_page;  // message id -> page message
   std::set<std::string> in_json;
+  std::map<std::string, std::string> stored_sha;  // version id -> stored sha256 hex
+  for (auto& row : s.query("SELECT v.id, encode(v.content_sha256, 'hex') FROM item_versions v JOIN items i ON i.id = v.item_id"
+                           " WHERE i.kind = 'message' AND i.category = 'teams'"))
+    stored_sha[row[0]] = row[1];
   int pages = 0, images = 0;
   std::string hostile_page;
   for (auto& [path, entry] : seen["entries"].items()) {
@@ -333,8 +337,10 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
       for (auto& t : seen["entries"][json_path]["parsed"]["threads"]) {
         CHECK_FALSE(t["post_missing"].get<bool>());
         in_json.insert(t["id"].get<std::string>());
+        CHECK(t["sha256"] == stored_sha[t["version_id"].get<std::string>()]);  // the stored bytes, unchanged
         for (auto& reply : t["replies"]) {
           in_json.insert(reply["id"].get<std::string>());
+          CHECK(reply["sha256"] == stored_sha[reply["version_id"].get<std::string>()]);
           auto w = want.find(reply["id"].get<std::string>());
           REQUIRE(w != want.end());
           CHECK(w->second["reply_to"] == t["id"]);
