@@ -55,6 +55,15 @@ json checked_zip(const std::filesystem::path& path, const std::string& body) {
   return seen;
 }
 
+// A backup of the Teams category (channels and chats) that must succeed.
+void back_up_teams(BackupStack& s) {
+  backup::BackupParams params;
+  params.categories = {storage::Category::teams};
+  auto r = s.run(params);
+  INFO(r.error.value_or(""));
+  REQUIRE(r.state == scheduler::RunState::succeeded);
+}
+
 struct ExportDaemon {
   BackupStack& s;
   OpenApiCheck spec = OpenApiCheck::from_env();
@@ -289,11 +298,7 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
                        {{"teams_body", {{"owner", team}, {"channel", first["channel_id"]}, {"id", first["id"]}, {"html", hostile}}}});
   INFO(act.dump());
   REQUIRE(act["updated"].size() == 1);
-  backup::BackupParams params;
-  params.categories = {storage::Category::teams};
-  auto r = s.run(params);
-  INFO(r.error.value_or(""));
-  REQUIRE(r.state == scheduler::RunState::succeeded);
+  back_up_teams(s);
 
   TempDir dir("m365vault-export-teams");
   ExportDaemon api(s, dir / "daemon.log");
@@ -404,11 +409,7 @@ TEST_CASE("export: chats as threaded pages and JSON like channels, each message 
   emu.admin("PUT", "/_emulator/faults",
             {{"teams_rps", {{"chat_message", 0}, {"other", 0}, {"per_team_or_channel", 0}}}});
   const std::string tid = s.tenant().tenant;
-  backup::BackupParams params;
-  params.categories = {storage::Category::teams};
-  auto r = s.run(params);
-  INFO(r.error.value_or(""));
-  REQUIRE(r.state == scheduler::RunState::succeeded);
+  back_up_teams(s);
 
   TempDir dir("m365vault-export-chats");
   ExportDaemon api(s, dir / "daemon.log");
