@@ -86,6 +86,18 @@ struct Args {
   }
 };
 
+// The selection of `restore` and `export` (restore/selection.hpp as JSON) from
+// their shared options: --tenant, the list options --owner, --container, --item
+// and --category (repeatable, comma-separated), --at.
+inline nlohmann::json selection_from_args(const Args& a) {
+  nlohmann::json sel = {{"tenant", a.opt("tenant").value_or("")}};
+  for (auto [opt, field] : {std::pair{"owner", "owners"}, {"container", "containers"}, {"item", "items"},
+                            {"category", "categories"}})
+    if (a.opt(opt)) sel[field] = a.list(opt);
+  if (auto v = a.opt("at")) sel["at"] = *v;
+  return sel;
+}
+
 struct Session {
   Logging logging;
   DatabaseHandle dbh;

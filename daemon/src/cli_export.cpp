@@ -66,11 +66,7 @@ int run_export_command(const Config& cfg, const std::vector<std::string>& raw) {
     std::cerr << usage;
     return 2;
   }
-  nlohmann::json sel = {{"tenant", *a.opt("tenant")}};
-  for (auto [opt, field] : {std::pair{"owner", "owners"}, {"container", "containers"}, {"item", "items"},
-                            {"category", "categories"}})
-    if (a.opt(opt)) sel[field] = a.list(opt);
-  if (auto v = a.opt("at")) sel["at"] = *v;
+  nlohmann::json sel = selection_from_args(a);
   nlohmann::json body = {{"selection", sel}, {"format", {{"mbox", a.flags.count("mbox") > 0}}}};
   const std::filesystem::path output = *a.opt("output");
   const std::filesystem::path partial = output.string() + ".partial";

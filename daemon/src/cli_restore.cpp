@@ -20,7 +20,8 @@ namespace m365vault::daemon {
 
 int run_restore_command(const Config& cfg, const std::vector<std::string>& raw) {
   const char* usage =
-      "usage: m365vaultd restore --tenant T [--owner O]... [--item ID]... [--container ID]... [--category C]...\n"
+      "usage: m365vaultd restore --tenant T [--owner O,...]... [--item ID,...]... [--container ID,...]...\n"
+      "                          [--category C,...]...\n"
       "                          [--query Q] [--at RFC3339|SNAPSHOT] [--to-owner O] [--to-folder F]\n"
       "                          [--conflict skip|replace|copy] [--dry-run]\n"
       "exit status: 0 succeeded, 3 partial (some items failed: see the listed outcomes), 1 failed, 2 usage\n";
@@ -39,16 +40,8 @@ int run_restore_command(const Config& cfg, const std::vector<std::string>& raw) 
     std::cerr << usage;
     return 2;
   }
-  nlohmann::json sel = {{"tenant", *a.opt("tenant")}};
-  auto many = [&](const char* opt, const char* field) {
-    if (a.all.count(opt)) sel[field] = a.all.at(opt);
-  };
-  many("owner", "owners");
-  many("item", "items");
-  many("container", "containers");
-  many("category", "categories");
+  nlohmann::json sel = selection_from_args(a);
   if (auto q = a.opt("query")) sel["query"] = *q;
-  if (auto at = a.opt("at")) sel["at"] = *at;
   nlohmann::json request = {{"selection", sel}, {"dry_run", a.flags.count("dry-run") > 0}};
   if (auto c = a.opt("conflict")) request["conflict"] = *c;
   if (a.opt("to-owner") || a.opt("to-folder")) {

@@ -309,6 +309,12 @@ std::string icalendar_from_graph(const std::vector<json>& events) {
     }
     // An exception whose master is not exported stands alone under its own UID.
     cal.add(vevent(cal, e, uid_of(master ? *master : e), master));
+    // The exceptions a backup keeps inside their master (the calendar delta never
+    // lists them), unless one is also exported as an item of its own.
+    if (type == "seriesMaster")
+      if (auto it = e.find("exceptionOccurrences"); it != e.end() && it->is_array())
+        for (auto& x : *it)
+          if (x.is_object() && !by_id.count(json_string(x, "id"))) cal.add(vevent(cal, x, uid_of(e), &e));
   }
   return cal.text();
 }

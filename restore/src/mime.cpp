@@ -1,15 +1,34 @@
 #include "mime.hpp"
 
+#include <gmime/gmime.h>
+
 #include <algorithm>
 #include <cctype>
-#include <map>
-#include <optional>
-
-#include "m365vault/storage/crypto.hpp"
+#include <cstring>
+#include <memory>
+#include <mutex>
 
 namespace m365vault::restore {
 
 namespace {
+
+struct GUnref {
+  void operator()(void* p) const { g_object_unref(p); }
+};
+struct GFree {
+  void operator()(char* p) const { g_free(p); }
+};
+template <class T>
+using GPtr = std::unique_ptr<T, GUnref>;
+using GText = std::unique_ptr<char, GFree>;
+struct OptionsFree {
+  void operator()(GMimeParserOptions* p) const { g_mime_parser_options_free(p); }
+};
+
+void gmime_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
 
 std::string lower(std::string_view s) {
   std::string o(s);
@@ -17,231 +36,90 @@ std::string lower(std::string_view s) {
   return o;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
+// Valid UTF-8 (JSON needs it): invalid sequences replaced.
+std::string utf8(const char* s, std::size_t n) {
+  if (g_utf8_validate(s, static_cast<gssize>(n), nullptr)) return std::string(s, n);
+  GText fixed(g_utf8_make_valid(s, static_cast<gssize>(n)));
+  return fixed.get();
 }
+std::string utf8(const char* s) { return s ? utf8(s, std::strlen(s)) : std::string(); }
 
-struct Headers {
-  std::vector<std::pair<std::string, std::string>> list;  // lower-case name, unfolded value
-  std::string get(std::string_view name) const {
-    for (auto& [k, v] : list)
-      if (k == name) return v;
-    return "";
+// What the parser reports that loses or may lose content, in words.
+const char* damage(GMimeParserWarning w) {
+  switch (w) {
+    case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY: return "a multipart without a boundary (read as one part)";
+    case GMIME_WARN_MALFORMED_MULTIPART: return "a multipart without parts";
+    case GMIME_WARN_TRUNCATED_MESSAGE: return "the message is truncated";
+    case GMIME_WARN_MALFORMED_MESSAGE: return "the message is malformed";
+    case GMIME_CRIT_NESTING_OVERFLOW: return "parts nested too deep (the innermost read as they stand)";
+    case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT: return "a part without headers or content";
+    case GMIME_CRIT_INVALID_HEADER_NAME: return "an invalid header name";
+    default: return nullptr;  // duplicated or 8-bit headers and the like: nothing is lost
   }
-};
-
-// Splits a part into unfolded headers and its body (after the blank line).
-std::pair<Headers, std::string_view> split_part(std::string_view raw) {
-  Headers h;
-  size_t p = 0;
-  std::string cur_name, cur_value;
-  auto flush = [&] {
-    if (!cur_name.empty()) h.list.emplace_back(lower(cur_name), std::string(trim(cur_value)));
-    cur_name.clear();
-    cur_value.clear();
-  };
-  while (p < raw.size()) {
-    size_t e = raw.find('\n', p);
-    if (e == std::string_view::npos) e = raw.size();
-    std::string_view line = raw.substr(p, e - p);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    p = e + 1;
-    if (line.empty()) {
-      flush();
-      return {h, p <= raw.size() ? raw.substr(std::min(p, raw.size())) : std::string_view()};
-    }
-    if ((line[0] == ' ' || line[0] == '\t') && !cur_name.empty()) {
-      cur_value += " ";
-      cur_value += trim(line);
-      continue;
-    }
-    flush();
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    cur_name = std::string(line.substr(0, colon));
-    cur_value = std::string(line.substr(colon + 1));
-  }
-  flush();
-  return {h, std::string_view()};
 }
 
-// "type/sub; a=b; c=\"d\"" -> value and parameters (names lower case). RFC 2231
-// continuations are not joined (the sources we read do not split names).
-std::pair<std::string, std::map<std::string, std::string>> parse_params(std::string_view v) {
-  std::map<std::string, std::string> params;
-  size_t semi = v.find(';');
-  std::string value = lower(trim(v.substr(0, semi)));
-  size_t p = semi;
-  while (p != std::string_view::npos && p < v.size()) {
-    ++p;
-    while (p < v.size() && std::isspace(static_cast<unsigned char>(v[p]))) ++p;
-    size_t eq = v.find('=', p);
-    if (eq == std::string_view::npos) break;
-    std::string name = lower(trim(v.substr(p, eq - p)));
-    p = eq + 1;
-    std::string val;
-    if (p < v.size() && v[p] == '"') {
-      ++p;
-      while (p < v.size() && v[p] != '"') {
-        if (v[p] == '\\' && p + 1 < v.size()) ++p;
-        val += v[p++];
-      }
-      if (p < v.size()) ++p;
-      p = v.find(';', p);
-    } else {
-      size_t end = v.find(';', p);
-      val = std::string(trim(v.substr(p, end == std::string_view::npos ? std::string_view::npos : end - p)));
-      p = end;
-    }
-    params[name] = val;
-  }
-  return {value, params};
+void on_warning(gint64 offset, GMimeParserWarning code, const gchar* item, gpointer user) {
+  auto& problems = *static_cast<std::vector<std::string>*>(user);
+  const char* what = damage(code);
+  if (!what || problems.size() >= 20) return;
+  std::string p = what;
+  p += " at byte " + std::to_string(offset);
+  if (item && *item) p += " (" + utf8(item).substr(0, 80) + ")";
+  if (std::find(problems.begin(), problems.end(), p) == problems.end()) problems.push_back(std::move(p));
 }
 
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+// A part's content with its transfer encoding undone.
+std::string decoded(GMimePart* part) {
+  GMimeDataWrapper* content = g_mime_part_get_content(part);
+  if (!content) return {};
+  GPtr<GMimeStream> out(g_mime_stream_mem_new());
+  g_mime_data_wrapper_write_to_stream(content, out.get());
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out.get()));
+  return std::string(reinterpret_cast<const char*>(bytes->data), bytes->len);
 }
 
-std::string decode_qp(std::string_view s, bool header = false) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (header && c == '_') {
-      out += ' ';
-    } else if (c == '=' && i + 1 < s.size()) {
-      if (s[i + 1] == '\r' || s[i + 1] == '\n') {  // soft line break
-        i += (s[i + 1] == '\r' && i + 2 < s.size() && s[i + 2] == '\n') ? 2 : 1;
-      } else if (i + 2 < s.size() && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-        out += static_cast<char>(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-        i += 2;
-      } else {
-        out += c;
-      }
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::optional<std::string> decode_b64(std::string_view s) {
-  std::string clean;
-  clean.reserve(s.size());
-  for (char c : s)
-    if (!std::isspace(static_cast<unsigned char>(c))) clean += c;
-  while (clean.size() % 4) clean += '=';  // tolerate missing padding
-  return storage::crypto::base64_decode(clean);
-}
-
-std::string latin1_to_utf8(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else {
-      out += static_cast<char>(0xc0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3f));
-    }
-  }
-  return out;
-}
-
-std::string to_utf8(std::string bytes, const std::string& charset) {
-  auto cs = lower(charset);
-  if (cs == "iso-8859-1" || cs == "latin1" || cs == "windows-1252" || cs == "us-ascii") return latin1_to_utf8(bytes);
-  return bytes;
-}
-
-// RFC 2231 extended value: charset'lang'percent-encoded.
-std::string decode_2231(std::string_view v) {
-  auto a = v.find('\''), b = a == std::string_view::npos ? a : v.find('\'', a + 1);
-  if (b == std::string_view::npos) return std::string(v);
-  std::string charset(v.substr(0, a)), out;
-  auto enc = v.substr(b + 1);
-  for (size_t i = 0; i < enc.size(); ++i) {
-    if (enc[i] == '%' && i + 2 < enc.size() && hexval(enc[i + 1]) >= 0 && hexval(enc[i + 2]) >= 0) {
-      out += static_cast<char>(hexval(enc[i + 1]) * 16 + hexval(enc[i + 2]));
-      i += 2;
-    } else {
-      out += enc[i];
-    }
-  }
-  return to_utf8(out, charset);
-}
-
-void walk(std::string_view raw, MimeMessage& m, int depth) {
-  auto [h, body] = split_part(raw);
-  auto [type, tparams] = parse_params(h.get("content-type"));
-  if (type.empty()) type = "text/plain";
-  auto [disp, dparams] = parse_params(h.get("content-disposition"));
-  const std::string cte = lower(trim(h.get("content-transfer-encoding")));
-
-  if (type.rfind("multipart/", 0) == 0) {
-    auto boundary = tparams["boundary"];
-    if (boundary.empty() || depth > 20) {
-      m.problems.push_back("a " + type + " part without a usable boundary");
-      return;
-    }
-    const std::string delim = "--" + boundary;
-    size_t p = body.find(delim);
-    while (p != std::string_view::npos) {
-      size_t start = body.find('\n', p);
-      if (start == std::string_view::npos) break;
-      if (body.substr(p + delim.size(), 2) == "--") break;  // the closing delimiter
-      ++start;
-      size_t next = body.find("\n" + delim, start);
-      if (next == std::string_view::npos) {
-        m.problems.push_back("a " + type + " part without its closing boundary");
-        next = body.size();
-      }
-      // The CRLF before the delimiter belongs to the delimiter.
-      size_t end = next;
-      if (end > start && body[end - 1] == '\r') --end;
-      walk(body.substr(start, end - start), m, depth + 1);
-      p = next == body.size() ? std::string_view::npos : next + 1;
-    }
+void walk(GMimeObject* obj, MimeMessage& m) {
+  if (GMIME_IS_MULTIPART(obj)) {
+    auto* mp = GMIME_MULTIPART(obj);
+    for (int i = 0, n = g_mime_multipart_get_count(mp); i < n; ++i) walk(g_mime_multipart_get_part(mp, i), m);
     return;
   }
+  const char* disp_c = g_mime_object_get_disposition(obj);
+  const std::string disp = disp_c ? lower(disp_c) : "";
+  const std::string cid = utf8(g_mime_object_get_content_id(obj));
+  GMimeContentType* ct = g_mime_object_get_content_type(obj);
+  GText type_c(ct ? g_mime_content_type_get_mime_type(ct) : nullptr);
+  const std::string type = type_c ? lower(type_c.get()) : "application/octet-stream";
 
-  std::string name;
-  if (dparams.count("filename*")) name = decode_2231(dparams["filename*"]);
-  else if (dparams.count("filename")) name = decode_words(dparams["filename"]);
-  else if (tparams.count("name*")) name = decode_2231(tparams["name*"]);
-  else if (tparams.count("name")) name = decode_words(tparams["name"]);
-  std::string cid(trim(h.get("content-id")));
-  if (cid.size() >= 2 && cid.front() == '<' && cid.back() == '>') cid = cid.substr(1, cid.size() - 2);
-
-  const bool is_text_body = (type == "text/plain" || type == "text/html") && disp != "attachment" && name.empty();
-  if (type == "message/rfc822" && depth > 0) {
+  if (GMIME_IS_MESSAGE_PART(obj)) {
+    // An attached mail item, as its own message.
     MimeAttachment a;
-    a.content_type = type;
+    a.content_type = "message/rfc822";
     a.is_message = true;
-    a.bytes = std::string(body);
-    a.name = name.empty() ? "message.eml" : name;
+    a.content_id = cid;
+    a.is_inline = disp == "inline";
+    const char* name = g_mime_object_get_content_disposition_parameter(obj, "filename");
+    if (!name) name = g_mime_object_get_content_type_parameter(obj, "name");
+    a.name = name ? utf8(name) : "message.eml";
+    if (GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj))) {
+      GText text(g_mime_object_to_string(GMIME_OBJECT(inner), nullptr));
+      if (text) a.bytes = text.get();
+    }
     m.attachments.push_back(std::move(a));
     return;
   }
-  std::string bytes;
-  if (cte == "base64") {
-    auto d = decode_b64(body);
-    if (!d) {
-      m.problems.push_back("a " + type + " part whose base64 does not decode");
-      return;
-    }
-    bytes = std::move(*d);
-  } else if (cte == "quoted-printable") {
-    bytes = decode_qp(body);
-  } else {
-    bytes = std::string(body);
+  if (!GMIME_IS_PART(obj)) {
+    m.problems.push_back("a " + type + " part of an unknown kind, skipped");
+    return;
   }
-  if (is_text_body) {
-    auto text = to_utf8(std::move(bytes), tparams.count("charset") ? tparams["charset"] : "utf-8");
+  auto* part = GMIME_PART(obj);
+  // Decoded from RFC 2231 (filename*=, continuations) or RFC 2047 words, to UTF-8.
+  const std::string name = utf8(g_mime_part_get_filename(part));
+  const bool body_text = (type == "text/plain" || type == "text/html") && disp != "attachment" && name.empty();
+  if (body_text && GMIME_IS_TEXT_PART(obj)) {
+    // In UTF-8 whatever its charset (GMime's iconv conversion).
+    GText t(g_mime_text_part_get_text(GMIME_TEXT_PART(obj)));
+    std::string text = t ? utf8(t.get()) : std::string();
     auto& slot = type == "text/html" ? m.html : m.text;
     if (slot.empty()) slot = std::move(text);
     else m.attachments.push_back({"part.txt", type, cid, disp == "inline", false, std::move(text)});
@@ -252,54 +130,28 @@ void walk(std::string_view raw, MimeMessage& m, int depth) {
   a.content_type = type;
   a.content_id = cid;
   a.is_inline = disp == "inline" || (disp.empty() && !cid.empty());
-  a.bytes = std::move(bytes);
+  a.bytes = decoded(part);
   m.attachments.push_back(std::move(a));
 }
 
 }  // namespace
 
-std::string decode_words(std::string_view s) {
-  std::string out;
-  size_t p = 0;
-  bool last_was_word = false;
-  while (p < s.size()) {
-    size_t start = s.find("=?", p);
-    if (start == std::string_view::npos) {
-      out += s.substr(p);
-      break;
-    }
-    size_t q1 = s.find('?', start + 2);
-    size_t q2 = q1 == std::string_view::npos ? q1 : s.find('?', q1 + 1);
-    size_t end = q2 == std::string_view::npos ? q2 : s.find("?=", q2 + 1);
-    if (end == std::string_view::npos) {
-      out += s.substr(p);
-      break;
-    }
-    auto between = s.substr(p, start - p);
-    // Whitespace between two encoded words is not part of the text (RFC 2047 §6.2).
-    if (!(last_was_word && trim(between).empty())) out += between;
-    std::string charset = lower(s.substr(start + 2, q1 - start - 2));
-    if (auto star = charset.find('*'); star != std::string::npos) charset.resize(star);
-    char enc = static_cast<char>(std::toupper(static_cast<unsigned char>(s[q1 + 1])));
-    auto text = s.substr(q2 + 1, end - q2 - 1);
-    std::string decoded;
-    if (enc == 'B') decoded = decode_b64(text).value_or(std::string(text));
-    else decoded = decode_qp(text, true);
-    out += to_utf8(std::move(decoded), charset);
-    last_was_word = true;
-    p = end + 2;
-  }
-  return out;
-}
-
 MimeMessage parse_mime(std::string_view raw) {
+  gmime_init();
   MimeMessage m;
-  auto [h, body] = split_part(raw);
-  (void)body;
-  m.message_id = h.get("message-id");
-  m.in_reply_to = h.get("in-reply-to");
-  m.references = h.get("references");
-  walk(raw, m, 0);
+  std::unique_ptr<GMimeParserOptions, OptionsFree> opts(g_mime_parser_options_new());
+  g_mime_parser_options_set_warning_callback(opts.get(), on_warning, &m.problems);
+  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(raw.data(), raw.size()));
+  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+  GPtr<GMimeMessage> msg(g_mime_parser_construct_message(parser.get(), opts.get()));
+  GMimeObject* body = msg ? g_mime_message_get_mime_part(msg.get()) : nullptr;
+  if (!body) {
+    // Nothing MIME could read: the bytes as text, so nothing is lost.
+    m.problems.push_back("not a MIME message: its bytes restored as the text body");
+    m.text = utf8(raw.data(), raw.size());
+    return m;
+  }
+  walk(body, m);
   return m;
 }
 

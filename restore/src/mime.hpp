@@ -1,8 +1,10 @@
 #pragma once
 // Reads a stored RFC 5322 message far enough to rebuild it through Graph's JSON
 // route: the body (HTML preferred, else text), the attachments with their names,
-// types, inline flag and Content-ID (inline images stay referenced by cid:), and
-// the threading headers. Tolerant: a part it cannot decode is reported, not fatal.
+// types, inline flag and Content-ID (inline images stay referenced by cid:).
+// Parsed by GMime, as the backup's scanner reads names: transfer encodings,
+// charsets, RFC 2047 words and RFC 2231 parameters are its. Tolerant: a part it
+// cannot read, or damage the parser reports, is listed in `problems`, not fatal.
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,13 +23,10 @@ struct MimeAttachment {
 struct MimeMessage {
   std::string html, text;  // decoded to UTF-8; either may be empty
   std::vector<MimeAttachment> attachments;
-  std::string message_id, in_reply_to, references;
-  std::vector<std::string> problems;  // parts skipped, and why
+  std::vector<std::string> problems;  // parts skipped or damaged, and why
 };
 
+// Thread-safe (GMime is initialised once).
 MimeMessage parse_mime(std::string_view raw);
-
-// RFC 2047 encoded words ("=?utf-8?B?...?=") decoded; other text unchanged.
-std::string decode_words(std::string_view s);
 
 }  // namespace m365vault::restore

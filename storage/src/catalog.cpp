@@ -1415,14 +1415,33 @@ std::optional<ItemVersion> Catalog::get_item(PgConnection& c, const std::string&
 
 std::optional<ItemVersion> Catalog::get_version(PgConnection& c, const std::string& version_id,
                                                 const Scope& scope) const {
-  if (!looks_like_id(version_id))
-    throw Error(Errc::bad_request, "parameter 'version': '" + version_id.substr(0, 64) + "' is not a version id");
+  auto found = get_versions(c, {version_id}, scope);
+  if (found.empty()) return std::nullopt;
+  return std::move(found.begin()->second);
+}
+
+std::map<std::string, ItemVersion> Catalog::get_versions(PgConnection& c, const std::vector<std::string>& version_ids,
+                                                         const Scope& scope) const {
+  std::string ids = "{";
+  for (auto& id : version_ids) {
+    if (!looks_like_id(id))
+      throw Error(Errc::bad_request, "parameter 'version': '" + id.substr(0, 64) + "' is not a version id");
+    if (ids.size() > 1) ids += ',';
+    ids += id;
+  }
+  ids += '}';
+  std::map<std::string, ItemVersion> out;
+  if (version_ids.empty()) return out;
   auto r = c.exec(std::string("SELECT ") + kVersionColumns +
-                      " FROM item_versions v JOIN items i ON i.id = v.item_id WHERE v.id = $1::bigint AND " +
+                      " FROM item_versions v JOIN items i ON i.id = v.item_id WHERE v.id = ANY($1::bigint[]) AND " +
                       owner_in_scope("i.owner_id", "$2"),
-                  {version_id, scope_param(scope)});
-  if (r.rows() == 0) return std::nullopt;
-  return version_from_row(r, 0);
+                  {ids, scope_param(scope)});
+  for (int i = 0; i < r.rows(); ++i) {
+    auto v = version_from_row(r, i);
+    auto key = v.version_id;
+    out.emplace(std::move(key), std::move(v));
+  }
+  return out;
 }
 
 VersionPage Catalog::item_versions(PgConnection& c, const std::string& item_id, const std::optional<std::string>& cursor,

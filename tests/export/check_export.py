@@ -135,12 +135,28 @@ def check_html(raw):
 
 
 def check_conversation_json(raw):
-    threads = json.loads(raw)
+    text = raw.decode("utf-8")
+    threads = json.loads(text)
+    decoder = json.JSONDecoder()
+
+    # Each message's own bytes, as they stand in the file: the value after its
+    # version id's "message" key, hashed so the test can hold them to the stored hash.
+    def raw_sha(version_id):
+        key = '"version_id": ' + json.dumps(version_id) + ', "message": '
+        at = text.find(key)
+        if at < 0:
+            return None
+        start = at + len(key)
+        _, end = decoder.raw_decode(text, start)
+        return hashlib.sha256(text[start:end].encode("utf-8")).hexdigest()
+
     out = []
     for t in threads:
         out.append({"version_id": t.get("version_id"), "post_missing": t.get("post_missing", False),
                     "id": t["message"]["id"] if "message" in t else None,
-                    "replies": [{"version_id": r["version_id"], "id": r["message"]["id"]} for r in t["replies"]]})
+                    "sha256": raw_sha(t["version_id"]) if "message" in t else None,
+                    "replies": [{"version_id": r["version_id"], "id": r["message"]["id"], "sha256": raw_sha(r["version_id"])}
+                                for r in t["replies"]]})
     return {"threads": out}
 
 

@@ -221,6 +221,21 @@ TEST_CASE("icalendar: a series with an exception and a cancelled occurrence, a s
   CHECK(seen["timezones"] == 1);
   CHECK(ev[3]["start"] == "2026-05-01");
 
+  // As a backup stores a series: its exceptions inside the master
+  // (`exceptionOccurrences`), written as the same overrides; one also exported as
+  // an item of its own is written once.
+  json stored_master = master;
+  stored_master["exceptionOccurrences"] = json::array({exception});
+  for (auto& events : {std::vector<json>{stored_master}, std::vector<json>{stored_master, exception}}) {
+    write_binary(dir / "stored.ics", icalendar_from_graph(events));
+    auto stored = test::check_export("ics", dir / "stored.ics")["events"];
+    REQUIRE(stored.size() == 2);
+    CHECK(stored[1]["uid"] == stored[0]["uid"]);
+    CHECK(stored[1]["recurrence_id"] == "2026-01-12T10:00:00+00:00");
+    CHECK(stored[1]["summary"] == "Weekly sync (moved)");
+    CHECK(stored[0]["exdates"] == 1);
+  }
+
   json bad = single;
   bad["recurrence"] = {{"pattern", {{"type", "fortnightly"}}}};
   CHECK_THROWS_WITH(icalendar_from_graph({bad}), Catch::Contains("fortnightly"));

@@ -55,6 +55,15 @@ json checked_zip(const std::filesystem::path& path, const std::string& body) {
   return seen;
 }
 
+// A backup of the Teams category (channels and chats) that must succeed.
+void back_up_teams(BackupStack& s) {
+  backup::BackupParams params;
+  params.categories = {storage::Category::teams};
+  auto r = s.run(params);
+  INFO(r.error.value_or(""));
+  REQUIRE(r.state == scheduler::RunState::succeeded);
+}
+
 struct ExportDaemon {
   BackupStack& s;
   OpenApiCheck spec = OpenApiCheck::from_env();
@@ -289,11 +298,7 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
                        {{"teams_body", {{"owner", team}, {"channel", first["channel_id"]}, {"id", first["id"]}, {"html", hostile}}}});
   INFO(act.dump());
   REQUIRE(act["updated"].size() == 1);
-  backup::BackupParams params;
-  params.categories = {storage::Category::teams};
-  auto r = s.run(params);
-  INFO(r.error.value_or(""));
-  REQUIRE(r.state == scheduler::RunState::succeeded);
+  back_up_teams(s);
 
   TempDir dir("m365vault-export-teams");
   ExportDaemon api(s, dir / "daemon.log");
@@ -313,6 +318,10 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
     if (it["owner"] == team) want[it["id"].get<std::string>()] = it;
   std::map<std::string, json> on_page;  // message id -> page message
   std::set<std::string> in_json;
+  std::map<std::string, std::string> stored_sha;  // version id -> stored sha256 hex
+  for (auto& row : s.query("SELECT v.id, encode(v.content_sha256, 'hex') FROM item_versions v JOIN items i ON i.id = v.item_id"
+                           " WHERE i.kind = 'message' AND i.category = 'teams'"))
+    stored_sha[row[0]] = row[1];
   int pages = 0, images = 0;
   std::string hostile_page;
   for (auto& [path, entry] : seen["entries"].items()) {
@@ -333,8 +342,10 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
       for (auto& t : seen["entries"][json_path]["parsed"]["threads"]) {
         CHECK_FALSE(t["post_missing"].get<bool>());
         in_json.insert(t["id"].get<std::string>());
+        CHECK(t["sha256"] == stored_sha[t["version_id"].get<std::string>()]);  // the stored bytes, unchanged
         for (auto& reply : t["replies"]) {
           in_json.insert(reply["id"].get<std::string>());
+          CHECK(reply["sha256"] == stored_sha[reply["version_id"].get<std::string>()]);
           auto w = want.find(reply["id"].get<std::string>());
           REQUIRE(w != want.end());
           CHECK(w->second["reply_to"] == t["id"]);
@@ -386,4 +397,101 @@ TEST_CASE("export: a team's channels as threaded pages and JSON, images beside t
   CHECK_THAT(rm.output, Catch::Contains("managed through /api/v1/exports"));
   // Still there, still downloadable.
   CHECK(api.call("GET", "/api/v1/exports/" + e["id"].get<std::string>() + "/download").status == 200);
+}
+
+TEST_CASE("export: chats as threaded pages and JSON like channels, each message as stored, images beside them",
+          "[graph]") {
+  // 3 chats (one-on-one, group, meeting) of 14 messages, about one in five with an inline image.
+  BackupStack s({{"users", 4}, {"messages_per_user", 1}, {"mail_folders_per_user", 1}, {"contacts_per_user", 1},
+                 {"events_per_user", 1}, {"drive_files_per_user", 1}, {"sites", 0}, {"teams", 0},
+                 {"chats", 3}, {"messages_per_chat", 14}});
+  auto& emu = s.emulator();
+  emu.admin("PUT", "/_emulator/faults",
+            {{"teams_rps", {{"chat_message", 0}, {"other", 0}, {"per_team_or_channel", 0}}}});
+  const std::string tid = s.tenant().tenant;
+  back_up_teams(s);
+
+  TempDir dir("m365vault-export-chats");
+  ExportDaemon api(s, dir / "daemon.log");
+  json owners = json::array();
+  for (auto& row : s.query("SELECT id FROM owners WHERE kind = 'chat' ORDER BY graph_id")) owners.push_back(row[0]);
+  REQUIRE(owners.size() == 3);
+  auto e = api.export_ready({{"tenant", s.catalog_tenant_id()}, {"owners", owners}, {"categories", {"teams"}}});
+  auto dl = api.call("GET", "/api/v1/exports/" + e["id"].get<std::string>() + "/download");
+  REQUIRE(dl.status == 200);
+  auto seen = checked_zip(dir / "chats.zip", dl.body);
+
+  // What is stored: each open chat message's version id and SHA-256 by its graph id
+  // ("{chat}/{message}"), and each chat's own item.
+  std::map<std::string, std::pair<std::string, std::string>> stored;  // message graph id -> (version id, sha256)
+  for (auto& row : s.query("SELECT i.graph_id, v.id, encode(v.content_sha256, 'hex') FROM item_versions v"
+                           " JOIN items i ON i.id = v.item_id JOIN owners o ON o.id = i.owner_id"
+                           " WHERE v.to_at IS NULL AND o.kind = 'chat' AND i.kind = 'message'"))
+    stored[row[0]] = {row[1], row[2]};
+  const auto chats = s.count("SELECT count(*) FROM items i JOIN owners o ON o.id = i.owner_id"
+                             " WHERE o.kind = 'chat' AND i.kind = 'chat'");
+  CHECK(chats == 3);
+
+  // The emulator's chats: every message (system events included) on its chat's page,
+  // as a post (chats have no replies), and in that page's JSON byte for byte as stored.
+  std::map<std::string, std::string> want;  // message id -> chat id
+  const auto manifest = emu.admin("GET", "/_emulator/tenants/" + tid + "/manifest?category=chats");  // named: the loop reads into it
+  for (auto& it : manifest["items"]) want[it["id"].get<std::string>()] = it["chat_id"].get<std::string>();
+  REQUIRE(want.size() == stored.size());
+  std::map<std::string, std::string> page_of;  // message id -> page path
+  std::set<std::string> chat_jsons, folders;
+  int pages = 0, images = 0;
+  for (auto& [path, entry] : seen["entries"].items()) {
+    INFO(path);
+    CHECK_FALSE(path.ends_with(".eml"));
+    if (path.ends_with(".json") && !path.ends_with("/messages.json") && path != "manifest.json") chat_jsons.insert(path);
+    if (!path.ends_with("/messages.html")) continue;
+    ++pages;
+    const std::string folder = path.substr(0, path.size() - std::string("/messages.html").size());
+    folders.insert(folder);
+    CHECK(folder.find("/Teams/") != std::string::npos);
+    auto& page = entry["parsed"];
+    CHECK(page["hazards"].empty());
+    CHECK(page["unresolved_images"].empty());
+    images += static_cast<int>(page["images"].size());
+    for (auto& msg : page["messages"]) {
+      const std::string id = msg["id"];
+      CHECK_FALSE(page_of.count(id));
+      page_of[id] = path;
+      CHECK(msg["kind"] == "post");
+      CHECK(msg["post"].is_null());
+    }
+    const std::string json_path = folder + "/messages.json";
+    REQUIRE(seen["entries"].contains(json_path));
+    std::set<std::string> in_json;
+    for (auto& t : seen["entries"][json_path]["parsed"]["threads"]) {
+      CHECK_FALSE(t["post_missing"].get<bool>());
+      CHECK(t["replies"].empty());
+      const std::string id = t["id"];
+      in_json.insert(id);
+      auto w = want.find(id);
+      REQUIRE(w != want.end());
+      auto st = stored.find(w->second + "/" + id);
+      REQUIRE(st != stored.end());
+      CHECK(t["version_id"] == st->second.first);
+      CHECK(t["sha256"] == st->second.second);  // the stored bytes, unchanged
+    }
+    std::set<std::string> on_this_page;
+    for (auto& msg : page["messages"]) on_this_page.insert(msg["id"].get<std::string>());
+    CHECK(in_json == on_this_page);
+  }
+  CHECK(pages == 3);
+  CHECK(images > 0);
+  REQUIRE(page_of.size() == want.size());
+  std::map<std::string, std::string> page_of_chat;  // chat id -> its page: one page per chat
+  for (auto& [id, chat] : want) {
+    INFO(id);
+    REQUIRE(page_of.count(id));
+    auto [it, fresh] = page_of_chat.emplace(chat, page_of[id]);
+    CHECK(it->second == page_of[id]);
+  }
+  CHECK(page_of_chat.size() == 3);
+  // Each chat's own JSON (type, members) beside its page.
+  CHECK(chat_jsons.size() == 3);
+  for (auto& p : chat_jsons) CHECK(folders.count(p.substr(0, p.rfind('/'))));
 }

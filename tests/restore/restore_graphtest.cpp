@@ -12,6 +12,7 @@
 #include "backup/backup_support.hpp"
 #include "m365vault/restore/restore.hpp"
 #include "m365vault/scheduler/queue.hpp"
+#include "support/daemon.hpp"
 #include "support/log.hpp"
 
 using namespace m365vault;
@@ -375,6 +376,16 @@ TEST_CASE("restore: conflict policies on items that exist changed and unchanged,
   CHECK(reads > 0);
   CHECK(manifest_rows(s, user, "contacts") == contacts_changed);
 
+  // The command line takes its lists as `backup run` and `export` do: comma-separated
+  // (or repeated), so both items are selected and the dry run sees them both.
+  auto cli = run_daemon_command({"restore", "--tenant", s.catalog_tenant_id(), "--at", at, "--item", changed + "," + unchanged,
+                                 "--conflict", "replace", "--dry-run"},
+                                s.daemon_env("restore-cli"));
+  INFO(cli.output);
+  CHECK(cli.exit_code == 0);
+  CHECK_THAT(cli.output, Catch::Contains("would_replace 1") && Catch::Contains("skipped 1"));
+  CHECK(manifest_rows(s, user, "contacts") == contacts_changed);
+
   auto skip = run_restore(s, request("skip", false));
   CHECK(outcome_of(skip, changed) == "skipped");
   CHECK(outcome_of(skip, unchanged) == "skipped");
@@ -391,4 +402,47 @@ TEST_CASE("restore: conflict policies on items that exist changed and unchanged,
   CHECK(outcome_of(replace, unchanged) == "skipped");
   // The changed one is replaced by the backed-up copy (the earlier copy remains).
   CHECK(manifest_rows(s, user, "contacts").size() == after_copy.size());
+
+  // A series whose master is as backed up but one of whose occurrences was renamed
+  // and moved since: that is a change (before, only the master was compared).
+  const auto masters = series_masters(s, user);
+  REQUIRE_FALSE(masters.empty());
+  const auto series_item = s.query("SELECT id FROM items WHERE category = 'calendar' AND graph_id = $1", {masters.front()});
+  REQUIRE(series_item.size() == 1);
+  auto series_request = [&](const std::string& policy, bool dry) {
+    return json{{"selection", {{"tenant", s.catalog_tenant_id()}, {"at", at}, {"items", {series_item[0][0]}}}},
+                {"conflict", policy},
+                {"dry_run", dry}};
+  };
+  const auto events_backed_up = manifest_rows(s, user, "calendar", false);
+  auto untouched = run_restore(s, series_request("replace", true));
+  CHECK(outcome_of(untouched, series_item[0][0]) == "skipped");  // its exceptions as stored: unchanged
+  {
+    GraphWriter w{s.emulator(), token_of(s)};
+    auto inst = s.emulator().graph_json("/v1.0/users/" + user + "/events/" + masters.front() +
+                                            "/instances?startDateTime=2000-01-01T00:00:00Z&endDateTime=2100-01-01T00:00:00Z",
+                                        token_of(s))["value"];
+    json occurrence;
+    for (auto& i : inst)
+      if (i.value("type", "") == "occurrence") {
+        occurrence = i;
+        break;
+      }
+    REQUIRE(occurrence.is_object());
+    json moved = {{"subject", "Renamed after the backup"}, {"start", occurrence["start"]}, {"end", occurrence["end"]}};
+    moved["start"]["dateTime"] = occurrence["start"]["dateTime"].get<std::string>().substr(0, 11) + "06:00:00.0000000";
+    moved["end"]["dateTime"] = occurrence["start"]["dateTime"].get<std::string>().substr(0, 11) + "06:30:00.0000000";
+    REQUIRE(w.send("PATCH", "/v1.0/users/" + user + "/events/" + occurrence["id"].get<std::string>(), moved.dump()).status == 200);
+  }
+  REQUIRE(manifest_rows(s, user, "calendar", false) != events_backed_up);
+  auto seen_changed = run_restore(s, series_request("replace", true));
+  CHECK(outcome_of(seen_changed, series_item[0][0]) == "would_replace");
+  auto kept = run_restore(s, series_request("skip", false));
+  CHECK(outcome_of(kept, series_item[0][0]) == "skipped");  // skip leaves an existing series alone, and says it changed
+  for (auto& it : kept.items)
+    if (it["item_id"] == series_item[0][0]) CHECK_THAT(it.value("detail", ""), Catch::Contains("changed since the backup"));
+  auto put_back = run_restore(s, series_request("replace", false));
+  INFO(json(put_back.items).dump());
+  CHECK(outcome_of(put_back, series_item[0][0]) == "replaced");
+  CHECK(manifest_rows(s, user, "calendar", false) == events_backed_up);  // the series with its stored exceptions again
 }

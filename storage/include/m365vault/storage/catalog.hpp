@@ -44,6 +44,7 @@
 // tenant-restricted API token), objects of other tenants are "not found".
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -500,6 +501,11 @@ class Catalog {
   std::optional<ItemVersion> get_item(PgConnection& c, const std::string& item_id, const std::optional<std::string>& at,
                                       const Scope& scope = {}) const;
   std::optional<ItemVersion> get_version(PgConnection& c, const std::string& version_id, const Scope& scope = {}) const;
+  // Several versions by id in one query (an export's page): version id -> version;
+  // an id not in scope or no longer in the catalog is absent from the map. Throws
+  // bad_request for an id that is not a version id.
+  std::map<std::string, ItemVersion> get_versions(PgConnection& c, const std::vector<std::string>& version_ids,
+                                                  const Scope& scope = {}) const;
   // Throws Errc::not_found when the item is not in scope.
   VersionPage item_versions(PgConnection& c, const std::string& item_id, const std::optional<std::string>& cursor,
                             int limit, const Scope& scope = {}) const;
