@@ -75,7 +75,8 @@ restore() {
   printf '  %d restored (%d not), %.1f MB in %.1f s: %.0f msg/s, %.1f MB/s; CPU s daemon %.1f, emulator %.1f, PostgreSQL %.1f; peak RSS %d MB; load %s\n' \
     "$n" "$failed" "$(echo "$bytes / 1000000" | bc -l)" "$secs" "$(echo "$n / $secs" | bc -l)" \
     "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$dcpu" "$ecpu" "$pcpu" "$((rss_kb / 1024))" "$(cut -d' ' -f1 /proc/loadavg)"
-  [ "$failed" = 0 ] || { echo "  some items were not restored:"; sql "SELECT outcome, detail FROM restore_items WHERE restore_id = '$rid' AND outcome <> 'restored' LIMIT 5"; }
+  [ "$failed" = 0 ] || sql "SELECT '  not restored: ' || count(*) || ' ' || outcome || ' (' || coalesce(detail, '') || ')'
+                             FROM restore_items WHERE restore_id = '$rid' AND outcome <> 'restored' GROUP BY outcome, detail"
 }
 
 for r in $(seq "$RUNS"); do
