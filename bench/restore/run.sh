@@ -6,15 +6,22 @@
 #
 # Backs up USERS users (mail: MESSAGES each; OneDrive: FILES files sharing
 # DRIVE_BYTES each), then restores (1) every message and (2) every file into a new
-# folder of their own user ("--to-folder Bench ..."), so every item is written.
-# Prints messages/s and MB/s (restored bytes over the run's own duration and over
-# the command's wall time), CPU seconds of m365vaultd and of the emulator.
-# Environment: USERS, MESSAGES, FOLDERS, MAX_ATTACH, FILES, DRIVE_BYTES, EMU_THREADS.
+# folder of their own user ("--to-folder ..."), so every item is written.
+# Per restore it prints messages/s (files: MB/s) over the command's wall time, the
+# CPU of m365vaultd, the emulator and PostgreSQL per message (files: CPU-s per GB
+# restored), the rate those CPU costs allow on the machine's idle cores (the three
+# share them: on a shared, busy machine the wall-clock rate is depressed, the CPU
+# bound is not), the daemon's peak RSS and the load average.
+# Environment: USERS, MESSAGES, FOLDERS, MAX_ATTACH, FILES, DRIVE_BYTES, EMU_THREADS,
+# RUNS (restores of each kind per daemon, default 1; medians are printed),
+# COMPARE=<another m365vaultd> (restores alternate between the two on the same
+# backed-up tenant, side by side, and the ratios close: a change measured
+# before/after; it must accept this tree's database schema).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-$here/../../build}" && pwd)
 USERS=${USERS:-8} MESSAGES=${MESSAGES:-1000} FOLDERS=${FOLDERS:-6} MAX_ATTACH=${MAX_ATTACH:-20000}
-FILES=${FILES:-12} DRIVE_BYTES=${DRIVE_BYTES:-100000000} EMU_THREADS=${EMU_THREADS:-2}
+FILES=${FILES:-12} DRIVE_BYTES=${DRIVE_BYTES:-100000000} EMU_THREADS=${EMU_THREADS:-2} RUNS=${RUNS:-1}
 
 source "$here/../backup_services.sh"
 setup bench t-bench
@@ -32,30 +39,78 @@ admin PUT /_emulator/faults '{"mailbox_requests_per_window":100000000,"window_se
 "$daemon" "${cfg[@]}" backup run --tenant bench --category mail,onedrive >"$work/backup.out" 2>&1 || { cat "$work/backup.out"; exit 1; }
 echo "backed up: $(tail -1 "$work/backup.out")"
 
-# Restores category $1 into a new folder of each user; prints the figures.
+declare -A rate dcost ecost pcost rss
+labels=(this)
+[ -n "${COMPARE:-}" ] && labels+=(compare)
+
+# Restores category $1 with daemon $3 into a new folder of each user, as label $2
+# run $4; prints the figures and adds them to the medians. Per unit: a message
+# (CPU ms per message) or a GB of files (CPU s per GB).
 restore() {
-  local cat=$1 unit=$2 e0 e1 t0 t1 secs run_s n bytes
-  e0=$(cpu_s "$emu_pid")
+  local cat=$1 label=$2 d=$3 r=$4 e0 e1 p0 p1 t0 t1 secs n bytes failed rid dcpu ecpu pcpu rss_kb per unit_rate
+  e0=$(cpu_s "$emu_pid") p0=$(pg_cpu_s)
   t0=$(date +%s.%N)
-  /usr/bin/time -v -o "$work/$cat.time" "$daemon" "${cfg[@]}" restore --tenant bench --category "$cat" \
-    --to-folder "Bench $cat" >"$work/$cat.out" 2>&1 || { cat "$work/$cat.out"; exit 1; }
+  /usr/bin/time -v -o "$work/$cat.time" "$d" "${cfg[@]}" restore --tenant bench --category "$cat" \
+    --to-folder "Bench $cat $label $r" >"$work/$cat.out" 2>&1 || { cat "$work/$cat.out"; exit 1; }
   t1=$(date +%s.%N)
-  e1=$(cpu_s "$emu_pid")
+  e1=$(cpu_s "$emu_pid") p1=$(pg_cpu_s)
   secs=$(echo "$t1 - $t0" | bc -l)
-  run_s=$(sql "SELECT extract(epoch FROM r.finished_at - r.started_at) FROM runs r JOIN jobs j ON j.id = r.job_id
-               WHERE j.kind = 'restore' ORDER BY r.queued_at DESC LIMIT 1")
-  n=$(sql "SELECT count(*) FROM restore_items WHERE outcome = 'restored' AND category = '$cat'")
+  rid=$(sql "SELECT id FROM restores ORDER BY created_at DESC LIMIT 1")
+  n=$(sql "SELECT count(*) FROM restore_items WHERE restore_id = '$rid' AND outcome = 'restored'")
+  failed=$(sql "SELECT count(*) FROM restore_items WHERE restore_id = '$rid' AND outcome <> 'restored'")
   bytes=$(sql "SELECT coalesce(sum(v.content_size), 0) FROM restore_items x JOIN item_versions v ON v.id = x.version_id
-               WHERE x.outcome = 'restored' AND x.category = '$cat'")
-  failed=$(sql "SELECT count(*) FROM restore_items WHERE outcome = 'failed' AND category = '$cat'")
-  echo
-  echo "restore of $cat: $(tail -1 "$work/$cat.out")"
-  printf '%-30s %s (%s failed), %.1f MB\n' "$unit restored" "$n" "$failed" "$(echo "$bytes / 1000000" | bc -l)"
-  printf '%-30s %.1f s (the run itself: %.1f s)\n' "wall time of 'restore'" "$secs" "$run_s"
-  printf '%-30s %.0f %s/s (run: %.0f)\n' "$unit/s" "$(echo "$n / $secs" | bc -l)" "$unit" "$(echo "$n / $run_s" | bc -l)"
-  printf '%-30s %.1f MB/s (run: %.1f)\n' "MB/s" "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$(echo "$bytes / 1000000 / $run_s" | bc -l)"
-  printf '%-30s %.1f s m365vaultd, %.1f s graph-emulator\n' "CPU" \
-    "$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/$cat.time")" "$(echo "$e1 - $e0" | bc -l)"
+               WHERE x.restore_id = '$rid' AND x.outcome = 'restored'")
+  dcpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/$cat.time")
+  rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$cat.time")
+  ecpu=$(echo "$e1 - $e0" | bc -l) pcpu=$(echo "$p1 - $p0" | bc -l)
+  if [ "$cat" = mail ]; then
+    per=$(echo "1000 / $n" | bc -l) unit_rate=$(echo "$n / $secs" | bc -l)  # ms per message, messages/s
+  else
+    per=$(echo "1000000000 / $bytes" | bc -l) unit_rate=$(echo "$bytes / 1000000 / $secs" | bc -l)  # s per GB, MB/s
+  fi
+  local k="$cat,$label"
+  rate[$k]+="$unit_rate " rss[$k]+="$((rss_kb / 1024)) "
+  dcost[$k]+="$(echo "$dcpu * $per" | bc -l) " ecost[$k]+="$(echo "$ecpu * $per" | bc -l) " pcost[$k]+="$(echo "$pcpu * $per" | bc -l) "
+  printf '[%s %s, run %s] %s\n' "$cat" "$label" "$r" "$(tail -1 "$work/$cat.out")"
+  printf '  %d restored (%d not), %.1f MB in %.1f s: %.0f msg/s, %.1f MB/s; CPU s daemon %.1f, emulator %.1f, PostgreSQL %.1f; peak RSS %d MB; load %s\n' \
+    "$n" "$failed" "$(echo "$bytes / 1000000" | bc -l)" "$secs" "$(echo "$n / $secs" | bc -l)" \
+    "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$dcpu" "$ecpu" "$pcpu" "$((rss_kb / 1024))" "$(cut -d' ' -f1 /proc/loadavg)"
+  [ "$failed" = 0 ] || sql "SELECT '  not restored: ' || count(*) || ' ' || outcome || ' (' || coalesce(detail, '') || ')'
+                             FROM restore_items WHERE restore_id = '$rid' AND outcome <> 'restored' GROUP BY outcome, detail"
 }
-restore mail messages
-restore onedrive files
+
+for r in $(seq "$RUNS"); do
+  for cat in mail onedrive; do
+    for label in "${labels[@]}"; do
+      d=$daemon
+      [ "$label" = compare ] && d=$COMPARE
+      restore "$cat" "$label" "$d" "$r"
+    done
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+echo
+echo "medians of $RUNS run(s); load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+declare -A all
+for cat in mail onedrive; do
+  if [ "$cat" = mail ]; then u="msg/s" c="CPU ms/msg"; else u="MB/s" c="CPU s/GB"; fi
+  for label in "${labels[@]}"; do
+    k="$cat,$label"
+    d=$(echo "${dcost[$k]}" | median) e=$(echo "${ecost[$k]}" | median) p=$(echo "${pcost[$k]}" | median)
+    all[$k]=$(echo "$d + $e + $p" | bc -l)
+    # The CPU bound: the three processes share the idle cores (n cores / ms per
+    # message = thousands of messages/s; n cores / s per GB = thousands of MB/s).
+    bound=$(echo "$(nproc) * 1000 / ${all[$k]}" | bc -l)
+    printf '%-8s %-8s %7.1f %-6s %s daemon %.3f emulator %.3f PostgreSQL %.3f (all %.3f); CPU bound on %d idle cores %.0f %s; peak RSS %s MB\n' \
+      "$cat" "$label" "$(echo "${rate[$k]}" | median)" "$u" "$c" "$d" "$e" "$p" "${all[$k]}" "$(nproc)" "$bound" "$u" \
+      "$(echo "${rss[$k]}" | median)"
+  done
+  if [ -n "${COMPARE:-}" ]; then
+    ratio() { echo "$(echo "$1" | median) / $(echo "$2" | median)" | bc -l; }
+    printf '%-8s this / compare: %.2f x %s; %s %.2f x daemon, %.2f x emulator, %.2f x PostgreSQL, %.2f x all\n' "$cat" \
+      "$(ratio "${rate[$cat,this]}" "${rate[$cat,compare]}")" "$u" "$c" \
+      "$(ratio "${dcost[$cat,this]}" "${dcost[$cat,compare]}")" "$(ratio "${ecost[$cat,this]}" "${ecost[$cat,compare]}")" \
+      "$(ratio "${pcost[$cat,this]}" "${pcost[$cat,compare]}")" "$(echo "${all[$cat,this]} / ${all[$cat,compare]}" | bc -l)"
+  fi
+done

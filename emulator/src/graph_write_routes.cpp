@@ -22,7 +22,16 @@ std::optional<net::Response> EmulatorImpl::write_op(const net::Request& req, Ten
   } catch (const Error& e) {
     return refused_write(req, e);
   }
-  journal({{"op", "write"}, {"tenant", t.spec.tenant_id}, {"write", op}});
+  if (auto raw = op.find("raw"); raw != op.end() && !state_dir.empty()) {
+    // Uploaded bytes travel raw (no base64 there and back per file); the journal
+    // is JSON text, so it keeps them as base64, which replay reads.
+    json j = op;
+    j.erase("raw");
+    j["base64"] = base64(raw->get_ref<const std::string&>());
+    journal({{"op", "write"}, {"tenant", t.spec.tenant_id}, {"write", j}});
+  } else {
+    journal({{"op", "write"}, {"tenant", t.spec.tenant_id}, {"write", op}});
+  }
   return std::nullopt;
 }
 
@@ -450,13 +459,14 @@ void EmulatorImpl::register_writes() {
     if (!t) co_return err(404, "ErrorItemNotFound", "The tenant is gone.");
     if (drive_session) {
       json op = session.target;
-      op["base64"] = base64(session.data);
+      op["raw"] = std::move(session.data);  // the bytes as they are (write_op journals them as base64)
       op["now"] = now();
       json result;
       auto refused = write_op(req, *t, op, result);
       if (!refused || refused->status != 409) forget_session(id);  // written, or refused for good
       if (refused) {
         if (refused->status != 409) co_return std::move(*refused);
+        session.data = std::move(op["raw"].get_ref<std::string&>());
         // The name was taken while the bytes came in: the session stays, so the client
         // can still redirect it with @microsoft.graph.sourceUrl (contract 11); the error
         // has no innerError.

@@ -32,12 +32,17 @@ std::string free_name(const DriveStore& d, std::uint32_t parent, const std::stri
   }
 }
 
-// The uploaded bytes (base64 in the operation, so the journal can replay it) with
-// their hashes computed once.
+// The uploaded bytes with their hashes computed once: "raw" as an upload session
+// hands them over, else "base64" (a simple upload, or the journal replayed).
 Blob supplied_blob(const json& op) {
-  auto data = unbase64(op.value("base64", ""));
-  if (!data) fail(Errc::bad_request, "invalidRequest", "The content is not valid base64.");
-  auto bytes = std::make_shared<const std::string>(std::move(*data));
+  std::shared_ptr<const std::string> bytes;
+  if (auto raw = op.find("raw"); raw != op.end() && raw->is_string()) {
+    bytes = std::make_shared<const std::string>(raw->get_ref<const std::string&>());
+  } else {
+    auto data = unbase64(op.value("base64", ""));
+    if (!data) fail(Errc::bad_request, "invalidRequest", "The content is not valid base64.");
+    bytes = std::make_shared<const std::string>(std::move(*data));
+  }
   Blob b{Blob::supplied, 0, bytes->size(), 0, bytes, nullptr};
   b.hashes = std::make_shared<const FileHashes>(blob_hashes(b));
   return b;

@@ -1,5 +1,7 @@
 #include "quickxor.hpp"
 
+#include <cstring>
+
 namespace m365vault::emulator {
 
 namespace {
@@ -8,15 +10,27 @@ constexpr std::uint32_t kShift = 11;
 }  // namespace
 
 // Byte i lands at bit (11 * i) mod 160, and 160 * 11 ≡ 0 (mod 160): bytes 160 apart
-// share an offset. So each of the 160 lanes first XORs together every 160th byte and
-// is rotated in once, which keeps the inner loop at one XOR per byte.
+// share an offset. So the data is first folded into 160 lanes (lane j the XOR of
+// every 160th byte from j), in one sequential pass eight bytes at a time, and each
+// lane is rotated in once. (Walking each lane with a stride of 160 instead reads
+// the whole input 160 times over from memory: 25 ms per 8 MB.)
 void QuickXorHash::update(std::string_view data) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   const std::size_t n = data.size();
   const std::size_t lanes = n < kWidth ? n : kWidth;
+  std::uint64_t words[kWidth / 8] = {};
+  std::size_t i = 0;
+  for (; i + kWidth <= n; i += kWidth)
+    for (std::size_t w = 0; w < kWidth / 8; ++w) {
+      std::uint64_t x;
+      std::memcpy(&x, p + i + 8 * w, 8);
+      words[w] ^= x;
+    }
+  unsigned char fold[kWidth];
+  std::memcpy(fold, words, kWidth);  // byte order kept: XOR is bytewise
+  for (std::size_t j = 0; i + j < n; ++j) fold[j] ^= p[i + j];
   for (std::size_t lane = 0; lane < lanes; ++lane) {
-    unsigned char x = 0;
-    for (std::size_t i = lane; i < n; i += kWidth) x ^= p[i];
+    const unsigned char x = fold[lane];
     const std::uint32_t bit = (shift_ + static_cast<std::uint32_t>(lane) * kShift) % kWidth;
     const std::uint32_t cell = bit / 64, offset = bit % 64;
     const std::uint32_t cell_bits = cell == 2 ? 32 : 64;

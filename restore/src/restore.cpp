@@ -16,10 +16,12 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "m365vault/backup/backup.hpp"
 #include "m365vault/backup/concurrent.hpp"
 #include "m365vault/core/error.hpp"
+#include "m365vault/core/semaphore.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"
 #include "m365vault/scheduler/progress.hpp"
@@ -217,7 +219,39 @@ struct Existing {
   std::string id;
   json item;  // as listed (mail: the compared properties; pim: the item; files: the driveItem)
 };
-using FolderIndex = std::vector<Existing>;
+// What a target folder holds, found by the category's key (mail: Internet
+// message id; files: lower-cased name; contacts: display name; events: subject
+// and start) in constant time: a folder of 50,000 messages is not scanned once
+// per message restored into it.
+class FolderIndex {
+ public:
+  explicit FolderIndex(Category c) : category_(c) {}
+  void add(Existing e) {
+    if (auto k = key(e.item); !k.empty()) by_key_[k] = items_.size();
+    items_.push_back(std::move(e));
+  }
+  // The last item added with that key.
+  std::optional<Existing> find(const json& like) const {
+    auto k = key(like);
+    if (k.empty()) return std::nullopt;
+    auto it = by_key_.find(k);
+    if (it == by_key_.end()) return std::nullopt;
+    return items_[it->second];
+  }
+
+ private:
+  std::string key(const json& j) const {
+    switch (category_) {
+      case Category::mail: return j.value("internetMessageId", "");
+      case Category::contacts: return "n:" + j.value("displayName", "");
+      case Category::calendar: return "s:" + j.value("subject", "") + "\n" + j.value("start", json()).dump();
+      default: return j.contains("folder") ? std::string() : lower(j.value("name", ""));
+    }
+  }
+  Category category_;
+  std::vector<Existing> items_;
+  std::unordered_map<std::string, std::size_t> by_key_;
+};
 
 const char* kMailSelect = "id,internetMessageId,isRead,flag,categories,subject,importance";
 
@@ -275,6 +309,7 @@ class RestoreRun {
   awaitable<void> read_blobs(const storage::ItemVersion& v, std::function<awaitable<void>(std::string)> on_blob);
   awaitable<void> record(const std::vector<std::pair<const storage::SelectedItem*, Outcome>>& outs);
   awaitable<void> save_position(const json& p);
+  awaitable<void> run_scope(const storage::SelectionScope& scope, const json& start);
 
   // The decision for an item that may exist: nullopt = write it (with `replace_id`
   // to remove afterwards when replacing), else the final outcome.
@@ -295,6 +330,8 @@ class RestoreRun {
   std::optional<json> position_;
   storage::Catalog cat_;
   asio::thread_pool pool_;
+  AsyncSemaphore items_in_flight_{svc_.opts.run_items};
+  AsyncSemaphore uploads_in_flight_{svc_.opts.file_uploads};
   std::optional<storage::Owner> to_owner_;
 };
 
@@ -544,7 +581,7 @@ awaitable<std::optional<Existing>> RestoreRun::get_if_exists(const std::string& 
 
 awaitable<std::shared_ptr<FolderIndex>> RestoreRun::index_of(ScopeState& s, const std::string& folder) {
   if (auto it = s.indexes.find(folder); it != s.indexes.end()) co_return it->second;
-  auto idx = std::make_shared<FolderIndex>();
+  auto idx = std::make_shared<FolderIndex>(s.scope.category);
   if (folder.rfind("(dry run", 0) != 0) {
     std::string url;
     switch (s.scope.category) {
@@ -559,7 +596,7 @@ awaitable<std::shared_ptr<FolderIndex>> RestoreRun::index_of(ScopeState& s, cons
     graph::DeltaPager pager(g_, url, opts);
     while (auto page = co_await pager.next())
       for (auto& it : page->items)
-        if (it.contains("id")) idx->push_back({it["id"].get<std::string>(), it});
+        if (it.contains("id")) idx->add({it["id"].get<std::string>(), it});
   }
   s.indexes[folder] = idx;
   co_return idx;
@@ -607,8 +644,7 @@ awaitable<Outcome> RestoreRun::restore_message(ScopeState& s, const storage::Ite
   // the message itself still in the mailbox, wherever it is now.
   std::optional<Existing> found;
   auto idx = co_await index_of(s, folder);
-  for (auto& e : *idx)
-    if (!imid.empty() && e.item.value("internetMessageId", "") == imid) found = e;
+  if (!imid.empty()) found = idx->find(json{{"internetMessageId", imid}});
   if (!found && !s.root && s.target.id == s.source.id) {
     std::string url = "/v1.0/users/" + s.user + "/messages/" + v.graph_id + "?$select=" + kMailSelect;
     auto still = co_await get_if_exists(url, v.graph_id);
@@ -701,7 +737,7 @@ awaitable<Outcome> RestoreRun::restore_message(ScopeState& s, const storage::Ite
     std::string old = "/v1.0/users/" + s.user + "/messages/" + replace_id;
     co_await g_.del(old, opts);
   }
-  idx->push_back({new_id, {{"id", new_id}, {"internetMessageId", imid}}});
+  idx->add({new_id, {{"id", new_id}, {"internetMessageId", imid}}});
   Outcome o{replace_id.empty() ? (found ? "copied" : "restored") : "replaced", "", "", new_id,
             static_cast<long long>(mime_bytes.size())};
   if (!mime.problems.empty()) o.detail = "MIME: " + mime.problems.front();
@@ -728,12 +764,8 @@ awaitable<Outcome> RestoreRun::restore_pim(ScopeState& s, const storage::ItemVer
   }
   if (!found) {
     auto idx = co_await index_of(s, folder);
-    const std::string key = event ? "subject" : "displayName";
-    for (auto& e : *idx) {
-      bool same = e.item.value(key, "") == original.value(key, "");
-      if (event) same = same && e.item.value("start", json()) == original.value("start", json());
-      if (same) found = e;
-    }
+    auto same = idx->find(original);  // display name (contacts), subject and start (events)
+    found = same;
   }
   bool unchanged = false;
   if (found) {
@@ -861,8 +893,7 @@ awaitable<Outcome> RestoreRun::restore_file(ScopeState& s, const storage::ItemVe
   const std::string qxh = meta.value("/file/hashes/quickXorHash"_json_pointer, "");
   std::optional<Existing> found;
   auto idx = co_await index_of(s, folder);
-  for (auto& e : *idx)
-    if (lower(e.item.value("name", "")) == lower(name) && !e.item.contains("folder")) found = e;
+  found = idx->find(json{{"name", name}});
   bool unchanged = false;
   if (found) {
     const auto& j = found->item;
@@ -892,6 +923,8 @@ awaitable<Outcome> RestoreRun::restore_file(ScopeState& s, const storage::ItemVe
         if (meta["fileSystemInfo"].contains(k)) fsi[k] = meta["fileSystemInfo"][k];
       item["fileSystemInfo"] = fsi;
     }
+    // At most file_uploads files hold a fragment in memory at once, run-wide.
+    auto upload_permit = co_await uploads_in_flight_.acquire();
     json sbody = {{"item", item}};
     std::string url = item_path + "/createUploadSession";
     graph::RequestOptions opts;
@@ -902,6 +935,15 @@ awaitable<Outcome> RestoreRun::restore_file(ScopeState& s, const storage::ItemVe
     std::string buf;
     long long sent = 0;
     const size_t frag = svc_.opts.file_fragment;
+    // A fragment is cut from the blobs as they come and handed over whole (no copy
+    // of it is kept): at most one fragment plus one blob in memory per file.
+    // (Reserved for a fragment and a blob past it: pages never written stay unmapped.)
+    const auto fresh = [&] {
+      std::string b;
+      b.reserve(static_cast<size_t>(std::min<long long>(size - sent, static_cast<long long>(frag + (8u << 20)))));
+      return b;
+    };
+    buf = fresh();
     auto put = [&](std::string bytes) -> awaitable<void> {
       const long long n = static_cast<long long>(bytes.size());
       up.headers = {{"Content-Range", "bytes " + std::to_string(sent) + "-" + std::to_string(sent + n - 1) + "/" +
@@ -911,26 +953,26 @@ awaitable<Outcome> RestoreRun::restore_file(ScopeState& s, const storage::ItemVe
       sent += n;
       if (sent == size) result = r.parse();
     };
+    // Sends buf's first `n` bytes as the next fragment; buf keeps the rest.
+    auto cut = [&](size_t n) -> awaitable<void> {
+      std::string rest(buf, n);
+      buf.resize(n);
+      std::string piece = std::move(buf);
+      buf = fresh();
+      buf += rest;
+      co_await put(std::move(piece));
+    };
     std::function<awaitable<void>(std::string)> on_blob = [&](std::string b) -> awaitable<void> {
       buf += b;
-      while (buf.size() >= frag && sent + static_cast<long long>(frag) < size) {
-        std::string piece = buf.substr(0, frag);
-        buf.erase(0, frag);
-        co_await put(std::move(piece));
-      }
+      while (buf.size() >= frag && sent + static_cast<long long>(frag) < size) co_await cut(frag);
     };
     co_await read_blobs(v, on_blob);
     if (sent + static_cast<long long>(buf.size()) != size)
       throw Error(Errc::data_corrupt, "item version " + v.version_id + ": content is not its recorded size");
-    while (!buf.empty()) {
-      const size_t n = buf.size() > frag ? frag : buf.size();
-      std::string piece = buf.substr(0, n);
-      buf.erase(0, n);
-      co_await put(std::move(piece));
-    }
+    while (!buf.empty()) co_await cut(std::min(buf.size(), frag));
   }
   const std::string new_id = result.value("id", "");
-  idx->push_back({new_id, result});
+  idx->add({new_id, result});
   co_return Outcome{replace_id.empty() ? (found ? "copied" : "restored") : "replaced", "", "", new_id, size};
 }
 
@@ -983,34 +1025,34 @@ awaitable<void> RestoreRun::record(const std::vector<std::pair<const storage::Se
   co_await db(f);
 }
 
-awaitable<scheduler::RunOutcome> RestoreRun::run() {
+// One scope, alone: its containers mapped, then its items written page by page,
+// parallel_items at once, each also holding a permit of the run's cap.
+awaitable<void> RestoreRun::run_scope(const storage::SelectionScope& scope, const json& start) {
   SelectionEnumerator walk(cat_, spec_, svc_.opts.page_size);
-  if (position_) walk.resume(*position_);
-  std::optional<ScopeState> s;
+  walk.only_scope(start);
+  ScopeState st;
+  st.scope = scope;
+  bool begun = false;
   for (;;) {
-    if (ctx_.cancelled()) co_return scheduler::RunOutcome{scheduler::RunState::cancelled, std::string("cancelled")};
-    const json before = walk.position();
+    if (ctx_.cancelled()) co_return;
     auto next = [&](PgConnection& c) { return walk.next(c); };
     auto page = co_await db(next);
-    if (!page) break;
-    if (!s || !(s->scope == page->scope)) {
-      // A new scope: checkpoint its start, so a resumed run maps its folders again.
-      co_await save_position(before);
-      s.emplace();
-      s->scope = page->scope;
-      progress_.set_phase(std::string(storage::to_string(page->scope.category)));
+    if (!page) co_return;
+    if (!begun) {
+      begun = true;
+      progress_.set_phase(std::string(storage::to_string(scope.category)));
       try {
-        co_await begin_scope(*s);
+        co_await begin_scope(st);
       } catch (const std::exception& e) {
         // The whole scope cannot be written (no mailbox, no drive): each item fails.
-        svc_.log->warn("restore {}: owner {} {}: {}", restore_id_, s->scope.owner_id,
-                       storage::to_string(s->scope.category), e.what());
-        s->folders.clear();
-        s->user.clear();
+        svc_.log->warn("restore {}: owner {} {}: {}", restore_id_, scope.owner_id, storage::to_string(scope.category),
+                       e.what());
+        st.folders.clear();
+        st.user.clear();
       }
     }
     if (!page->containers.empty()) {
-      if (!s->user.empty()) co_await map_containers(*s, page->containers);
+      if (!st.user.empty()) co_await map_containers(st, page->containers);
       continue;
     }
     // Items already handled by an earlier attempt are not written again.
@@ -1034,8 +1076,9 @@ awaitable<scheduler::RunOutcome> RestoreRun::run() {
       if (!already.count(it.version.version_id)) pending.push_back(&it);
     done += static_cast<long long>(page->items.size() - pending.size());
     std::vector<std::pair<const storage::SelectedItem*, Outcome>> outs(pending.size());
-    auto& st = *s;
     std::function<awaitable<void>(std::size_t)> one = [&](std::size_t k) -> awaitable<void> {
+      if (ctx_.cancelled()) co_return;
+      auto permit = co_await items_in_flight_.acquire();
       if (ctx_.cancelled()) co_return;
       const auto* it = pending[k];
       Outcome o;
@@ -1065,11 +1108,44 @@ awaitable<scheduler::RunOutcome> RestoreRun::run() {
     std::erase_if(outs, [](auto& p) { return p.first == nullptr; });  // cancelled before their turn
     co_await record(outs);
   }
+}
+
+// Scopes run parallel_scopes at once (a mailbox takes only 4 requests at a time:
+// one scope alone leaves Graph idle). The checkpoint is the start of the oldest
+// scope not finished, so a retried or taken-over run starts there again: what
+// the scopes after it recorded is skipped, what they wrote but did not record is
+// found as "exists unchanged".
+awaitable<scheduler::RunOutcome> RestoreRun::run() {
+  SelectionEnumerator walk(cat_, spec_, svc_.opts.page_size);
+  if (position_) walk.resume(*position_);
+  // The scopes are listed first (an owner and a category each: a few per owner,
+  // small beside the items, which stay paged).
+  std::vector<std::pair<storage::SelectionScope, json>> scopes;
+  for (;;) {
+    auto next = [&](PgConnection& c) { return walk.next_scope(c); };
+    auto sc = co_await db(next);
+    if (!sc) break;
+    scopes.push_back(std::move(*sc));
+  }
+  std::vector<char> finished(scopes.size(), 0);
+  std::size_t oldest = 0;
+  std::function<awaitable<void>(std::size_t)> scope = [&](std::size_t k) -> awaitable<void> {
+    if (ctx_.cancelled()) co_return;
+    co_await run_scope(scopes[k].first, scopes[k].second);
+    finished[k] = 1;
+    const std::size_t was = oldest;
+    while (oldest < scopes.size() && finished[oldest]) ++oldest;
+    if (oldest != was && oldest < scopes.size() && !ctx_.cancelled()) co_await save_position(scopes[oldest].second);
+  };
+  // Scopes restored into another owner share its folders (and "exists" is judged
+  // from what the folder holds): they run one after another.
+  const int at_once = req_.to_owner ? 1 : svc_.opts.parallel_scopes;
+  co_await backup::for_each_concurrent(static_cast<std::size_t>(at_once), scopes.size(), scope);
+  if (ctx_.cancelled()) co_return scheduler::RunOutcome{scheduler::RunState::cancelled, std::string("cancelled")};
   auto clear = [&](PgConnection& c) {
     c.exec("UPDATE restores SET position = NULL WHERE id = $1::uuid", {restore_id_});
   };
   co_await db(clear);
-  if (ctx_.cancelled()) co_return scheduler::RunOutcome{scheduler::RunState::cancelled, std::string("cancelled")};
   if (failed > 0)
     co_return scheduler::RunOutcome{scheduler::RunState::partial,
                                     std::to_string(failed.load()) + " item(s) could not be restored (GET /api/v1/restores/" +

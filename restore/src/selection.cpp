@@ -165,18 +165,23 @@ bool SelectionEnumerator::load_scopes(storage::PgConnection& c) {
   return !scopes_.empty();
 }
 
-std::optional<SelectionPage> SelectionEnumerator::next(storage::PgConnection& c) {
+bool SelectionEnumerator::at_a_scope(storage::PgConnection& c) {
   for (;;) {
     if (!scopes_loaded_) load_scopes(c);
-    if (scope_index_ >= scopes_.size()) {
-      if (!next_scopes_cursor_) return std::nullopt;
-      scopes_cursor_ = next_scopes_cursor_;
-      scopes_loaded_ = false;
-      scope_index_ = 0;
-      items_phase_ = false;
-      cursor_.reset();
-      continue;
-    }
+    if (scope_index_ < scopes_.size()) return true;
+    if (!next_scopes_cursor_) return false;
+    scopes_cursor_ = next_scopes_cursor_;
+    scopes_loaded_ = false;
+    scope_index_ = 0;
+    items_phase_ = false;
+    cursor_.reset();
+  }
+}
+
+std::optional<SelectionPage> SelectionEnumerator::next(storage::PgConnection& c) {
+  for (;;) {
+    if (only_index_ && scope_index_ != *only_index_) return std::nullopt;
+    if (!at_a_scope(c)) return std::nullopt;
     SelectionPage out;
     out.scope = scopes_[scope_index_];
     if (!items_phase_) {
@@ -196,6 +201,19 @@ std::optional<SelectionPage> SelectionEnumerator::next(storage::PgConnection& c)
     out.items = std::move(page.items);
     if (!out.items.empty()) return out;
   }
+}
+
+std::optional<std::pair<storage::SelectionScope, json>> SelectionEnumerator::next_scope(storage::PgConnection& c) {
+  if (!at_a_scope(c)) return std::nullopt;
+  items_phase_ = false;  // a scope starts with its containers
+  cursor_.reset();
+  auto at = position();
+  return std::make_pair(scopes_[scope_index_++], std::move(at));
+}
+
+void SelectionEnumerator::only_scope(const json& position) {
+  resume(position);
+  only_index_ = scope_index_;
 }
 
 json SelectionEnumerator::position() const {

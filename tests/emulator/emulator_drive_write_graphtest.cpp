@@ -333,6 +333,10 @@ TEST_CASE("drive upload session: fragments out of order survive a restart, neste
   auto item = json::parse(done.body);
   REQUIRE(drv.content(item["id"]) == payload);
   REQUIRE(item["size"] == total);
+  // The session's write is journaled (its bytes as base64) and replays after a restart.
+  emu.restart();
+  drv.w.tok = emu.token(t.tenant, t.client, t.secret);
+  REQUIRE(drv.content(item["id"]) == payload);
 
   // Simple PUT by a nested path creates the missing folders (root: and {parent}: forms).
   auto deep = drv.put_json("/root:/Restore%202026/Q1/Berichte/notes.txt:/content", "nested", 201);

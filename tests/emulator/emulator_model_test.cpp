@@ -1,6 +1,8 @@
 // Pure logic of the emulator model: ids, determinism, MIME structure.
 #include <catch2/catch.hpp>
 
+#include <array>
+
 #include "model.hpp"
 
 using namespace m365vault::emulator;
@@ -118,6 +120,52 @@ TEST_CASE("quickXorHash matches the published vectors, in one piece and in fragm
     step = step * 3 % 997 + 1;
   }
   REQUIRE(parts.digest() == whole.digest());
+}
+
+TEST_CASE("quickXorHash of long inputs equals the byte-by-byte definition", "[unit]") {
+  // The definition, one byte at a time: byte i XORed in at bit (11 * i) mod 160.
+  auto reference = [](std::string_view d) {
+    std::array<unsigned char, 20> block{};
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      const std::size_t bit = (11 * i) % 160;
+      const unsigned v = static_cast<unsigned char>(d[i]);
+      for (int b = 0; b < 8; ++b)
+        if (v >> b & 1) {
+          const std::size_t at = (bit + static_cast<std::size_t>(b)) % 160;
+          block[at / 8] ^= static_cast<unsigned char>(1u << (at % 8));
+        }
+    }
+    std::uint64_t len = d.size();
+    for (int i = 0; i < 8; ++i) block[static_cast<std::size_t>(12 + i)] ^= static_cast<unsigned char>(len >> (8 * i));
+    return std::string(reinterpret_cast<const char*>(block.data()), 20);
+  };
+  std::string big;
+  for (int i = 0; i < 200003; ++i) big += static_cast<char>((i * 2654435761u) >> 13);
+  for (std::size_t n : {159u, 160u, 161u, 320u, 1000u, 65536u, 200003u}) {
+    INFO(n);
+    QuickXorHash h;
+    h.update(std::string_view(big).substr(0, n));
+    CHECK(h.digest() == reference(std::string_view(big).substr(0, n)));
+  }
+}
+
+TEST_CASE("base64 round trips every length, both alphabets and line breaks; bad input is refused", "[unit]") {
+  std::string raw;
+  for (int n = 0; n < 400; ++n) {
+    INFO(n);
+    const std::string enc = base64(raw, false, true), url = base64(raw, true, false);
+    CHECK(enc.size() == (raw.size() + 2) / 3 * 4);
+    CHECK(unbase64(enc) == std::optional<std::string>(raw));
+    CHECK(unbase64(url) == std::optional<std::string>(raw));
+    std::string wrapped;
+    for (std::size_t i = 0; i < enc.size(); i += 76) wrapped += enc.substr(i, 76) + "\r\n";
+    CHECK(unbase64(wrapped) == std::optional<std::string>(raw));
+    raw += static_cast<char>(n * 37 + 11);
+  }
+  CHECK_FALSE(unbase64("QUJD*A=="));
+  CHECK_FALSE(unbase64("QQ==QUJD"));  // data after padding
+  CHECK_FALSE(unbase64("QUJDR"));     // a lone sextet
+  CHECK_FALSE(unbase64("QQ==="));
 }
 
 TEST_CASE("generated file bytes are random-access and office files are zips", "[unit]") {

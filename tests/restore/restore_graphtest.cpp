@@ -6,8 +6,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "backup/backup_support.hpp"
 #include "m365vault/restore/restore.hpp"
@@ -445,4 +447,112 @@ TEST_CASE("restore: conflict policies on items that exist changed and unchanged,
   INFO(json(put_back.items).dump());
   CHECK(outcome_of(put_back, series_item[0][0]) == "replaced");
   CHECK(manifest_rows(s, user, "calendar", false) == events_backed_up);  // the series with its stored exceptions again
+}
+
+TEST_CASE("restore: a daemon killed mid-restore hands it to another, which finishes it without writing twice",
+          "[graph][pg][e2e]") {
+  BackupStack s({{"users", 3}, {"mail_folders_per_user", 3}, {"messages_per_user", 60}, {"contacts_per_user", 0},
+                 {"events_per_user", 0}, {"max_attachment_bytes", 20000}, {"drive_files_per_user", 6},
+                 {"drive_bytes_per_user", 900000}});
+  backup::BackupParams p;
+  p.categories = {storage::Category::mail, storage::Category::onedrive};
+  REQUIRE(s.run(p).state == scheduler::RunState::succeeded);
+  std::map<std::string, std::multiset<std::string>> mail_before, files_before;
+  for (auto& u : users_of(s)) {
+    const std::string id = u["id"].get<std::string>();
+    mail_before[id] = mail_state(s, id);
+    files_before[id] = manifest_rows(s, id, "files");
+  }
+  // Every item selected (notebooks, which have no content, end skipped).
+  const long long selected =
+      s.count("SELECT count(*) FROM item_versions WHERE to_at IS NULL AND category IN ('mail', 'onedrive')");
+
+  // Slow Graph down so the restore is surely mid-way when its daemon dies.
+  s.emulator().admin("PUT", "/_emulator/faults", {{"latency_ms", 15}});
+  auto c = storage::PgConnection::connect(s.conninfo(), {});
+  auto req = restore::RestoreRequest::from_json(
+      {{"selection", {{"tenant", s.catalog_tenant_id()}, {"categories", {"mail", "onedrive"}}}},
+       {"target", {{"folder", "Taken over"}}}});
+  auto info = restore::create_restore(c, req, {}, std::string("test"));
+  REQUIRE(info.run_id);
+  const std::string run = *info.run_id;
+  const int lease = 8;
+  TempDir dir{"restore-daemons"};
+  std::vector<std::unique_ptr<Daemon>> daemons;
+  for (auto name : {"d0", "d1"})
+    daemons.push_back(std::make_unique<Daemon>(
+        DaemonRun{{"serve"},
+                  s.daemon_env(name, {"M365VAULT_SCHEDULER_LEASE_S=" + std::to_string(lease),
+                                      "M365VAULT_SCHEDULER_HEARTBEAT_S=2", "M365VAULT_SCHEDULER_CONCURRENCY=1"}),
+                  dir / (std::string(name) + ".log")}));
+  for (auto& d : daemons) REQUIRE(d->wait_for_output("listening on", std::chrono::seconds(30)));
+  auto stop_all = [&] {
+    for (auto& d : daemons)
+      if (d->process().running()) d->process().signal(SIGTERM);
+    for (auto& d : daemons) d->process().wait(std::chrono::seconds(30));
+  };
+
+  // Kill the daemon holding it once it has recorded some items.
+  std::string holder;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  for (;;) {
+    auto rows = s.query("SELECT i.pid, (SELECT count(*) FROM restore_items) FROM runs r JOIN instances i"
+                        " ON i.id = r.worker_id WHERE r.id = $1 AND r.state = 'running'",
+                        {run});
+    if (!rows.empty() && std::stoll(rows[0][1]) > 20) {
+      holder = rows[0][0];
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) stop_all();
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const long long recorded_at_kill = s.count("SELECT count(*) FROM restore_items");
+  ::kill(std::stoi(holder), SIGKILL);
+  const auto killed_at = std::chrono::steady_clock::now();
+  for (;;) {
+    if (s.query("SELECT takeovers FROM runs WHERE id = $1", {run})[0][0] != "0") break;
+    if (std::chrono::steady_clock::now() - killed_at > std::chrono::seconds(lease + 20)) stop_all();
+    REQUIRE(std::chrono::steady_clock::now() - killed_at < std::chrono::seconds(lease + 20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  s.emulator().admin("PUT", "/_emulator/faults", json::object());
+  std::string state;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(240);
+  for (;;) {
+    state = s.query("SELECT state FROM runs WHERE id = $1", {run})[0][0];
+    if (state != "running" && state != "queued") break;
+    if (std::chrono::steady_clock::now() > deadline) stop_all();
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  stop_all();
+  INFO("killed with " << recorded_at_kill << " of " << selected << " items recorded; "
+                      << s.query("SELECT coalesce(error, '') FROM runs WHERE id = $1", {run})[0][0]);
+  CHECK(state == "succeeded");
+  CHECK(s.query("SELECT takeovers FROM runs WHERE id = $1", {run})[0][0] == "1");
+  CHECK(recorded_at_kill < selected);
+  // Every item recorded once, none failed.
+  CHECK(s.count("SELECT count(*) FROM restore_items WHERE outcome = 'failed'") == 0);
+  CHECK(s.count("SELECT count(*) FROM restore_items WHERE outcome IN ('restored', 'skipped')") == selected);
+
+  // Each user has, under "Taken over", each message and file exactly once; the
+  // originals are untouched.
+  for (auto& [user, before] : mail_before) {
+    std::multiset<std::string> expected = before;
+    for (auto& row : before) expected.insert("/Taken over" + row);
+    auto after = mail_state(s, user);
+    INFO(user << " mail:\n" << diff(expected, after));
+    CHECK(after == expected);
+    // Files: the originals as they were, and under "Taken over" each name and hash once.
+    std::multiset<std::string> originals, restored, names_hashes;
+    for (auto& row : manifest_rows(s, user, "files"))
+      (row.find("/Taken over") != std::string::npos ? restored : originals).insert(row);
+    for (auto& row : files_before[user]) names_hashes.insert(row.substr(row.find('|')));
+    std::multiset<std::string> restored_names_hashes;
+    for (auto& row : restored) restored_names_hashes.insert(row.substr(row.find('|')));
+    CHECK(originals == files_before[user]);
+    INFO(user << " files:\n" << diff(names_hashes, restored_names_hashes));
+    CHECK(restored_names_hashes == names_hashes);
+  }
 }

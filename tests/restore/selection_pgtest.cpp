@@ -231,6 +231,40 @@ TEST_CASE("selection: pages stay within their size and a position resumes after 
   CHECK(walk(f, restore::resolve(f.c, f.cat, Selection::from_json(pinned.to_json()), {})).items == whole.items);
 }
 
+TEST_CASE("selection: scope by scope, each walked alone from its start, gives the whole walk", "[pg]") {
+  Fixture f;
+  auto s = f.spec({{"tenant", "contoso"}, {"at", f.t1}, {"categories", {"mail", "contacts"}}});
+  for (int page_size : {1, 500}) {
+    INFO(page_size);
+    auto whole = walk(f, s, page_size);
+    SelectionEnumerator scopes(f.cat, s, page_size);
+    Walk w;
+    int n = 0;
+    while (auto sc = scopes.next_scope(f.c)) {
+      ++n;
+      SelectionEnumerator one(f.cat, s, page_size);
+      one.only_scope(json::parse(sc->second.dump()));
+      while (auto p = one.next(f.c)) {
+        ++w.pages;
+        CHECK(p->scope == sc->first);
+        for (auto& c : p->containers)
+          w.containers.push_back(std::string(to_string(p->scope.category)) + ":" + c.container.path + "/");
+        for (auto& i : p->items) w.items.insert(i.container_path.value_or("-") + " : " + i.version.name);
+      }
+      // The scope's start resumes the whole walk from that scope on.
+      SelectionEnumerator rest(f.cat, s, page_size);
+      rest.resume(sc->second);
+      auto first = rest.next(f.c);
+      CHECK(first);
+      if (first) CHECK(first->scope == sc->first);
+    }
+    CHECK(n >= 2);
+    CHECK(w.pages == whole.pages);
+    CHECK(w.containers == whole.containers);
+    CHECK(w.items == whole.items);
+  }
+}
+
 TEST_CASE("selection: referents are checked against the tenant, the narrowing and the instant", "[pg]") {
   Fixture f;
   // A token restricted to the other tenant sees nothing of this one.

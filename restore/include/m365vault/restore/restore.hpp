@@ -54,12 +54,15 @@ struct RestoreRequest {
 };
 
 struct RestoreOptions {
-  int parallel_items = 8;                    // items in flight per page (Graph caps 4 per mailbox)
+  int parallel_items = 8;                    // items in flight per scope (Graph caps 4 per mailbox)
+  int parallel_scopes = 8;                   // (owner, category) scopes written at once (1 into another owner)
+  int run_items = 32;                        // items in flight in the whole run
   int page_size = 200;                       // selection page
   std::size_t attachment_direct_max = 3'000'000;   // contract: <= 3 MB attached directly
   std::size_t attachment_chunk = 4u << 20;         // upload-session PUTs of attachments: <= 4 MB
   std::size_t file_simple_max = 4u << 20;          // files up to this go in one PUT
   std::size_t file_fragment = 32u * 327'680;        // 10 MiB, a multiple of 320 KiB
+  int file_uploads = 4;                             // files uploading at once, run-wide (a fragment each in memory)
   graph::GraphOptions graph;
 };
 

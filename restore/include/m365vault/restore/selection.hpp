@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "m365vault/storage/catalog.hpp"
@@ -85,9 +86,18 @@ class SelectionEnumerator {
   // Throws Errc::bad_request for a position this class did not produce.
   void resume(const nlohmann::json& position);
   const storage::SelectionSpec& spec() const { return spec_; }
+  // The walk scope by scope (a restore writes several at once): the next scope and
+  // the position where its pages start, skipping its pages. The position given to
+  // only_scope() on a fresh enumerator walks that scope's pages alone; given to
+  // resume() it walks from that scope to the end.
+  std::optional<std::pair<storage::SelectionScope, nlohmann::json>> next_scope(storage::PgConnection& c);
+  // resume(position), then next() ends after the scope the position starts.
+  void only_scope(const nlohmann::json& position);
 
  private:
   bool load_scopes(storage::PgConnection& c);
+  // Loads the next page of scopes when this one is used up; false at the end.
+  bool at_a_scope(storage::PgConnection& c);
 
   const storage::Catalog& catalog_;
   storage::SelectionSpec spec_;
@@ -100,6 +110,7 @@ class SelectionEnumerator {
   size_t scope_index_ = 0;
   bool items_phase_ = false;
   std::optional<std::string> cursor_;
+  std::optional<size_t> only_index_;  // only_scope(): the scope index to stop after
 };
 
 }  // namespace m365vault::restore
