@@ -149,7 +149,7 @@ TEST_CASE("quickXorHash of long inputs equals the byte-by-byte definition", "[un
   }
 }
 
-TEST_CASE("base64 round trips every length, both alphabets and line breaks; bad input is refused", "[unit]") {
+TEST_CASE("base64 round trips every length, both alphabets and line breaks, and bad input is refused", "[unit]") {
   std::string raw;
   for (int n = 0; n < 400; ++n) {
     INFO(n);
