@@ -132,6 +132,22 @@ TEST_CASE("blobs: compressed when it helps, raw when not, authenticated either w
   seal_blob(sealed_noise, keys, id_noise, noise, 3);
   CHECK(sealed_text.size() < text.size() / 3);
   CHECK(sealed_noise.size() == noise.size() + 1 + crypto::kSealOverhead);
+  // Large blobs are sampled first: noise is stored raw without a full attempt,
+  // text and text behind a noise header (a sample from the middle and the end
+  // compresses) are still compressed.
+  auto big_noise = noise_data(1u << 20, 5);
+  auto big_text = text_data(1u << 20, 6);
+  auto headed = noise_data(64u << 10, 7) + text_data((1u << 20) - (64u << 10), 8);
+  for (auto* big : {&big_noise, &big_text, &headed}) {
+    std::string sealed;
+    auto id = blob_id(keys, *big);
+    seal_blob(sealed, keys, id, *big, 3);
+    if (big == &big_noise)
+      CHECK(sealed.size() == big->size() + 1 + crypto::kSealOverhead);
+    else
+      CHECK(sealed.size() < big->size() / 2);
+    CHECK(open_blob(keys, id, sealed, "test") == *big);
+  }
   CHECK(open_blob(keys, id_text, sealed_text, "test") == text);
   CHECK(open_blob(keys, id_noise, sealed_noise, "test") == noise);
   std::string what;
