@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <chrono>
 #include <future>
 
 #include "m365vault/core/error.hpp"
@@ -259,10 +258,6 @@ BlobId Repository::add_blob_with_id(BlobType type, const BlobId& id, std::string
   if (open_.arena.capacity() == 0) {
     // One allocation per batch: growing by doubling would briefly hold 3x the batch.
     std::lock_guard lock(mu_);
-    if (!spare_arenas_.empty()) {
-      open_.arena = std::move(spare_arenas_.back());
-      spare_arenas_.pop_back();
-    }
     open_.arena.reserve(batch_target_ + chunker_->params().max_size);
   }
   open_.blobs.push_back({type, id, open_.arena.size(), plaintext.size()});
@@ -294,36 +289,18 @@ void Repository::seal_open_pack() {
 }
 
 void Repository::upload_loop() {
-  // Spares beyond what the open batch, the queue and the uploaders hold at once
-  // would never be used.
-  const std::size_t keep = options_.max_queued_packs + options_.upload_threads + 1;
   std::unique_lock lock(mu_);
   for (;;) {
-    auto ready = [&] { return stopping_ || !queue_.empty(); };
-    if (spare_arenas_.empty() && spare_packs_.empty()) {
-      cv_.wait(lock, ready);
-    } else if (!cv_.wait_for(lock, std::chrono::seconds(5), ready)) {
-      // An idle daemon does not keep its spare buffers.
-      if (uploading_ == 0) {
-        spare_arenas_.clear();
-        spare_packs_.clear();
-      }
-      continue;
-    }
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing sealed is left behind
     Batch batch = std::move(queue_.front());
     queue_.pop_front();
     ++uploading_;
-    std::string buffer;
-    if (!spare_packs_.empty()) {
-      buffer = std::move(spare_packs_.back());
-      spare_packs_.pop_back();
-    }
     lock.unlock();
     std::exception_ptr err;
     PackWriter::Finished pack;
     try {
-      PackWriter writer(keys_, config_.zstd_level, std::move(buffer));
+      PackWriter writer(keys_, config_.zstd_level);
       writer.reserve(batch.arena.size() + batch.blobs.size() * (crypto::kSealOverhead + 64) + 4096);
       for (auto& b : batch.blobs) writer.add(b.type, b.id, std::string_view(batch.arena).substr(b.offset, b.length));
       pack = writer.finish();
@@ -338,14 +315,6 @@ void Repository::upload_loop() {
     lock.lock();
     --uploading_;
     for (auto& b : batch.blobs) in_flight_.erase(b.id);
-    if (spare_arenas_.size() < keep) {
-      batch.arena.clear();
-      spare_arenas_.push_back(std::move(batch.arena));
-    }
-    if (spare_packs_.size() < keep && pack.bytes.capacity() > 0) {
-      pack.bytes.clear();
-      spare_packs_.push_back(std::move(pack.bytes));
-    }
     if (err) {
       // Sticky: everything after the last successful flush is unacknowledged, and
       // the writer must reopen rather than carry on over a hole.

@@ -83,12 +83,7 @@ std::optional<PackId> pack_id_from_key(std::string_view key);
 // Accumulates sealed blobs and produces a finished pack. Not thread-safe.
 class PackWriter {
  public:
-  // `buffer`: a finished pack's bytes to build in again (its capacity is reused;
-  // a fresh one costs a page fault per 4 KiB).
-  explicit PackWriter(const RepositoryKeys& keys, int zstd_level, std::string buffer = {})
-      : keys_(keys), level_(zstd_level), data_(std::move(buffer)) {
-    data_.clear();
-  }
+  explicit PackWriter(const RepositoryKeys& keys, int zstd_level) : keys_(keys), level_(zstd_level) {}
   // Reserves room for `bytes` of sealed blobs and table (avoids regrowth copies).
   void reserve(std::size_t bytes) { data_.reserve(bytes); }
   // Seals and appends a blob whose id the caller computed with blob_id().

@@ -250,9 +250,6 @@ class Repository {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Batch> queue_;
-  // Buffers of packs already written, reused by the next ones (a fresh 16 MiB
-  // buffer costs 4,096 page faults); released after a few idle seconds.
-  std::vector<std::string> spare_arenas_, spare_packs_;
   std::uint64_t plain_sealed_ = 0;  // plaintext bytes of written packs, for batch_target_
   std::unordered_set<BlobId, IdHash> in_flight_;  // blobs in queued or uploading packs
   std::size_t uploading_ = 0;
