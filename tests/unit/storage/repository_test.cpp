@@ -94,8 +94,9 @@ TEST_CASE("chunker: bounded, deterministic, independent of how bytes arrive", "[
   }
   CHECK(total == data.size());
   double mean = static_cast<double>(total) / static_cast<double>(a.size());
-  CHECK(mean > 0.7 * (1 << 20));
-  CHECK(mean < 1.6 * (1 << 20));
+  const auto avg = static_cast<double>(c.params().avg_size);
+  CHECK(mean > 0.7 * avg);
+  CHECK(mean < 1.6 * avg);
   // Another secret cuts elsewhere.
   Chunker other(ChunkerParams{}, std::string(32, 't'));
   CHECK(cuts(other, data, 1u << 20) != a);
@@ -263,6 +264,63 @@ TEST_CASE("repository: streams dedupe across an edit in the middle", "[unit]") {
   std::string back;
   for (auto& id : ids2) back += repo.read_blob(id);
   CHECK(back == edited);
+}
+
+TEST_CASE("repository: one created with the old chunk sizes keeps them, reads and writes alike", "[unit]") {
+  // Repositories created before the defaults became 256 KiB / 512 KiB / 4 MiB
+  // record 512 KiB / 1 MiB / 8 MiB in their authenticated config.
+  const ChunkerParams old{512u << 10, 1u << 20, 8u << 20};
+  REQUIRE(ChunkerParams{}.max_size == (4u << 20));
+  test::MemoryStore store;
+  auto init = fast_init();
+  init.chunker = old;
+  Repository::init(store, init);
+  MemoryIndex index;
+  auto file = noise_data(40u << 20, 21);
+  auto feed = [&file, pos = std::size_t{0}](char* out, std::size_t n) mutable {
+    n = std::min(n, file.size() - pos);
+    std::memcpy(out, file.data() + pos, n);
+    pos += n;
+    return n;
+  };
+  std::vector<BlobId> ids;
+  {
+    Repository repo(store, KeySource{"correct horse", std::nullopt}, index);
+    CHECK(repo.chunker().params().min_size == old.min_size);
+    CHECK(repo.chunker().params().avg_size == old.avg_size);
+    CHECK(repo.chunker().params().max_size == old.max_size);
+    ids = repo.add_stream(feed);
+    repo.flush();
+  }
+  // Cut with the old sizes: the same chunks as a Chunker with them gives, some of
+  // them larger than today's 4 MiB maximum.
+  std::vector<std::size_t> sizes;
+  for (auto& id : ids) sizes.push_back(index.find(id)->plain_length);
+  std::size_t largest = *std::max_element(sizes.begin(), sizes.end());
+  CHECK(largest > ChunkerParams{}.max_size);
+  CHECK(largest <= old.max_size);
+  // Reopened (what a daemon restart does), it reads everything back and cuts the
+  // same file into the same chunks: nothing new is stored.
+  Repository again(store, KeySource{"correct horse", std::nullopt}, index);
+  std::string back;
+  for (auto& id : ids) back += again.read_blob(id);
+  CHECK(back == file);
+  auto feed2 = [&file, pos = std::size_t{0}](char* out, std::size_t n) mutable {
+    n = std::min(n, file.size() - pos);
+    std::memcpy(out, file.data() + pos, n);
+    pos += n;
+    return n;
+  };
+  CHECK(again.add_stream(feed2) == ids);
+  again.flush();
+  CHECK(again.stats().blobs_new == 0);
+  // A new repository gets the new defaults.
+  test::MemoryStore fresh_store;
+  Repository::init(fresh_store, fast_init());
+  MemoryIndex fresh_index;
+  Repository fresh(fresh_store, KeySource{"correct horse", std::nullopt}, fresh_index);
+  CHECK(fresh.chunker().params().max_size == (4u << 20));
+  CHECK(fresh.chunker().params().min_size == (256u << 10));
 }
 
 TEST_CASE("repository: a flipped byte fails loudly, naming exactly the damaged blob", "[unit]") {
