@@ -292,13 +292,20 @@ TEST_CASE("repository: one created with the old chunk sizes keeps them, reads an
     ids = repo.add_stream(feed);
     repo.flush();
   }
-  // Cut with the old sizes: the same chunks as a Chunker with them gives, some of
-  // them larger than today's 4 MiB maximum.
+  // Cut with the old sizes: no chunk but the last under the old 512 KiB minimum
+  // (today's sizes cut about one chunk in eight between 256 and 512 KiB), none
+  // over the old maximum, about 1 MiB on average.
   std::vector<std::size_t> sizes;
   for (auto& id : ids) sizes.push_back(index.find(id)->plain_length);
-  std::size_t largest = *std::max_element(sizes.begin(), sizes.end());
-  CHECK(largest > ChunkerParams{}.max_size);
-  CHECK(largest <= old.max_size);
+  REQUIRE(sizes.size() > 20);
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    total += sizes[i];
+    if (i + 1 < sizes.size()) CHECK(sizes[i] >= old.min_size);
+    CHECK(sizes[i] <= old.max_size);
+  }
+  CHECK(total == file.size());
+  CHECK(static_cast<double>(total) / static_cast<double>(sizes.size()) > 0.7 * static_cast<double>(old.avg_size));
   // Reopened (what a daemon restart does), it reads everything back and cuts the
   // same file into the same chunks: nothing new is stored.
   Repository again(store, KeySource{"correct horse", std::nullopt}, index);
