@@ -7,7 +7,8 @@
 // then four 1 MiB overwrites far apart (at 15, 40, 65 and 90 % of the file, as
 // tests/backup's drive test does) are cut again, and the bytes of chunks the
 // repository does not hold yet are counted — what the edits add to the
-// repository. Also printed: chunks per GiB (rows in repo_blobs, 32-byte ids in
+// repository, per secret (the mean of the four edits): their mean, largest,
+// median, 90th and 99th percentiles. Also printed: chunks per GiB (rows in repo_blobs, 32-byte ids in
 // each file version's content_blobs) and the chunker's CPU throughput (median of
 // the repositories; CPU time, so a loaded machine does not skew it).
 #include <algorithm>
@@ -51,6 +52,12 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+// The value below which a share `q` of `v` lies (nearest rank).
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,8 +79,8 @@ int main(int argc, char** argv) {
       {128u << 10, 256u << 10, 2u << 20},  // a quarter
   };
   std::printf("%zu MiB of random bytes, four 1 MiB edits, %d repository secrets\n", mib, repos);
-  std::printf("%-22s %14s %14s %14s %12s %10s\n", "min / avg / max KiB", "added/edit MB", "max/edit MB", "median", "chunks/GiB",
-              "MB/CPU-s");
+  std::printf("%-22s %14s %14s %8s %8s %8s %12s %10s\n", "min / avg / max KiB", "added/edit MB", "max/edit MB", "median",
+              "p90", "p99", "chunks/GiB", "MB/CPU-s");
   for (auto& p : candidates) {
     std::vector<double> per_edit, speed;
     double chunks = 0;
@@ -97,7 +104,8 @@ int main(int argc, char** argv) {
     double mean = 0;
     for (double v : per_edit) mean += v;
     mean /= static_cast<double>(per_edit.size());
-    std::printf("%-22s %14.2f %14.2f %14.2f %12.0f %10.0f\n", label, mean, *std::max_element(per_edit.begin(), per_edit.end()),
-                median(per_edit), chunks / repos * 1024.0 / static_cast<double>(mib), median(speed));
+    std::printf("%-22s %14.2f %14.2f %8.2f %8.2f %8.2f %12.0f %10.0f\n", label, mean,
+                *std::max_element(per_edit.begin(), per_edit.end()), median(per_edit), quantile(per_edit, 0.9),
+                quantile(per_edit, 0.99), chunks / repos * 1024.0 / static_cast<double>(mib), median(speed));
   }
 }

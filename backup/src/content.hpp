@@ -28,6 +28,10 @@ class RepoWriter {
   // Queues blobs in one hand-off to the writer thread (ids hashed on two threads
   // when large); durable after the next flush. Returns their ids in order.
   boost::asio::awaitable<std::vector<storage::BlobId>> add_all(std::vector<std::string> blobs);
+  // The same for the pieces [offset, offset + length) of `buffer`, which travels to
+  // the writer thread and back (returned in `.second`) instead of being copied.
+  boost::asio::awaitable<std::pair<std::vector<storage::BlobId>, std::string>> add_pieces(
+      std::string buffer, std::vector<std::pair<std::size_t, std::size_t>> pieces);
   // Every blob added so far is durable in the store and indexed when this returns.
   boost::asio::awaitable<void> flush();
 

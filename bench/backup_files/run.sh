@@ -9,7 +9,9 @@
 # - large: LARGE_USERS OneDrives of LARGE_MB MiB each (a few files, most of the
 #   bytes in one or two large binaries), backed up with 1 download per drive and
 #   with DOWNLOADS (4), each on a fresh database and repository: MB/s, CPU seconds
-#   per GB of m365vaultd and of the emulator, the daemon's peak RSS.
+#   per GB of m365vaultd, of the emulator and of PostgreSQL, the rate their summed
+#   CPU allows on idle cores ("CPU bound": the machine is shared, so the wall-clock
+#   MB/s is lower), the daemon's peak RSS.
 # - many: MANY_USERS OneDrives of MANY_MB MiB (more owners than the 8 backed up at
 #   once, DOWNLOADS each): the daemon's peak RSS with every owner downloading.
 # - small: SMALL_USERS OneDrives of SMALL_FILES files (about 10 KiB each): files/s.
@@ -38,10 +40,11 @@ CASES=${CASES:-large many small huge} RUNS=${RUNS:-1}
 source "$here/../backup_services.sh"
 
 # Runs `backup run --category onedrive` of scenario $1, sampling the daemon's VmHWM;
-# sets secs, hwm_kb, dcpu, ecpu, out, files, bytes.
+# sets secs, hwm_kb, dcpu, ecpu, pcpu (PostgreSQL), out, files, bytes.
 backup() {
-  local name=$1 e0 e1 t0 t1 pid db=${pg_url/dbname=m365vault/dbname=bench_$1}
+  local name=$1 e0 e1 p0 p1 t0 t1 pid db=${pg_url/dbname=m365vault/dbname=bench_$1}
   e0=$(cpu_s "$emu_pid")
+  p0=$(pg_cpu_s)
   t0=$(date +%s.%N)
   /usr/bin/time -v -o "$work/$name.time" ${PERF:+perf record -F 999 -g -o "$PERF.$name"} "${DAEMON_BIN:-$daemon}" --config "$work/$name.toml" backup run --tenant "$name" \
     --category onedrive >"$work/$name.out" 2>&1 &
@@ -61,8 +64,10 @@ backup() {
   wait "$pid" || { cat "$work/$name.out"; exit 1; }
   t1=$(date +%s.%N)
   e1=$(cpu_s "$emu_pid")
+  p1=$(pg_cpu_s)
   secs=$(echo "$t1 - $t0" | bc -l)
   ecpu=$(echo "$e1 - $e0" | bc -l)
+  pcpu=$(echo "$p1 - $p0" | bc -l)
   local maxrss
   maxrss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$name.time")
   [ "$maxrss" -gt "$hwm_kb" ] && hwm_kb=$maxrss
@@ -76,9 +81,10 @@ dl() { printf '[backup]\ndownloads_per_drive = %s\n%s\n' "$1" "${EXTRA_TOML:-}";
 
 mb() { echo "$bytes / 1000000" | bc -l; }
 report() {  # label
-  printf '%-34s %6d files %8.1f MB %7.1f s %7.1f MB/s %6.0f files/s  CPU s/GB daemon %5.1f emulator %5.1f  peak RSS %4.0f MB  load %s\n' \
+  printf '%-34s %6d files %8.1f MB %7.1f s %7.1f MB/s %6.0f files/s  CPU s/GB daemon %5.1f emulator %5.1f PostgreSQL %5.2f  peak RSS %4.0f MB  load %s\n' \
     "$1" "$files" "$(mb)" "$secs" "$(echo "$(mb) / $secs" | bc -l)" "$(echo "$files / $secs" | bc -l)" \
-    "$(echo "$dcpu * 1000 / $(mb)" | bc -l)" "$(echo "$ecpu * 1000 / $(mb)" | bc -l)" "$(echo "$hwm_kb / 1024" | bc -l)" \
+    "$(echo "$dcpu * 1000 / $(mb)" | bc -l)" "$(echo "$ecpu * 1000 / $(mb)" | bc -l)" "$(echo "$pcpu * 1000 / $(mb)" | bc -l)" \
+    "$(echo "$hwm_kb / 1024" | bc -l)" \
     "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
@@ -92,7 +98,7 @@ tenant() {  # tid seed users files_per_user bytes_per_user
 
 labels=(this)
 [ -n "${COMPARE:-}" ] && labels+=(compare)
-declare -A mbs fps dgb egb rss
+declare -A mbs fps dgb egb pgb rss
 # measure key tenant downloads: every label RUNS times, alternating; collects medians under key.
 measure() {
   local key=$1 tid=$2 n=$3 r label
@@ -107,6 +113,7 @@ measure() {
       fps[$key/$label]+="$(echo "$files / $secs" | bc -l) "
       dgb[$key/$label]+="$(echo "$dcpu * 1000 / $(mb)" | bc -l) "
       egb[$key/$label]+="$(echo "$ecpu * 1000 / $(mb)" | bc -l) "
+      pgb[$key/$label]+="$(echo "$pcpu * 1000 / $(mb)" | bc -l) "
       rss[$key/$label]+="$(echo "$hwm_kb / 1024" | bc -l) "
       psql "$pg_url" -qc "DROP DATABASE bench_$name" >/dev/null
       rm -rf "$work/$name-repo" "$work/$name-data"
@@ -162,9 +169,12 @@ echo "medians of $RUNS run(s); load average $(cut -d' ' -f1-3 /proc/loadavg):"
 for key in "${keys[@]}"; do
   for label in "${labels[@]}"; do
     k=$key/$label
-    printf '%-10s %-8s %7.1f MB/s %6.0f files/s  CPU s/GB daemon %5.1f emulator %5.1f  peak RSS %4.0f MB\n' "$key" "$label" \
-      "$(echo "${mbs[$k]}" | median)" "$(echo "${fps[$k]}" | median)" "$(echo "${dgb[$k]}" | median)" \
-      "$(echo "${egb[$k]}" | median)" "$(echo "${rss[$k]}" | median)"
+    d=$(echo "${dgb[$k]}" | median) e=$(echo "${egb[$k]}" | median) p=$(echo "${pgb[$k]}" | median)
+    # The three share the machine's cores: their summed CPU per GB bounds the rate
+    # of an otherwise idle machine (the wall-clock rate of a shared one is lower).
+    printf '%-10s %-8s %7.1f MB/s %6.0f files/s  CPU s/GB daemon %5.1f emulator %5.1f PostgreSQL %5.2f  CPU bound on %d idle cores %6.0f MB/s  peak RSS %4.0f MB\n' \
+      "$key" "$label" "$(echo "${mbs[$k]}" | median)" "$(echo "${fps[$k]}" | median)" "$d" "$e" "$p" "$(nproc)" \
+      "$(echo "$(nproc) * 1000 / ($d + $e + $p)" | bc -l)" "$(echo "${rss[$k]}" | median)"
   done
   if [ -n "${COMPARE:-}" ]; then
     printf '%-10s this / compare: %.2f x MB/s, %.2f x daemon CPU per GB, %.2f x peak RSS\n' "$key" \

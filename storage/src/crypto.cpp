@@ -6,6 +6,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include <cstring>
 #include <memory>
 
 #include "m365vault/core/error.hpp"
@@ -111,25 +112,30 @@ std::string random_bytes(std::size_t n) {
 }
 
 void seal_into(std::string& out, std::string_view key, std::string_view plaintext, std::string_view aad) {
-  if (key.size() != 32) throw Error(Errc::internal, "seal: key must be 32 bytes");
-  std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx(EVP_CIPHER_CTX_new());
   std::size_t base = out.size();
   out.resize(base + kNonceSize + plaintext.size() + kTagSize);
-  auto* p = reinterpret_cast<unsigned char*>(out.data() + base);
+  if (!plaintext.empty()) std::memcpy(out.data() + base + kNonceSize, plaintext.data(), plaintext.size());
+  seal_in_place(out.data() + base, plaintext.size(), key, aad);
+}
+
+void seal_in_place(char* where, std::size_t n, std::string_view key, std::string_view aad) {
+  if (key.size() != 32) throw Error(Errc::internal, "seal: key must be 32 bytes");
+  std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx(EVP_CIPHER_CTX_new());
+  auto* p = reinterpret_cast<unsigned char*>(where);
   if (RAND_bytes(p, kNonceSize) != 1) ossl_fail("RAND_bytes");
   int len = 0;
   if (!ctx || !EVP_EncryptInit_ex2(ctx.get(), aes_gcm(), u8(key), p, nullptr)) ossl_fail("gcm init");
   if (!aad.empty() && !EVP_EncryptUpdate(ctx.get(), nullptr, &len, u8(aad), static_cast<int>(aad.size())))
     ossl_fail("gcm aad");
   std::size_t done = 0;
-  unsigned char* c = p + kNonceSize;
-  while (done < plaintext.size()) {  // int-sized steps
-    int step = static_cast<int>(std::min<std::size_t>(plaintext.size() - done, 1u << 30));
-    if (!EVP_EncryptUpdate(ctx.get(), c + done, &len, u8(plaintext) + done, step)) ossl_fail("gcm encrypt");
+  unsigned char* c = p + kNonceSize;  // GCM encrypts in place: input and output are the same bytes
+  while (done < n) {  // int-sized steps
+    int step = static_cast<int>(std::min<std::size_t>(n - done, 1u << 30));
+    if (!EVP_EncryptUpdate(ctx.get(), c + done, &len, c + done, step)) ossl_fail("gcm encrypt");
     done += static_cast<std::size_t>(len);
   }
   if (!EVP_EncryptFinal_ex(ctx.get(), c + done, &len)) ossl_fail("gcm final");
-  if (!EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, c + plaintext.size())) ossl_fail("gcm tag");
+  if (!EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, c + n)) ossl_fail("gcm tag");
 }
 
 std::string seal(std::string_view key, std::string_view plaintext, std::string_view aad) {

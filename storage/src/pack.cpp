@@ -2,6 +2,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "m365vault/core/error.hpp"
@@ -63,25 +64,63 @@ BlobId blob_id(const RepositoryKeys& keys, std::string_view plaintext) {
 }
 
 namespace {
-// codec(1) || payload: zstd when it saves at least 1/64 of the size, else raw.
-std::string encode_payload(std::string_view plaintext, int zstd_level) {
-  std::string inner;
-  if (zstd_level > 0 && plaintext.size() >= 64) {
-    inner.resize(1 + ZSTD_compressBound(plaintext.size()));
-    std::size_t n = ZSTD_compressCCtx(cctx(), inner.data() + 1, inner.size() - 1, plaintext.data(), plaintext.size(),
-                                      zstd_level);
+// A sample of a large blob is compressed first: where it saves less than 1/64, the
+// whole blob is stored raw without trying (already compressed media, archives and
+// encrypted files, most of the bytes of a file share, cost zstd 15 % of the
+// daemon's CPU in bench/backup_files and gain nothing). Samples from the start, middle
+// and end, so a compressed file with a plain header is still recognised.
+constexpr std::size_t kSampleFrom = 256u << 10;  // smaller blobs are simply tried
+constexpr std::size_t kSample = 16u << 10;
+
+bool saves_enough(std::size_t in, std::size_t out) { return out + in / 64 < in; }
+
+bool sample_compresses(std::string_view plaintext, int zstd_level) {
+  thread_local std::string scratch;
+  if (scratch.size() < ZSTD_compressBound(kSample)) scratch.resize(ZSTD_compressBound(kSample));
+  std::size_t in = 0, out = 0;
+  for (std::size_t at : {std::size_t{0}, plaintext.size() / 2, plaintext.size() - kSample}) {
+    std::size_t n = ZSTD_compressCCtx(cctx(), scratch.data(), scratch.size(), plaintext.data() + at, kSample, zstd_level);
     if (ZSTD_isError(n)) throw Error(Errc::internal, std::string("zstd: ") + ZSTD_getErrorName(n));
-    if (n + plaintext.size() / 64 < plaintext.size()) {
-      inner[0] = 1;
-      inner.resize(1 + n);
-      return inner;
-    }
-    inner.clear();
+    in += kSample;
+    out += n;
   }
-  inner.reserve(1 + plaintext.size());
-  inner += '\0';
-  inner.append(plaintext);
-  return inner;
+  return saves_enough(in, out);
+}
+
+// Room encode_into needs for `plaintext`.
+std::size_t encode_bound(std::string_view plaintext, int zstd_level) {
+  return 1 + (zstd_level > 0 && plaintext.size() >= 64 ? std::max(ZSTD_compressBound(plaintext.size()), plaintext.size())
+                                                        : plaintext.size());
+}
+
+// Writes codec(1) || payload at `out` (encode_bound bytes of room): zstd when it
+// saves at least 1/64 of the size, else raw. Returns its length.
+std::size_t encode_into(char* out, std::string_view plaintext, int zstd_level) {
+  if (zstd_level > 0 && plaintext.size() >= 64 &&
+      (plaintext.size() < kSampleFrom || sample_compresses(plaintext, zstd_level))) {
+    std::size_t n = ZSTD_compressCCtx(cctx(), out + 1, ZSTD_compressBound(plaintext.size()), plaintext.data(),
+                                      plaintext.size(), zstd_level);
+    if (ZSTD_isError(n)) throw Error(Errc::internal, std::string("zstd: ") + ZSTD_getErrorName(n));
+    if (saves_enough(plaintext.size(), n)) {
+      out[0] = 1;
+      return 1 + n;
+    }
+  }
+  out[0] = 0;
+  if (!plaintext.empty()) std::memcpy(out + 1, plaintext.data(), plaintext.size());
+  return 1 + plaintext.size();
+}
+
+// Appends nonce || AES-GCM(codec || payload) || tag to `out`, compressing and
+// encrypting in place there. Returns the sealed length.
+std::size_t seal_encoded(std::string& out, std::string_view key, std::string_view plaintext, std::string_view aad,
+                         int zstd_level) {
+  const std::size_t base = out.size();
+  out.resize(base + crypto::kNonceSize + encode_bound(plaintext, zstd_level) + crypto::kTagSize);
+  const std::size_t inner = encode_into(out.data() + base + crypto::kNonceSize, plaintext, zstd_level);
+  crypto::seal_in_place(out.data() + base, inner, key, aad);
+  out.resize(base + crypto::kSealOverhead + inner);
+  return out.size() - base;
 }
 
 // The plaintext of codec || payload; sets *why and returns nullopt when malformed.
@@ -113,9 +152,7 @@ std::optional<std::string> decode_payload(std::string_view inner, std::string* w
 
 std::size_t seal_blob(std::string& out, const RepositoryKeys& keys, const BlobId& id, std::string_view plaintext,
                       int zstd_level) {
-  std::size_t before = out.size();
-  crypto::seal_into(out, keys.enc_key, encode_payload(plaintext, zstd_level), id.view());
-  return out.size() - before;
+  return seal_encoded(out, keys.enc_key, plaintext, id.view(), zstd_level);
 }
 
 std::string open_blob(const RepositoryKeys& keys, const BlobId& id, std::string_view sealed, std::string_view where) {
@@ -132,7 +169,9 @@ std::string open_blob(const RepositoryKeys& keys, const BlobId& id, std::string_
 }
 
 std::string seal_object(const RepositoryKeys& keys, std::string_view plaintext, std::string_view aad, int zstd_level) {
-  return crypto::seal(keys.enc_key, encode_payload(plaintext, zstd_level), aad);
+  std::string out;
+  seal_encoded(out, keys.enc_key, plaintext, aad, zstd_level);
+  return out;
 }
 
 std::string open_object(const RepositoryKeys& keys, std::string_view sealed, std::string_view aad,

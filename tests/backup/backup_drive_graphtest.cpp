@@ -396,9 +396,11 @@ TEST_CASE("drives: 1 MB edits in a 100 MB file add a few MB each to the reposito
   // Four 1 MiB edits far apart. Chunk boundaries come from a per-repository
   // secret, so what one edit costs varies from repository to repository: the
   // chunks holding its two ends are stored again, and a chunk containing a given
-  // byte is larger than the 1 MiB average (measured: 2.8 to 5.5 MB per edit, mean
-  // of four). The bound is one edit plus one largest chunk (8 MiB): the file is
-  // never stored again whole.
+  // byte is larger than the 512 KiB average. bench/chunker_edit's edits over
+  // 200 random secrets, mean of four edits per secret: 2.60 MB on average,
+  // median 2.52, 90th percentile 3.37, 99th 4.43, largest 4.62 (512 KiB / 1 MiB
+  // / 8 MiB chunks: 3.77 on average, up to 6.35). The bound sits above that
+  // largest, so that the test fails on a regression, not on an unlucky secret.
   json ops = json::array();
   for (int mb : {15, 40, 65, 90}) ops.push_back({{"op", "overwrite"}, {"id", id}, {"offset", mb << 20}, {"length", 1 << 20}});
   drive_ops(s, user, ops);
@@ -409,7 +411,7 @@ TEST_CASE("drives: 1 MB edits in a 100 MB file add a few MB each to the reposito
   WARN("a 1 MiB edit added " << per_edit / 1e6 << " MB to the repository (mean of 4)");
   CHECK(content_requests(s) == 1);
   CHECK(per_edit > (1 << 20));
-  CHECK(per_edit <= 9 * (1 << 20));
+  CHECK(per_edit <= 5e6);
   require_files_match(s, "onedrive");
 }
 

@@ -94,8 +94,9 @@ TEST_CASE("chunker: bounded, deterministic, independent of how bytes arrive", "[
   }
   CHECK(total == data.size());
   double mean = static_cast<double>(total) / static_cast<double>(a.size());
-  CHECK(mean > 0.7 * (1 << 20));
-  CHECK(mean < 1.6 * (1 << 20));
+  const auto avg = static_cast<double>(c.params().avg_size);
+  CHECK(mean > 0.7 * avg);
+  CHECK(mean < 1.6 * avg);
   // Another secret cuts elsewhere.
   Chunker other(ChunkerParams{}, std::string(32, 't'));
   CHECK(cuts(other, data, 1u << 20) != a);
@@ -132,6 +133,22 @@ TEST_CASE("blobs: compressed when it helps, raw when not, authenticated either w
   seal_blob(sealed_noise, keys, id_noise, noise, 3);
   CHECK(sealed_text.size() < text.size() / 3);
   CHECK(sealed_noise.size() == noise.size() + 1 + crypto::kSealOverhead);
+  // Large blobs are sampled first: noise is stored raw without a full attempt,
+  // text and text behind a noise header (a sample from the middle and the end
+  // compresses) are still compressed.
+  auto big_noise = noise_data(1u << 20, 5);
+  auto big_text = text_data(1u << 20, 6);
+  auto headed = noise_data(64u << 10, 7) + text_data((1u << 20) - (64u << 10), 8);
+  for (auto* big : {&big_noise, &big_text, &headed}) {
+    std::string sealed;
+    auto id = blob_id(keys, *big);
+    seal_blob(sealed, keys, id, *big, 3);
+    if (big == &big_noise)
+      CHECK(sealed.size() == big->size() + 1 + crypto::kSealOverhead);
+    else
+      CHECK(sealed.size() < big->size() / 2);
+    CHECK(open_blob(keys, id, sealed, "test") == *big);
+  }
   CHECK(open_blob(keys, id_text, sealed_text, "test") == text);
   CHECK(open_blob(keys, id_noise, sealed_noise, "test") == noise);
   std::string what;
@@ -247,6 +264,70 @@ TEST_CASE("repository: streams dedupe across an edit in the middle", "[unit]") {
   std::string back;
   for (auto& id : ids2) back += repo.read_blob(id);
   CHECK(back == edited);
+}
+
+TEST_CASE("repository: one created with the old chunk sizes keeps them, reads and writes alike", "[unit]") {
+  // Repositories created before the defaults became 256 KiB / 512 KiB / 4 MiB
+  // record 512 KiB / 1 MiB / 8 MiB in their authenticated config.
+  const ChunkerParams old{512u << 10, 1u << 20, 8u << 20};
+  REQUIRE(ChunkerParams{}.max_size == (4u << 20));
+  test::MemoryStore store;
+  auto init = fast_init();
+  init.chunker = old;
+  Repository::init(store, init);
+  MemoryIndex index;
+  auto file = noise_data(40u << 20, 21);
+  auto feed = [&file, pos = std::size_t{0}](char* out, std::size_t n) mutable {
+    n = std::min(n, file.size() - pos);
+    std::memcpy(out, file.data() + pos, n);
+    pos += n;
+    return n;
+  };
+  std::vector<BlobId> ids;
+  {
+    Repository repo(store, KeySource{"correct horse", std::nullopt}, index);
+    CHECK(repo.chunker().params().min_size == old.min_size);
+    CHECK(repo.chunker().params().avg_size == old.avg_size);
+    CHECK(repo.chunker().params().max_size == old.max_size);
+    ids = repo.add_stream(feed);
+    repo.flush();
+  }
+  // Cut with the old sizes: no chunk but the last under the old 512 KiB minimum
+  // (today's sizes cut about one chunk in eight between 256 and 512 KiB), none
+  // over the old maximum, about 1 MiB on average.
+  std::vector<std::size_t> sizes;
+  for (auto& id : ids) sizes.push_back(index.find(id)->plain_length);
+  REQUIRE(sizes.size() > 20);
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    total += sizes[i];
+    if (i + 1 < sizes.size()) CHECK(sizes[i] >= old.min_size);
+    CHECK(sizes[i] <= old.max_size);
+  }
+  CHECK(total == file.size());
+  CHECK(static_cast<double>(total) / static_cast<double>(sizes.size()) > 0.7 * static_cast<double>(old.avg_size));
+  // Reopened (what a daemon restart does), it reads everything back and cuts the
+  // same file into the same chunks: nothing new is stored.
+  Repository again(store, KeySource{"correct horse", std::nullopt}, index);
+  std::string back;
+  for (auto& id : ids) back += again.read_blob(id);
+  CHECK(back == file);
+  auto feed2 = [&file, pos = std::size_t{0}](char* out, std::size_t n) mutable {
+    n = std::min(n, file.size() - pos);
+    std::memcpy(out, file.data() + pos, n);
+    pos += n;
+    return n;
+  };
+  CHECK(again.add_stream(feed2) == ids);
+  again.flush();
+  CHECK(again.stats().blobs_new == 0);
+  // A new repository gets the new defaults.
+  test::MemoryStore fresh_store;
+  Repository::init(fresh_store, fast_init());
+  MemoryIndex fresh_index;
+  Repository fresh(fresh_store, KeySource{"correct horse", std::nullopt}, fresh_index);
+  CHECK(fresh.chunker().params().max_size == (4u << 20));
+  CHECK(fresh.chunker().params().min_size == (256u << 10));
 }
 
 TEST_CASE("repository: a flipped byte fails loudly, naming exactly the damaged blob", "[unit]") {
