@@ -109,7 +109,8 @@ std::vector<std::string> series_masters(BackupStack& s, const std::string& owner
 }
 
 // Every message of a user as Graph shows it: folder path, subject, read, draft,
-// sent and received times.
+// sent and received times, whether it has attachments (a restore cut short after
+// the create has none).
 std::multiset<std::string> mail_state(BackupStack& s, const std::string& user) {
   auto tok = token_of(s);
   auto& emu = s.emulator();
@@ -127,12 +128,12 @@ std::multiset<std::string> mail_state(BackupStack& s, const std::string& user) {
   std::multiset<std::string> rows;
   for (auto& [id, f] : by_id) {
     auto page = emu.graph_json("/v1.0/users/" + user + "/mailFolders/" + id +
-                                   "/messages?$top=1000&$select=subject,isRead,isDraft,sentDateTime,receivedDateTime",
+                                   "/messages?$top=1000&$select=subject,isRead,isDraft,sentDateTime,receivedDateTime,hasAttachments",
                                tok);
     for (auto& m : page["value"])
       rows.insert(path(id) + "|" + m.value("subject", "") + "|read=" + (m.value("isRead", false) ? "1" : "0") +
                   "|draft=" + (m.value("isDraft", false) ? "1" : "0") + "|" + m.value("sentDateTime", "") + "|" +
-                  m.value("receivedDateTime", ""));
+                  m.value("receivedDateTime", "") + "|att=" + (m.value("hasAttachments", false) ? "1" : "0"));
   }
   return rows;
 }
