@@ -59,6 +59,23 @@ json select_props(const json& full, const std::vector<std::string>& sel, bool ke
   return out;
 }
 
+// $expand=singleValueExtendedProperties($filter=id eq '...'): the message's
+// extended properties with that id (case-insensitive), added after $select as
+// Graph does; the key is absent when none matches.
+void expand_extended(const net::Request& req, const MessageContent& mc, json& j) {
+  auto x = req.query_param("$expand").value_or("");
+  const std::string head = "singleValueExtendedProperties(";
+  auto at = x.find(head);
+  if (at == std::string::npos) return;
+  auto q1 = x.find('\'', at), q2 = q1 == std::string::npos ? q1 : x.find('\'', q1 + 1);
+  if (q2 == std::string::npos) return;
+  const std::string want = x.substr(q1 + 1, q2 - q1 - 1);
+  json props = json::array();
+  for (auto& [id, value] : mc.extended)
+    if (strcasecmp(id.c_str(), want.c_str()) == 0) props.push_back({{"id", id}, {"value", value}});
+  if (!props.empty()) j["singleValueExtendedProperties"] = props;
+}
+
 const std::set<std::string> kUnsupportedUserProps = {"skills", "aboutMe", "birthday", "hireDate", "interests",
                                                      "mySite", "pastProjects", "preferredName", "responsibilities",
                                                      "schools"};
@@ -730,6 +747,7 @@ void EmulatorImpl::register_graph() {
       j["internetMessageHeaders"] = hs;
     }
     j = select_props(j, sel, true);
+    expand_extended(c.req, mc, j);
     j["@odata.context"] = base_url + "/" + c.version + "/$metadata#users('" + t.users[u].id + "')/messages/$entity";
     return graph_json(c, 200, j);
   };
@@ -860,9 +878,12 @@ void EmulatorImpl::register_graph() {
     auto sel = split_csv(c.req.query_param("$select").value_or(""));
     json value = json::array();
     for (auto& [i, m] : rows) {
-      auto j = message_json(c, t, u, i, m, message_content(t, u, i, m));
+      auto mc = message_content(t, u, i, m);
+      auto j = message_json(c, t, u, i, m, mc);
       j.erase("@odata.type");
-      value.push_back(select_props(j, sel, true));
+      j = select_props(j, sel, true);
+      expand_extended(c.req, mc, j);
+      value.push_back(std::move(j));
     }
     json body = {{"@odata.context", base_url + "/" + c.version + "/$metadata#users('" + t.users[u].id + "')/mailFolders('" +
                                         c.req.params["folder"] + "')/messages"},
@@ -870,6 +891,7 @@ void EmulatorImpl::register_graph() {
     if (skip + rows.size() < total) {
       std::string q = "?$top=" + std::to_string(top) + "&$skip=" + std::to_string(skip + rows.size());
       if (!sel.empty()) q += "&$select=" + c.req.query_param("$select").value_or("");
+      if (auto x = c.req.query_param("$expand")) q += "&$expand=" + url_encode(*x);  // kept on every page, as Graph
       body["@odata.nextLink"] = base_url + "/" + c.version + "/users/" + t.users[u].id + "/mailFolders/" +
                                 outlook_id(t, {OutlookKey::folder, u, fidx, 0, 0}) + "/messages" + q;
     }

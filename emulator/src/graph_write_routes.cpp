@@ -298,6 +298,15 @@ void EmulatorImpl::register_writes() {
       r.status = 204;
       return r;
     });
+    add_graph("PATCH", prefix, "Mail.ReadWrite", true, [=, this](GraphCtx& c) {
+      auto b = body_json(c);
+      if (!b || !b->is_object()) return bad_body(c);
+      auto m = message_of(c, c.req.params["msg"]);
+      if (!m) return not_found(c);
+      json result;
+      if (auto err = write(c, {{"kind", "patch_message"}, {"message", *m}, {"changes", *b}}, result)) return *err;
+      return render_message(c, *m, 200);
+    });
     add_graph("POST", prefix + "/move", "Mail.ReadWrite", true, [=, this](GraphCtx& c) {
       auto b = body_json(c);
       if (!b || !b->contains("destinationId")) return bad_body(c);

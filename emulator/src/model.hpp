@@ -332,6 +332,8 @@ struct MessageContent {
   std::vector<std::string> categories;
   std::vector<Attachment> attachments;
   bool is_draft = false;
+  // singleValueExtendedProperties as written (id as given, value), for $expand.
+  std::vector<std::pair<std::string, std::string>> extended;
 };
 
 // False for the generated users the spec leaves without a mailbox.

@@ -154,6 +154,7 @@ json apply_write(Tenant& t, const json& op) {
     if (b.contains("singleValueExtendedProperties") && b["singleValueExtendedProperties"].is_array()) {
       for (auto& p : b["singleValueExtendedProperties"]) {
         std::string id = p.value("id", ""), value = p.value("value", "");
+        c->extended.emplace_back(id, value);
         for (auto& ch : id) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         if (id == "integer 0x0e07") {
           long flags = 0;
@@ -215,6 +216,34 @@ json apply_write(Tenant& t, const json& op) {
     ++m.version;
     m.seq = ++mb.seq;
     return {{"index", op.value("message", 0u)}, {"attachment", c->attachments.size() - 1}};
+  }
+  if (kind == "patch_message") {
+    // The properties the restore changes after creation: read state and named
+    // extended properties (set or replaced by id, case-insensitive).
+    const auto idx = op.value("message", 0u);
+    auto& m = live_message(mb, idx);
+    const json& b = op["changes"];
+    for (auto& [k, v] : b.items())
+      if (k != "isRead" && k != "singleValueExtendedProperties")
+        fail(Errc::bad_request, "ErrorInvalidRequest", "The emulator patches isRead and singleValueExtendedProperties only.");
+    if (b.contains("isRead")) m.read = b["isRead"].get<bool>();
+    if (b.contains("singleValueExtendedProperties")) {
+      if (!b["singleValueExtendedProperties"].is_array())
+        fail(Errc::bad_request, "ErrorInvalidRequest", "singleValueExtendedProperties must be an array.");
+      if (!m.custom) m.custom = std::make_shared<MessageContent>(message_content(t, u, idx, m));
+      auto c = std::make_shared<MessageContent>(*m.custom);
+      for (auto& p : b["singleValueExtendedProperties"]) {
+        std::string id = p.value("id", ""), value = p.value("value", "");
+        if (id.empty()) fail(Errc::bad_request, "ErrorInvalidExtendedPropertyValue", "An extended property has no id.");
+        auto same = std::find_if(c->extended.begin(), c->extended.end(),
+                                 [&](auto& e) { return strcasecmp(e.first.c_str(), id.c_str()) == 0; });
+        if (same != c->extended.end()) same->second = value;
+        else c->extended.emplace_back(id, value);
+      }
+      m.custom = c;
+    }
+    m.seq = ++mb.seq;
+    return {{"index", idx}};
   }
   if (kind == "move_message") {
     const auto idx = op.value("message", 0u);

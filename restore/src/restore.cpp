@@ -214,6 +214,27 @@ struct Outcome {
   long long bytes = 0;
 };
 
+// A message with attachments is written in several requests (create, then one per
+// attachment); a daemon killed in between leaves half a message that the existence
+// check would take for a restored one. So such a message is created carrying this
+// named property (value "pending <restore id>") and PATCHed to "complete" after its
+// last attachment; a message found still pending is our unfinished write, never
+// the user's data, and is written again. (Named properties: contract section 11,
+// Graph singleValueExtendedProperties; the GUID is ours alone.)
+const char* kPendingProp = "String {6f1d3c52-8a0e-4e7b-9c41-2d5b7a90e3f4} Name m365vaultRestorePending";
+// Adds the property to a message GET or listing (percent-encoded for the query).
+const char* kPendingExpand =
+    "&$expand=singleValueExtendedProperties($filter=id%20eq%20%27String%20%7B6f1d3c52-8a0e-4e7b-9c41-2d5b7a90e3f4%7D"
+    "%20Name%20m365vaultRestorePending%27)";
+
+// True when a listed/fetched message carries our pending marker.
+bool restore_pending(const json& item) {
+  if (!item.contains("singleValueExtendedProperties") || !item["singleValueExtendedProperties"].is_array()) return false;
+  for (auto& p : item["singleValueExtendedProperties"])
+    if (lower(p.value("id", "")) == lower(kPendingProp) && p.value("value", "") != "complete") return true;
+  return false;
+}
+
 // What a target folder holds already, to tell "exists unchanged" from "exists changed".
 struct Existing {
   std::string id;
@@ -227,6 +248,10 @@ class FolderIndex {
  public:
   explicit FolderIndex(Category c) : category_(c) {}
   void add(Existing e) {
+    if (category_ == Category::mail && restore_pending(e.item)) {  // never "exists": our unfinished write
+      if (auto k = key(e.item); !k.empty()) pending_.emplace(k, e.id);
+      return;
+    }
     if (auto k = key(e.item); !k.empty()) by_key_[k] = items_.size();
     items_.push_back(std::move(e));
   }
@@ -237,6 +262,14 @@ class FolderIndex {
     auto it = by_key_.find(k);
     if (it == by_key_.end()) return std::nullopt;
     return items_[it->second];
+  }
+  // The ids of messages with that key a restore left unfinished (pending), taken out.
+  std::vector<std::string> take_pending(const json& like) {
+    std::vector<std::string> ids;
+    auto [b, e] = pending_.equal_range(key(like));
+    for (auto it = b; it != e; ++it) ids.push_back(it->second);
+    pending_.erase(b, e);
+    return ids;
   }
 
  private:
@@ -251,6 +284,7 @@ class FolderIndex {
   Category category_;
   std::vector<Existing> items_;
   std::unordered_map<std::string, std::size_t> by_key_;
+  std::unordered_multimap<std::string, std::string> pending_;
 };
 
 const char* kMailSelect = "id,internetMessageId,isRead,flag,categories,subject,importance";
@@ -586,7 +620,7 @@ awaitable<std::shared_ptr<FolderIndex>> RestoreRun::index_of(ScopeState& s, cons
     std::string url;
     switch (s.scope.category) {
       case Category::mail:
-        url = "/v1.0/users/" + s.user + "/mailFolders/" + folder + "/messages?$top=1000&$select=" + kMailSelect;
+        url = "/v1.0/users/" + s.user + "/mailFolders/" + folder + "/messages?$top=1000&$select=" + kMailSelect + kPendingExpand;
         break;
       case Category::contacts: url = "/v1.0/users/" + s.user + "/contactFolders/" + folder + "/contacts?$top=1000"; break;
       case Category::calendar: url = "/v1.0/users/" + s.user + "/calendars/" + folder + "/events?$top=1000"; break;
@@ -644,11 +678,35 @@ awaitable<Outcome> RestoreRun::restore_message(ScopeState& s, const storage::Ite
   // the message itself still in the mailbox, wherever it is now.
   std::optional<Existing> found;
   auto idx = co_await index_of(s, folder);
-  if (!imid.empty()) found = idx->find(json{{"internetMessageId", imid}});
+  // Our own half-written copies (a daemon died between a create and its last
+  // attachment): never "exists"; removed whatever the conflict policy.
+  std::vector<std::string> unfinished;
+  if (!imid.empty()) {
+    unfinished = idx->take_pending(json{{"internetMessageId", imid}});
+    found = idx->find(json{{"internetMessageId", imid}});
+  }
   if (!found && !s.root && s.target.id == s.source.id) {
-    std::string url = "/v1.0/users/" + s.user + "/messages/" + v.graph_id + "?$select=" + kMailSelect;
+    std::string url = "/v1.0/users/" + s.user + "/messages/" + v.graph_id + "?$select=" + kMailSelect + kPendingExpand;
     auto still = co_await get_if_exists(url, v.graph_id);
-    found = still;
+    if (still && restore_pending(still->item)) unfinished.push_back(still->id);
+    else found = still;
+  }
+  graph::RequestOptions opts;
+  std::string cleaned;
+  if (!unfinished.empty()) {
+    if (req_.dry_run) {
+      cleaned = "an unfinished restore of it (attachments missing) is in the mailbox and would be removed";
+    } else {
+      for (const auto& id : unfinished) {
+        std::string half = "/v1.0/users/" + s.user + "/messages/" + id;
+        try {
+          co_await g_.del(half, opts);
+        } catch (const graph::GraphError& e) {
+          if (!graph::is_not_found(e)) throw;  // already gone: another daemon cleaned it
+        }
+      }
+      cleaned = "an unfinished restore of it (attachments missing) was removed";
+    }
   }
   bool unchanged = false;
   if (found) {
@@ -658,7 +716,10 @@ awaitable<Outcome> RestoreRun::restore_message(ScopeState& s, const storage::Ite
                 j.value("categories", json::array()) == categories;
   }
   std::string replace_id;
-  if (auto d = decide(found, unchanged, replace_id)) co_return *d;
+  if (auto d = decide(found, unchanged, replace_id)) {
+    if (!cleaned.empty()) d->detail = d->detail.empty() ? cleaned : d->detail + "; " + cleaned;
+    co_return *d;
+  }
 
   auto mime_bytes = co_await read_content(v);
   auto mime = parse_mime(mime_bytes);
@@ -677,10 +738,10 @@ awaitable<Outcome> RestoreRun::restore_message(ScopeState& s, const storage::Ite
   json props = json::array({{{"id", "Integer 0x0E07"}, {"value", std::to_string(flags)}}});
   if (v.sent_at) props.push_back({{"id", "SystemTime 0x0039"}, {"value", *v.sent_at}});
   if (v.received_at) props.push_back({{"id", "SystemTime 0x0E06"}, {"value", *v.received_at}});
+  if (!mime.attachments.empty()) props.push_back({{"id", kPendingProp}, {"value", "pending " + restore_id_}});
   m["singleValueExtendedProperties"] = props;
 
   std::string url = "/v1.0/users/" + s.user + "/mailFolders/" + folder + "/messages";
-  graph::RequestOptions opts;
   auto created = co_await g_.post(url, m, opts);
   const std::string new_id = created.parse().value("id", "");
   const std::string base = "/v1.0/users/" + s.user + "/messages/" + new_id;
@@ -721,6 +782,10 @@ awaitable<Outcome> RestoreRun::restore_message(ScopeState& s, const storage::Ite
         co_await g_.send(method, upload, chunk, ctype, up);
       }
     }
+    if (!mime.attachments.empty()) {
+      json done_mark = {{"singleValueExtendedProperties", json::array({{{"id", kPendingProp}, {"value", "complete"}}})}};
+      co_await g_.patch(base, done_mark, opts);
+    }
   } catch (const std::exception& e) {
     failure = e.what();
   }
@@ -740,7 +805,8 @@ awaitable<Outcome> RestoreRun::restore_message(ScopeState& s, const storage::Ite
   idx->add({new_id, {{"id", new_id}, {"internetMessageId", imid}}});
   Outcome o{replace_id.empty() ? (found ? "copied" : "restored") : "replaced", "", "", new_id,
             static_cast<long long>(mime_bytes.size())};
-  if (!mime.problems.empty()) o.detail = "MIME: " + mime.problems.front();
+  if (!cleaned.empty()) o.detail = cleaned + " and the message written again";
+  if (!mime.problems.empty()) o.detail += (o.detail.empty() ? "MIME: " : "; MIME: ") + mime.problems.front();
   co_return o;
 }
 

@@ -104,6 +104,51 @@ TEST_CASE("restore writes: folders, JSON and MIME messages, attachments, upload 
   REQUIRE(emu.admin("GET", "/_emulator/tenants/" + t.tenant + "/manifest?category=mail") == before);
 }
 
+TEST_CASE("restore writes: named extended properties are stored, PATCHed and returned by $expand", "[graph]") {
+  TempDir state("emu-write-xprop");
+  EmulatorProcess emu(state.path().string());
+  auto t = make_tenant(emu, 72, 1, 2);
+  GraphWriter w{emu, emu.token(t.tenant, t.client, t.secret)};
+  const std::string u = emu.graph_json("/v1.0/users", w.tok)["value"][0]["id"];
+  const std::string base = "/v1.0/users/" + u;
+  const std::string id = "String {6f1d3c52-8a0e-4e7b-9c41-2d5b7a90e3f4} Name m365vaultRestorePending";
+  const std::string expand =
+      "$expand=singleValueExtendedProperties($filter=id%20eq%20%27String%20%7B6f1d3c52-8a0e-4e7b-9c41-2d5b7a90e3f4%7D"
+      "%20Name%20m365vaultRestorePending%27)";
+  auto msg = w.post(base + "/mailFolders/inbox/messages",
+                    {{"subject", "marked"},
+                     {"internetMessageId", "<xprop@example.com>"},
+                     {"singleValueExtendedProperties",
+                      {{{"id", "Integer 0x0E07"}, {"value", "4"}}, {{"id", id}, {"value", "pending r1"}}}}});
+  const std::string mid = msg["id"];
+  // Not expanded: absent, as in Graph.
+  REQUIRE_FALSE(emu.graph_json(base + "/messages/" + mid, w.tok).contains("singleValueExtendedProperties"));
+  auto got = emu.graph_json(base + "/messages/" + mid + "?$select=id,subject&" + expand, w.tok);
+  REQUIRE(got["singleValueExtendedProperties"] == json::array({{{"id", id}, {"value", "pending r1"}}}));
+  auto listed = emu.graph_json(base + "/mailFolders/inbox/messages?$top=1000&$select=id,internetMessageId&" + expand, w.tok);
+  int marked = 0;
+  for (auto& m : listed["value"]) {
+    if (m["id"] == mid) {
+      REQUIRE(m["singleValueExtendedProperties"][0]["value"] == "pending r1");
+      ++marked;
+    } else {
+      REQUIRE_FALSE(m.contains("singleValueExtendedProperties"));  // generated messages carry none
+    }
+  }
+  REQUIRE(marked == 1);
+  // PATCH replaces the value by id (case-insensitive id match).
+  std::string lower_id = id;
+  for (auto& ch : lower_id) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  json patch = {{"singleValueExtendedProperties", {{{"id", lower_id}, {"value", "complete"}}}}};
+  auto r = w.send("PATCH", base + "/messages/" + mid, patch.dump());
+  REQUIRE(r.status == 200);
+  got = emu.graph_json(base + "/messages/" + mid + "?" + expand, w.tok);
+  REQUIRE(got["singleValueExtendedProperties"] == json::array({{{"id", id}, {"value", "complete"}}}));
+  REQUIRE(got["isDraft"] == false);
+  // What the emulator cannot patch is refused, not silently ignored.
+  REQUIRE(w.send("PATCH", base + "/messages/" + mid, json{{"subject", "x"}}.dump()).status == 400);
+}
+
 TEST_CASE("restore writes: contact folders, contacts, calendars and events, attendees count as invitations", "[graph]") {
   EmulatorProcess emu;
   auto t = make_tenant(emu, 72, 2, 1, {{"contacts_per_user", 2}, {"events_per_user", 2}});
