@@ -1,5 +1,6 @@
 #include "m365vault/graph/errors.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <nlohmann/json.hpp>
 
 #include <initializer_list>
@@ -8,16 +9,7 @@ namespace m365vault::graph {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
+using boost::beast::iequals;
 
 bool any_code(const GraphError& e, std::initializer_list<std::string_view> codes) noexcept {
   for (auto c : codes)
