@@ -92,8 +92,11 @@ FROM (
            1 + floor(2500 * power(random(), 2))::int AS sender_n,
            1 + floor(2500 * random())::int AS to1_n, 1 + floor(2500 * random())::int AS to2_n,
            t.received AS received_at, 2000 + floor(200000 * power(random(), 3))::bigint AS size
-    FROM (SELECT i, false AS old FROM generate_series(1, :items) i
-          UNION ALL SELECT i, true FROM generate_series(1, :old_versions) i) g
+    -- The closed versions first: in a real catalog a version is stored before the
+    -- one that closes it, so old versions have the lower ids. Stored last, they
+    -- held the 500,000 highest ids, and every newest-first search scanned past them.
+    FROM (SELECT i, true AS old FROM generate_series(1, :old_versions) i
+          UNION ALL SELECT i, false FROM generate_series(1, :items) i) g
     -- A date per item over the past year, the same for its open and its old version
     -- (a hash of the id: random() here was evaluated once, giving every message one date).
     CROSS JOIN LATERAL (SELECT now() - interval '365 days' * (((g.i * 2654435761) % 1000003) / 1000003.0) AS received) t
