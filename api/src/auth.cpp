@@ -123,9 +123,16 @@ CreatedToken TokenStore::create(storage::PgConnection& c, const std::string& nam
 
 std::optional<Principal> TokenStore::authenticate(storage::PgConnection& c, const std::string& secret) {
   if (secret.rfind("m365v_", 0) != 0 || secret.size() > 100) return std::nullopt;
+  // last_used_at is written at most once a minute per token: writing it on every
+  // request made each request a WAL flush and serialised a token's concurrent
+  // requests on its row lock (6 ms of a 13 ms browse page at 5 M versions). A
+  // request inside the minute reads only, and its commit writes nothing.
   auto r = c.exec(
-      "UPDATE api_tokens SET last_used_at = now() WHERE hash = $1::bytea AND revoked_at IS NULL"
-      " AND (expires_at IS NULL OR expires_at > now()) RETURNING id, name, role, tenant_id",
+      "WITH t AS (SELECT id, name, role, tenant_id, last_used_at FROM api_tokens WHERE hash = $1::bytea"
+      "   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())),"
+      " u AS (UPDATE api_tokens a SET last_used_at = now() FROM t WHERE a.id = t.id"
+      "   AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))"
+      " SELECT id, name, role, tenant_id FROM t",
       {sha256_hex(secret)});
   if (r.rows() == 0) return std::nullopt;
   auto role = parse_role(r.get(0, 2));

@@ -43,6 +43,36 @@ TEST_CASE("tokens: only a hash is stored, expired and revoked tokens do not auth
   CHECK_FALSE(TokenStore::revoke(c, t.info.id));
 }
 
+TEST_CASE("tokens: last_used_at is written on first use and then at most once a minute", "[pg]") {
+  ScratchDatabase db;
+  auto c = migrated(db);
+  auto t = TokenStore::create(c, "reader", Role::viewer, std::nullopt, std::nullopt, "test");
+  auto last_used = [&] {
+    auto r = c.exec("SELECT last_used_at::text FROM api_tokens WHERE id = $1::uuid", {t.info.id});
+    return r.is_null(0, 0) ? std::string() : std::string(r.get(0, 0));
+  };
+  CHECK(last_used().empty());
+  REQUIRE(TokenStore::authenticate(c, t.secret));
+  const auto first = last_used();
+  CHECK_FALSE(first.empty());
+  // Within the minute: read only (same value, and no new row version).
+  const auto xmin = std::string(c.exec("SELECT xmin::text FROM api_tokens WHERE id = $1::uuid", {t.info.id}).get(0, 0));
+  REQUIRE(TokenStore::authenticate(c, t.secret));
+  CHECK(last_used() == first);
+  CHECK(std::string(c.exec("SELECT xmin::text FROM api_tokens WHERE id = $1::uuid", {t.info.id}).get(0, 0)) == xmin);
+  // Older than a minute: written again.
+  c.exec("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes' WHERE id = $1::uuid", {t.info.id});
+  const auto aged = last_used();
+  REQUIRE(TokenStore::authenticate(c, t.secret));
+  CHECK(last_used() > aged);
+  // A revoked token neither authenticates nor has its last use moved.
+  REQUIRE(TokenStore::revoke(c, t.info.id));
+  c.exec("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes' WHERE id = $1::uuid", {t.info.id});
+  const auto revoked = last_used();
+  CHECK_FALSE(TokenStore::authenticate(c, t.secret));
+  CHECK(last_used() == revoked);
+}
+
 TEST_CASE("the audit log refuses UPDATE, DELETE and TRUNCATE", "[pg]") {
   ScratchDatabase db;
   auto c = migrated(db);
