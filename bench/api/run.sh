@@ -69,7 +69,8 @@ if [ "$loaded" = 0 ]; then
 fi
 psql "$url" -Atc "SELECT 'index: ' || (SELECT count(*) FROM item_versions) || ' item versions, ' ||
   (SELECT count(*) FROM items) || ' items, ' || (SELECT count(*) FROM containers) || ' folders, ' ||
-  (SELECT count(*) FROM owners) || ' owners; database ' || pg_size_pretty(pg_database_size(current_database()))"
+  (SELECT count(*) FROM owners) || ' owners; database ' || pg_size_pretty(pg_database_size(current_database())) ||
+  ', shared_buffers ' || current_setting('shared_buffers')"
 
 token=$(build/daemon/m365vaultd --config "$work/m365vault.toml" token create --role restorer --name bench | grep -o 'm365v_[A-Za-z0-9_-]*' | tail -1)
 

@@ -61,6 +61,7 @@ DatabaseHandle open_database(const Config& cfg, Logging& logging, bool attach) {
   }
   storage::EmbeddedPgOptions o;
   o.root = std::filesystem::path(cfg.storage.data_dir) / "pg";
+  o.shared_buffers_mb = static_cast<std::size_t>(cfg.database.embedded_shared_buffers_mb);
   if (::geteuid() == 0) {
     o.run_as = lookup_user(cfg.database.embedded_user);
     if (!o.run_as)

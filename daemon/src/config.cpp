@@ -173,6 +173,8 @@ const std::vector<KeySpec>& keys() {
       {"database.statement_timeout_s", Kind::integer, int_in(&Config::database, &D::statement_timeout_s, 1, 86400)},
       {"database.startup_timeout_s", Kind::integer, int_in(&Config::database, &D::startup_timeout_s, 0, 3600)},
       {"database.embedded_user", Kind::string, str(&Config::database, &D::embedded_user)},
+      {"database.embedded_shared_buffers_mb", Kind::integer,
+       int_in(&Config::database, &D::embedded_shared_buffers_mb, 0, 1 << 20)},
       {"storage.data_dir", Kind::string, parse_data_dir, "M365VAULT_DATA_DIR"},
       {"storage.repository", Kind::string, parse_repository},
       {"storage.passphrase", Kind::string, str(&Config::storage, &St::passphrase), "M365VAULT_REPOSITORY_PASSPHRASE", true},

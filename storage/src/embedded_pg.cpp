@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -25,6 +26,27 @@ void chown_tree(const fs::path& p, const UserIds& u) {
 
 bool safe_path(const std::string& s) { return s.find_first_of("'\\\n") == std::string::npos; }
 }  // namespace
+
+std::size_t embedded_shared_buffers_mb(std::size_t available_bytes) {
+  return std::clamp<std::size_t>(available_bytes / 4 >> 20, 128, 8192);
+}
+
+std::size_t available_memory_bytes() {
+  std::size_t bytes = static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  // A cgroup limit (systemd MemoryMax=, a container's --memory) counts, not the
+  // host's RAM: cgroup v2 names our group in /proc/self/cgroup ("0::/path").
+  auto limit_in = [&](const fs::path& file) {
+    std::ifstream in(file);
+    std::string v;
+    if (!(in >> v) || v.empty() || v.find_first_not_of("0123456789") != std::string::npos) return;  // "max"
+    if (auto n = std::stoull(v); n > 0 && n < bytes) bytes = static_cast<std::size_t>(n);
+  };
+  std::ifstream groups("/proc/self/cgroup");
+  for (std::string line; std::getline(groups, line);)
+    if (line.rfind("0::", 0) == 0) limit_in(fs::path("/sys/fs/cgroup") / fs::path(line.substr(3)).relative_path() / "memory.max");
+  limit_in("/sys/fs/cgroup/memory/memory.limit_in_bytes");  // cgroup v1
+  return bytes;
+}
 
 std::string find_postgres_bin_dir() {
   std::error_code ec;
@@ -129,6 +151,8 @@ void EmbeddedPostgres::start() {
     std::ofstream conf(data_ / "postgresql.conf", std::ios::app);
     conf << "\n# m365vault: settings rewritten at every start\ninclude_if_exists 'm365vault.conf'\n";
   }
+  const std::size_t memory = available_memory_bytes();
+  const std::size_t buffers_mb = opts_.shared_buffers_mb ? opts_.shared_buffers_mb : embedded_shared_buffers_mb(memory);
   {
     // Absolute socket path may change when the data directory moves: rewrite each start.
     std::ofstream conf(data_ / "m365vault.conf", std::ios::trunc);
@@ -137,6 +161,8 @@ void EmbeddedPostgres::start() {
          << "unix_socket_permissions = 0700\n"
          << "max_connections = 100\n"
          << "logging_collector = off\n"
+         << "shared_buffers = " << buffers_mb << "MB\n"
+         << "effective_cache_size = " << std::max(buffers_mb, memory / 4 * 3 >> 20) << "MB\n"
          // JIT needs writable+executable memory, which the systemd unit forbids.
          << "jit = off\n";
   }
@@ -160,7 +186,7 @@ void EmbeddedPostgres::start() {
   if (r.exit_code != 0)
     throw Error(Errc::unavailable, "embedded PostgreSQL: the server did not start: " + r.output + log_tail());
   started_ = true;
-  log_->info("embedded PostgreSQL: running in '{}'", data_.string());
+  log_->info("embedded PostgreSQL: running in '{}' (shared_buffers {} MiB)", data_.string(), buffers_mb);
 
   auto admin = PgConnection::connect("host=" + run_.string() + " dbname=postgres user=" + kSuperuser);
   auto exists = admin.exec("SELECT 1 FROM pg_database WHERE datname = $1", {opts_.database});

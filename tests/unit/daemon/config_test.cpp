@@ -1,9 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <fstream>
 
 #include "m365vault/core/error.hpp"
 #include "m365vault/daemon/config.hpp"
+#include "m365vault/storage/embedded_pg.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace m365vault;
@@ -67,6 +70,7 @@ connect_timeout_s = 2
 statement_timeout_s = 9
 startup_timeout_s = 0
 embedded_user = "pguser"
+embedded_shared_buffers_mb = 512
 [storage]
 data_dir = "/srv/m365"
 repository = "s3://bucket/prefix"
@@ -80,6 +84,7 @@ format = "json"
   CHECK(c.server.threads == 3);
   CHECK(c.database.url == "postgresql://u@db.example/m365");
   CHECK(c.database.embedded_user == "pguser");
+  CHECK(c.database.embedded_shared_buffers_mb == 512);
   CHECK(c.storage.data_dir == "/srv/m365");
   CHECK(c.repository_url() == "s3://bucket/prefix");
   CHECK(c.log.level == spdlog::level::debug);
@@ -173,4 +178,15 @@ TEST_CASE("config: the example file documents every key and loads", "[unit]") {
     CHECK(text.find(name + " =") != std::string::npos);
   }
   CHECK_NOTHROW(load_config({std::string(M365VAULT_SOURCE_DIR) + "/deploy/m365vault.example.toml", true}, {}));
+}
+
+TEST_CASE("config: the embedded cluster's shared_buffers follow the memory available", "[unit]") {
+  constexpr std::size_t MiB = 1 << 20;
+  CHECK(storage::embedded_shared_buffers_mb(8192 * MiB) == 2048);   // a quarter
+  CHECK(storage::embedded_shared_buffers_mb(256 * MiB) == 128);     // never under PostgreSQL's default
+  CHECK(storage::embedded_shared_buffers_mb(131072 * MiB) == 8192);  // at most 8 GiB
+  // What this process may use: some RAM, never more than the machine has.
+  const auto avail = storage::available_memory_bytes();
+  CHECK(avail > 64 * MiB);
+  CHECK(avail <= static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
 }

@@ -40,6 +40,9 @@ struct Config {
     std::int64_t statement_timeout_s = 30;
     std::int64_t startup_timeout_s = 60;
     std::string embedded_user = "m365vault";
+    // The embedded cluster's shared_buffers in MiB; 0: a quarter of the memory
+    // available, 128 MiB to 8 GiB.
+    std::int64_t embedded_shared_buffers_mb = 0;
   } database;
   struct Storage {
     std::string data_dir = "/var/lib/m365vault";
