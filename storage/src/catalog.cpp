@@ -327,7 +327,7 @@ std::string visible(const std::string& a, const std::string& p) {
 }
 
 // How many matches a search ranks, the newest first (docs/catalog.md, openapi.yaml).
-constexpr int kSearchRankedMatches = 10000;
+constexpr int kSearchRankedMatches = 2000;
 
 // True when `at` asks for the present (absent, empty or "now"), as resolve_at reads it.
 bool means_now(const std::optional<std::string>& at) { return !at || at->empty() || *at == "now"; }
