@@ -6,6 +6,7 @@
 // change nothing, and groups and teams must be discovered as owners.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <map>
 #include <set>
 
@@ -69,6 +70,31 @@ void check_no_extra_versions(const std::map<std::pair<std::string, std::string>,
     }
   }
   CHECK(extra == 0);
+}
+
+// What activity rounds did, each item keyed as the catalog keys it: (owner graph id,
+// "<container graph id>/<item id>"), the container named by `container_of(event)`.
+struct ActivityKeys {
+  std::set<std::pair<std::string, std::string>> created, updated, deleted;
+  // What a run must store as exactly one new version: updated, and neither created
+  // (never stored before) nor deleted since.
+  std::set<std::pair<std::string, std::string>> changed() const {
+    std::set<std::pair<std::string, std::string>> out;
+    for (auto& k : updated)
+      if (!deleted.count(k) && !created.count(k)) out.insert(k);
+    return out;
+  }
+};
+
+ActivityKeys activity_keys(std::initializer_list<const json*> rounds,
+                           const std::function<std::string(const json&)>& container_of) {
+  ActivityKeys k;
+  for (auto* act : rounds)
+    for (auto [kind, into] : {std::pair{"created", &k.created}, std::pair{"updated", &k.updated},
+                              std::pair{"deleted", &k.deleted}})
+      for (auto& e : (*act)[kind])
+        into->insert({e["owner"].get<std::string>(), container_of(e) + "/" + e["id"].get<std::string>()});
+  return k;
 }
 
 }  // namespace
@@ -218,11 +244,8 @@ TEST_CASE("teams: expired channel message deltas list the channels again, add no
   auto while_act = emu.admin("POST", activity,
                              {{"seed", 12}, {"categories", {"teams"}}, {"creates", 2}, {"updates", 3}, {"deletes", 3}});
   INFO(before_act.dump() << " " << while_act.dump());
-  std::set<std::pair<std::string, std::string>> created, updated, deleted;
-  for (auto* act : {&before_act, &while_act})
-    for (auto [kind, into] : {std::pair{"created", &created}, std::pair{"updated", &updated}, std::pair{"deleted", &deleted}})
-      for (auto& e : (*act)[kind])
-        into->insert({e["owner"].get<std::string>(), e["channel"].get<std::string>() + "/" + e["id"].get<std::string>()});
+  const auto keys = activity_keys({&before_act, &while_act}, [](const json& e) { return e["channel"].get<std::string>(); });
+  const auto& [created, updated, deleted] = keys;
   REQUIRE(deleted.size() == 5);
   const auto versions = versions_per_item(s, "teams");
   auto at_before = s.query("SELECT now()")[0][0];
@@ -245,9 +268,7 @@ TEST_CASE("teams: expired channel message deltas list the channels again, add no
                 " WHERE i.kind = 'hosted_content' AND v.from_at > $1::timestamptz",
                 {at_before}));
   // No duplicates: of what was stored, only edited posts (not deleted since) have one new version.
-  std::set<std::pair<std::string, std::string>> changed;
-  for (auto& k : updated)
-    if (!deleted.count(k) && !created.count(k)) changed.insert(k);
+  const auto changed = keys.changed();
   check_no_extra_versions(versions, versions_per_item(s, "teams"), changed);
   CHECK(r.summary.items_changed == static_cast<long long>(changed.size()));
   // Deletions, also those made while the tokens were expired, closed validity with
@@ -292,13 +313,9 @@ TEST_CASE("sharepoint lists: an expired item delta enumerates the list again, ad
   auto while_act = emu.admin("POST", activity,
                              {{"seed", 22}, {"categories", {"lists"}}, {"creates", 2}, {"updates", 2}, {"deletes", 3}});
   INFO(before_act.dump() << " " << while_act.dump());
-  std::set<std::pair<std::string, std::string>> created, updated, deleted;
-  for (auto* act : {&before_act, &while_act})
-    for (auto [kind, into] : {std::pair{"created", &created}, std::pair{"updated", &updated}, std::pair{"deleted", &deleted}})
-      for (auto& e : (*act)[kind]) {
-        const std::string site = e["owner"];
-        into->insert({site, list_of.at(site) + "/" + e["id"].get<std::string>()});
-      }
+  const auto keys =
+      activity_keys({&before_act, &while_act}, [&](const json& e) { return list_of.at(e["owner"].get<std::string>()); });
+  const auto& [created, updated, deleted] = keys;
   REQUIRE(deleted.size() == 5);
   const auto versions = versions_per_item(s, "sharepoint");
   emu.admin("DELETE", "/_emulator/stats", nullptr, 204);
@@ -311,9 +328,7 @@ TEST_CASE("sharepoint lists: an expired item delta enumerates the list again, ad
   // Every list's saved delta got 410 resyncRequired, then a delta from scratch.
   CHECK(stats["status"].value("410", 0) == static_cast<long long>(list_of.size()));
   CHECK(route_requests(stats, "GET /v1.0/sites/{id}/lists/{id}/items/{id}") == 0);
-  std::set<std::pair<std::string, std::string>> changed;
-  for (auto& k : updated)
-    if (!deleted.count(k) && !created.count(k)) changed.insert(k);
+  const auto changed = keys.changed();
   check_no_extra_versions(versions, versions_per_item(s, "sharepoint"), changed);
   long long added = 0, closed = 0;
   for (auto& k : created) added += !deleted.count(k);
