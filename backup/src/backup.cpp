@@ -160,6 +160,9 @@ class TenantRun {
   awaitable<void> directory_delta(const std::string& scope, const std::string& start,
                                   const std::vector<storage::OwnerKind>& kinds, const OwnersOf& owners_of);
   awaitable<std::vector<storage::Owner>> discover();
+  // Selected names that are no user, team or chat, in a run with sharepoint: the
+  // sites pass reports those that name no site either.
+  std::vector<std::string> site_names_;
   awaitable<std::vector<storage::Owner>> live_owners(storage::OwnerKind kind);
   awaitable<void> backup_teams();
   awaitable<void> backup_chats();
@@ -367,6 +370,8 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
   // A selection may name teams and chats (backup_teams and backup_chats pick them).
   const bool with_teams =
       std::find(params_.categories.begin(), params_.categories.end(), Category::teams) != params_.categories.end();
+  const bool with_sites =
+      std::find(params_.categories.begin(), params_.categories.end(), Category::sharepoint) != params_.categories.end();
   std::vector<storage::Owner> teams, chats;
   if (with_teams) {
     teams = co_await live_owners(storage::OwnerKind::team);
@@ -379,6 +384,11 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
       return std::any_of(os.begin(), os.end(), [&](const storage::Owner& o) { return named(o, want); });
     };
     if (it == all.end() && (is_named(teams) || is_named(chats) || (with_teams && is_chat_id(want)))) continue;
+    if (it == all.end() && with_sites && !is_chat_id(want)) {
+      // Maybe a site (id, name or URL): the sites pass lists them and says so if not.
+      site_names_.push_back(want);
+      continue;
+    }
     if (it == all.end()) {
       std::string problem = "no user '" + want + "' in tenant '" + tenant_.spec.name + "'";
       if (is_chat_id(want))
@@ -1163,7 +1173,7 @@ awaitable<scheduler::RunOutcome> TenantRun::run() {
   if (!ctx_.cancelled() &&
       std::find(params_.categories.begin(), params_.categories.end(), Category::sharepoint) != params_.categories.end()) {
     DriveEnv env{svc_, ctx_, client_, writer_, progress_, summary, tenant_, downloads_};  // drive.cpp
-    co_await backup_sharepoint(env, params_.owners);
+    co_await backup_sharepoint(env, params_.owners, site_names_);
   }
   if (!ctx_.cancelled() &&
       std::find(params_.categories.begin(), params_.categories.end(), Category::teams) != params_.categories.end())

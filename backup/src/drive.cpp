@@ -538,7 +538,19 @@ awaitable<void> backup_onedrive(DriveEnv& env, const storage::Owner& user) {
   co_await pass.run();
 }
 
-awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>& wanted) {
+namespace {
+// An owner of the selection that could not be backed up: a problem of the run and an
+// error event.
+awaitable<void> owner_failed(DriveEnv& env, const std::string& problem) {
+  env.summary.problems.push_back(problem);
+  ++env.summary.owners_failed;
+  auto q_event = [&](PgConnection& c) { scheduler::Queue{}.add_event(c, env.ctx.run().id, "error", problem); };
+  co_await env.svc.db.run(q_event);
+}
+}  // namespace
+
+awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>& wanted,
+                                  const std::vector<std::string>& must_name_site) {
   env.progress.set_phase("sharepoint");
   // Sites: the search lists collections (and usually subsites); subsites of each
   // are listed too, so none is missed whichever way the tenant answers.
@@ -561,15 +573,20 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
     for (auto& sub : subs) unvisited.push_back(std::move(sub));
     sites.push_back(std::move(s));
   }
+  auto names = [](const json& s, const std::string& w) {
+    return lower(w) == lower(json_str(s, "id")) || lower(w) == lower(json_str(s, "displayName")) ||
+           lower(w) == lower(json_str(s, "webUrl"));
+  };
+  for (auto& w : must_name_site) {
+    if (std::any_of(sites.begin(), sites.end(), [&](const json& s) { return names(s, w); })) continue;
+    const std::string problem = "no user or site '" + w + "' in tenant '" + env.tenant.spec.name + "'";
+    co_await owner_failed(env, problem);
+  }
   if (!wanted.empty()) {
     std::vector<json> kept;
     for (auto& s : sites)
-      for (auto& w : wanted)
-        if (lower(w) == lower(json_str(s, "id")) || lower(w) == lower(json_str(s, "displayName")) ||
-            lower(w) == lower(json_str(s, "webUrl"))) {
-          kept.push_back(s);
-          break;
-        }
+      if (std::any_of(wanted.begin(), wanted.end(), [&](const std::string& w) { return names(s, w); }))
+        kept.push_back(s);
     sites = std::move(kept);
   }
 
@@ -625,11 +642,8 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
     }
     if (failed) {
       if (env.ctx.cancelled()) co_return;
-      env.summary.problems.push_back("site '" + site_name + "' sharepoint: " + *failed);
-      ++env.summary.owners_failed;
-      auto msg = env.summary.problems.back();
-      auto q_event = [&](PgConnection& c) { scheduler::Queue{}.add_event(c, env.ctx.run().id, "error", msg); };
-      co_await env.svc.db.run(q_event);
+      const std::string problem = "site '" + site_name + "' sharepoint: " + *failed;
+      co_await owner_failed(env, problem);
     }
   }
 }

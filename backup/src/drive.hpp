@@ -57,8 +57,11 @@ boost::asio::awaitable<void> backup_onedrive(DriveEnv& env, const storage::Owner
 // Every site (search, then subsites) as an owner of kind site, and each of its
 // document libraries as an owner of kind drive, backed up by the same drive pass
 // in a snapshot (drive owner, sharepoint). `owners`, when not empty, keeps only
-// the sites whose id, name or URL it lists. A site or library that fails is a
-// problem in the summary (owners_failed); authentication failures propagate.
-boost::asio::awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>& owners);
+// the sites whose id, name or URL it lists. Each of `must_name_site` (selected names
+// that are no user, team or chat) that names no site is a problem ("no user or
+// site"). A site or library that fails is a problem in the summary
+// (owners_failed); authentication failures propagate.
+boost::asio::awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>& owners,
+                                               const std::vector<std::string>& must_name_site);
 
 }  // namespace m365vault::backup

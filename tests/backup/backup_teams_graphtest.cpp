@@ -390,6 +390,23 @@ TEST_CASE("sharepoint lists: full, incremental and quiet runs equal the list-ite
   CHECK(q.summary.items_changed == 0);
   CHECK(q.summary.items_deleted == 0);
   CHECK(s.count("SELECT count(*) FROM item_versions WHERE category = 'sharepoint'") == versions);
+
+  // A selection names a site by its display name: no "no user" failure for it; a
+  // name that is no user and no site is one, named as such.
+  auto site_name = s.query("SELECT display_name FROM owners WHERE kind = 'site' ORDER BY display_name LIMIT 1")[0][0];
+  auto one = only(storage::Category::sharepoint);
+  one.owners = {site_name};
+  auto sel = s.run(one);
+  INFO(sel.error.value_or(""));
+  CHECK(sel.state == scheduler::RunState::succeeded);
+  CHECK(sel.summary.owners_failed == 0);
+  CHECK(sel.summary.problems.empty());
+  one.owners = {site_name, "No Such Site"};
+  auto bad = s.run(one);
+  CHECK(bad.state != scheduler::RunState::succeeded);
+  CHECK(bad.summary.owners_failed == 1);
+  REQUIRE(bad.summary.problems.size() == 1);
+  CHECK(bad.summary.problems[0] == "no user or site 'No Such Site' in tenant 'contoso'");
 }
 
 TEST_CASE("teams and lists: faulted inline images and list items are read again by id on the next run",

@@ -35,7 +35,9 @@ namespace m365vault::backup {
 // What a backup job's params hold: {"tenant": "...", "owners": [...], "categories": [...]}.
 struct BackupParams {
   std::string tenant;                // catalog id or name; the job's tenant when empty
-  std::vector<std::string> owners;   // user ids, UPNs or mail addresses (sites: id, name or URL); empty: all
+  // User ids, UPNs or mail addresses; sites by id, name or URL; teams by id or name;
+  // chats by id (or the name of a chat known from an earlier run). Empty: all.
+  std::vector<std::string> owners;
   std::vector<storage::Category> categories{storage::Category::mail, storage::Category::contacts,
                                             storage::Category::calendar};
   // Throws Error(Errc::bad_request) naming the field that is wrong.
