@@ -109,10 +109,26 @@ void migrate_with_retry(const Config& cfg, const std::string& conninfo, spdlog::
   }
 }
 
+namespace {
+void apply_graph(const Config& cfg, graph::GraphOptions& g) {
+  g.connect_timeout = std::chrono::seconds(cfg.graph.connect_timeout_s);
+  g.io_timeout = std::chrono::seconds(cfg.graph.io_timeout_s);
+  g.max_attempts = static_cast<int>(cfg.graph.max_attempts);
+  g.max_retry_after = std::chrono::seconds(cfg.graph.max_retry_after_s);
+}
+}  // namespace
+
 backup::BackupOptions backup_options(const Config& cfg) {
   backup::BackupOptions o;
   o.downloads_per_drive = static_cast<int>(cfg.backup.downloads_per_drive);
   o.downloads_per_run = static_cast<int>(cfg.backup.downloads_per_run);
+  apply_graph(cfg, o.graph);
+  return o;
+}
+
+restore::RestoreOptions restore_options(const Config& cfg) {
+  restore::RestoreOptions o;
+  apply_graph(cfg, o.graph);
   return o;
 }
 
@@ -353,7 +369,7 @@ int run_serve(Config cfg, const ConfigSource& source, ServeMode mode) {
     kinds["backup"] = std::make_shared<backup::BackupKind>(backup::BackupServices{
         ioc.get_executor(), db, *repository.repo, *sealer, logging.get("backup"), bopts});
     kinds["restore"] = std::make_shared<restore::RestoreKind>(restore::RestoreServices{
-        ioc.get_executor(), db, *repository.repo, *sealer, logging.get("restore"), restore::RestoreOptions{}});
+        ioc.get_executor(), db, *repository.repo, *sealer, logging.get("restore"), restore_options(cfg)});
   }
   // Export runs only read the catalog (the list they freeze); any daemon may take them.
   kinds["export"] = std::make_shared<exporting::ExportKind>(db);

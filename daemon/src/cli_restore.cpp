@@ -83,7 +83,7 @@ int run_restore_command(const Config& cfg, const std::vector<std::string>& raw) 
   auto make_kinds = [&](boost::asio::any_io_executor ex, storage::Database& db) {
     KindMap kinds;
     kinds["restore"] = std::make_shared<restore::RestoreKind>(
-        restore::RestoreServices{ex, db, *repo.repo, sealer, s.logging.get("restore"), {}});
+        restore::RestoreServices{ex, db, *repo.repo, sealer, s.logging.get("restore"), restore_options(cfg)});
     return kinds;
   };
   int rc = execute_here(cfg, s, q, *info.run_id, worker_id, make_kinds,

@@ -6,6 +6,7 @@
 #include "m365vault/backup/backup.hpp"
 #include "m365vault/core/log.hpp"
 #include "m365vault/daemon/config.hpp"
+#include "m365vault/restore/restore.hpp"
 #include "m365vault/storage/embedded_pg.hpp"
 #include "m365vault/storage/pg.hpp"
 #include "m365vault/storage/pg_index.hpp"
@@ -53,7 +54,10 @@ RepositoryHandle open_repository(const Config& cfg, const std::string& conninfo,
 // Leaves cfg's key settings pointing at it.
 void ensure_demo_repository(Config& cfg, Logging& logging);
 
-// The [backup] settings as backup options (the daemon's runs and `backup run` alike).
+// The [backup] and [graph] settings as backup options (the daemon's runs and
+// `backup run` alike).
 backup::BackupOptions backup_options(const Config& cfg);
+// The [graph] settings as restore options (the daemon's runs and `restore` alike).
+restore::RestoreOptions restore_options(const Config& cfg);
 
 }  // namespace m365vault::daemon

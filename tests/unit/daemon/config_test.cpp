@@ -7,6 +7,7 @@
 #include "m365vault/core/error.hpp"
 #include "m365vault/daemon/config.hpp"
 #include "m365vault/storage/embedded_pg.hpp"
+#include "wiring.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace m365vault;
@@ -74,6 +75,11 @@ embedded_shared_buffers_mb = 512
 [storage]
 data_dir = "/srv/m365"
 repository = "s3://bucket/prefix"
+[graph]
+connect_timeout_s = 3
+io_timeout_s = 120
+max_attempts = 5
+max_retry_after_s = 60
 [log]
 level = "debug"
 format = "json"
@@ -85,6 +91,10 @@ format = "json"
   CHECK(c.database.url == "postgresql://u@db.example/m365");
   CHECK(c.database.embedded_user == "pguser");
   CHECK(c.database.embedded_shared_buffers_mb == 512);
+  CHECK(c.graph.connect_timeout_s == 3);
+  CHECK(c.graph.io_timeout_s == 120);
+  CHECK(c.graph.max_attempts == 5);
+  CHECK(c.graph.max_retry_after_s == 60);
   CHECK(c.storage.data_dir == "/srv/m365");
   CHECK(c.repository_url() == "s3://bucket/prefix");
   CHECK(c.log.level == spdlog::level::debug);
@@ -189,4 +199,20 @@ TEST_CASE("config: the embedded cluster's shared_buffers follow the memory avail
   const auto avail = storage::available_memory_bytes();
   CHECK(avail > 64 * MiB);
   CHECK(avail <= static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
+}
+
+TEST_CASE("config: [graph] reaches the Graph clients of backups and restores", "[unit]") {
+  Config c;
+  c.graph.connect_timeout_s = 3;
+  c.graph.io_timeout_s = 120;
+  c.graph.max_attempts = 5;
+  c.graph.max_retry_after_s = 60;
+  for (const graph::GraphOptions& g : {backup_options(c).graph, restore_options(c).graph}) {
+    CHECK(g.connect_timeout == std::chrono::seconds(3));
+    CHECK(g.io_timeout == std::chrono::seconds(120));
+    CHECK(g.max_attempts == 5);
+    CHECK(g.max_retry_after == std::chrono::seconds(60));
+  }
+  // Backups keep their own start rate (backup_graph_options) under the [graph] keys.
+  CHECK(backup_options(c).graph.aimd.initial_rate == backup::backup_graph_options().aimd.initial_rate);
 }

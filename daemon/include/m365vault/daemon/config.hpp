@@ -68,6 +68,13 @@ struct Config {
     std::int64_t downloads_per_drive = 4;  // file downloads at once per drive
     std::int64_t downloads_per_run = 8;    // file downloads at once in one run, all drives together
   } backup;
+  // Microsoft Graph, for backups and restores alike.
+  struct Graph {
+    std::int64_t connect_timeout_s = 10;  // TCP and TLS set-up
+    std::int64_t io_timeout_s = 60;       // one read or write on a connection
+    std::int64_t max_attempts = 8;        // per call, the first included (throttling and faults)
+    std::int64_t max_retry_after_s = 300; // a longer Retry-After fails the call instead of waiting
+  } graph;
   struct Notify {
     std::string webhook_url;     // empty: no webhooks
     std::string webhook_secret;  // HMAC-SHA-256 signing key; empty: unsigned
