@@ -21,12 +21,18 @@ void QuickXorHash::update(std::string_view data) {
     p += k;
     n -= k;
   }
-  for (; n >= kWidth; p += kWidth, n -= kWidth)
-    for (int w = 0; w < kWords; ++w) {
-      std::uint64_t x;
-      std::memcpy(&x, p + 8 * w, 8);
-      lanes_[w] ^= x;
-    }
+  if (n >= kWidth) {
+    // A local copy: stores through `lanes_` could alias the input (char data), so
+    // the compiler would reload and store every word on every period.
+    auto acc = lanes_;
+    for (; n >= kWidth; p += kWidth, n -= kWidth)
+      for (int w = 0; w < kWords; ++w) {
+        std::uint64_t x;
+        std::memcpy(&x, p + 8 * w, 8);
+        acc[static_cast<std::size_t>(w)] ^= x;
+      }
+    lanes_ = acc;
+  }
   for (std::size_t i = 0; i < n; ++i) lane[i] ^= p[i];
 }
 
