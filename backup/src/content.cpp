@@ -1,6 +1,7 @@
 #include "content.hpp"
 
 #include <algorithm>
+#include <future>
 
 namespace m365vault::backup {
 
@@ -10,18 +11,6 @@ asio::awaitable<std::vector<storage::BlobId>> RepoWriter::add_all(std::vector<st
   auto add = [this, b = std::move(blobs)] {
     std::vector<std::string_view> views(b.begin(), b.end());
     return repo_.add_blobs(storage::BlobType::data, views);
-  };
-  co_return co_await run(std::move(add));
-}
-
-asio::awaitable<std::pair<std::vector<storage::BlobId>, std::string>> RepoWriter::add_pieces(
-    std::string buffer, std::vector<std::pair<std::size_t, std::size_t>> pieces) {
-  auto add = [this, b = std::move(buffer), p = std::move(pieces)]() mutable {
-    std::vector<std::string_view> views;
-    views.reserve(p.size());
-    for (auto [at, n] : p) views.push_back(std::string_view(b).substr(at, n));
-    auto ids = repo_.add_blobs(storage::BlobType::data, views);
-    return std::pair(std::move(ids), std::move(b));
   };
   co_return co_await run(std::move(add));
 }
@@ -41,7 +30,6 @@ std::size_t cut_at(std::size_t max) { return max + std::min<std::size_t>(max, 4u
 }  // namespace
 
 asio::awaitable<void> ContentSink::write(std::string_view data) {
-  sha_->update(data);
   size_ += static_cast<long long>(data.size());
   const std::size_t full = cut_at(writer_.repo().chunker().params().max_size);
   // Near a cut the buffer is sized once to what it can hold before the cut:
@@ -53,23 +41,53 @@ asio::awaitable<void> ContentSink::write(std::string_view data) {
   if (buf_.size() >= full) co_await cut(false);
 }
 
+void ContentSink::hash(std::string_view fresh) {
+  sha_->update(fresh);
+  if (also_) also_(fresh);
+}
+
 asio::awaitable<void> ContentSink::cut(bool eof) {
-  const auto& chunker = writer_.repo().chunker();
-  // Every chunk decided now, handed to the writer in one hop with the buffer
-  // itself (their ids are hashed on two threads there).
-  std::vector<std::pair<std::size_t, std::size_t>> chunks;
-  std::size_t pos = 0;
-  while (pos < buf_.size()) {
-    auto n = chunker.next_cut(std::string_view(buf_).substr(pos), eof);
-    if (n == 0) break;
-    chunks.emplace_back(pos, n);
-    pos += n;
-  }
-  if (chunks.empty()) co_return;
-  auto [ids, buffer] = co_await writer_.add_pieces(std::move(buf_), std::move(chunks));
-  buf_ = std::move(buffer);
-  buf_.erase(0, pos);
-  for (auto& id : ids) blobs_.emplace_back(id.view());
+  // Every per-byte pass runs on the writer's side, in the one hop that carries the
+  // buffer there and back: the hashes of the bytes new since the last cut (on a
+  // thread of their own when there are many, beside the cuts and the blob ids),
+  // the chunk cuts, and the blobs of every chunk decided. The calling thread (the
+  // network's) only appends. This coroutine waits for the hop, so the sink's
+  // members are touched by one thread at a time.
+  if (buf_.empty()) co_return;
+  struct Cut {
+    std::vector<storage::BlobId> ids;
+    std::string buffer;
+    std::size_t pos = 0;  // bytes decided (stored)
+  };
+  auto job = [this, b = std::move(buf_), fresh = hashed_, eof]() mutable {
+    Cut out;
+    const std::string_view all(b);
+    const std::string_view todo = all.substr(fresh);
+    std::future<void> hashing;
+    if (todo.size() >= (1u << 20)) {
+      auto hash_todo = [this, todo] { hash(todo); };
+      hashing = std::async(std::launch::async, hash_todo);
+    } else {
+      hash(todo);
+    }
+    std::vector<std::string_view> chunks;
+    const auto& chunker = writer_.repo().chunker();
+    while (out.pos < all.size()) {
+      auto n = chunker.next_cut(all.substr(out.pos), eof);
+      if (n == 0) break;
+      chunks.push_back(all.substr(out.pos, n));
+      out.pos += n;
+    }
+    if (!chunks.empty()) out.ids = writer_.repo().add_blobs(storage::BlobType::data, chunks);
+    if (hashing.valid()) hashing.get();
+    out.buffer = std::move(b);
+    return out;
+  };
+  auto done = co_await writer_.run(std::move(job));
+  buf_ = std::move(done.buffer);
+  buf_.erase(0, done.pos);
+  hashed_ = buf_.size();
+  for (auto& id : done.ids) blobs_.emplace_back(id.view());
 }
 
 asio::awaitable<std::size_t> BlobBatch::add(std::string bytes) {
@@ -95,6 +113,7 @@ asio::awaitable<void> BlobBatch::submit() {
 asio::awaitable<StoredContent> ContentSink::finish() {
   StoredContent out;
   if (batch_ && blobs_.empty() && !buf_.empty() && buf_.size() <= writer_.repo().chunker().params().min_size) {
+    hash(std::string_view(buf_).substr(hashed_));  // small: here, no hop of its own
     out.batch_slot = co_await batch_->add(std::move(buf_));
     buf_.clear();
   } else {
@@ -114,6 +133,7 @@ void ContentSink::expect(long long size) {
 
 void ContentSink::reset() {
   buf_.clear();
+  hashed_ = 0;
   blobs_.clear();
   sha_ = std::make_unique<storage::crypto::Sha256>();
   size_ = 0;

@@ -9,6 +9,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,14 +29,12 @@ class RepoWriter {
   // Queues blobs in one hand-off to the writer thread (ids hashed on two threads
   // when large); durable after the next flush. Returns their ids in order.
   boost::asio::awaitable<std::vector<storage::BlobId>> add_all(std::vector<std::string> blobs);
-  // The same for the pieces [offset, offset + length) of `buffer`, which travels to
-  // the writer thread and back (returned in `.second`) instead of being copied.
-  boost::asio::awaitable<std::pair<std::vector<storage::BlobId>, std::string>> add_pieces(
-      std::string buffer, std::vector<std::pair<std::size_t, std::size_t>> pieces);
   // Every blob added so far is durable in the store and indexed when this returns.
   boost::asio::awaitable<void> flush();
 
- private:
+  // Runs f() on the writer thread (which alone may call the repository's writing
+  // methods) and returns its result. What f captures by reference must outlive
+  // the co_await, and nothing else may touch it meanwhile.
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F>> run(F f) {
     using R = std::invoke_result_t<F>;
@@ -46,6 +45,7 @@ class RepoWriter {
     co_return co_await std::move(op);
   }
 
+ private:
   storage::Repository& repo_;
   boost::asio::thread_pool thread_;
 };
@@ -87,6 +87,12 @@ class ContentSink {
   // With a batch, content no larger than the chunker's minimum chunk (one blob
   // whatever the chunker, so the ids are the same either way) goes into it.
   explicit ContentSink(RepoWriter& writer, BlobBatch* batch = nullptr) : writer_(writer), batch_(batch) {}
+  // Another reader of every byte, in order, beside the sink's SHA-256 (a download's
+  // quickXorHash). Like the SHA-256 and the chunk cuts, it runs off the calling
+  // thread, on the writer's side of the hop that carries the buffer there, and
+  // only at cuts and finish(): it has seen every byte once finish() returns.
+  // Bytes forgotten by reset() are never given to it.
+  void also_hash(std::function<void(std::string_view)> f) { also_ = std::move(f); }
   // Takes the next bytes; stores every chunk that is complete.
   boost::asio::awaitable<void> write(std::string_view data);
   // Stores the rest and returns the whole. Once.
@@ -101,10 +107,13 @@ class ContentSink {
 
  private:
   boost::asio::awaitable<void> cut(bool eof);
+  void hash(std::string_view fresh);  // the SHA-256 and also_, in order
 
   RepoWriter& writer_;
   BlobBatch* batch_;
   std::string buf_;
+  std::size_t hashed_ = 0;  // bytes at the front of buf_ already hashed (the undecided rest of a cut)
+  std::function<void(std::string_view)> also_;
   std::vector<std::string> blobs_;
   std::unique_ptr<storage::crypto::Sha256> sha_ = std::make_unique<storage::crypto::Sha256>();
   long long size_ = 0;

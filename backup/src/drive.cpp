@@ -384,6 +384,12 @@ class DrivePass {
       long long offset = 0;   // bytes fed to the sink and the hashes
       std::string validator;  // ETag of the answer those bytes came from
       bool discard = false;   // this answer's bytes are not the ones asked for
+      // The hashes read the bytes where the sink's SHA-256 does, off the network
+      // thread; a restart forgets the sink's unhashed bytes with the hashes.
+      sink.also_hash([&](std::string_view data) {
+        qx.update(data);
+        if (!want_sha1.empty()) sha1.update(data);
+      });
       auto restart = [&] {
         sink.reset();
         qx = QuickXorHash();
@@ -393,8 +399,6 @@ class DrivePass {
       graph::ChunkFn on_chunk = [&](std::string_view data) -> awaitable<void> {
         if (discard) co_return;
         env_.progress.bytes_read(data.size());
-        qx.update(data);
-        if (!want_sha1.empty()) sha1.update(data);
         offset += static_cast<long long>(data.size());
         co_await sink.write(data);
       };

@@ -1,36 +1,57 @@
 #include "m365vault/backup/quickxor.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include "m365vault/storage/crypto.hpp"
 
 namespace m365vault::backup {
 
 void QuickXorHash::update(std::string_view data) {
-  // Byte k of the stream lands at bit (11 * k) mod 160 of the block. Bytes 160
-  // apart land on the same position, so each of the (at most) 160 positions
-  // this call touches is visited once, with the XOR of its bytes.
-  const std::size_t n = data.size();
-  const std::size_t lanes = n < static_cast<std::size_t>(kWidth) ? n : static_cast<std::size_t>(kWidth);
-  int pos = shift_;
-  for (std::size_t i = 0; i < lanes; ++i) {
-    std::uint8_t x = 0;
-    for (std::size_t j = i; j < n; j += kWidth) x ^= static_cast<std::uint8_t>(data[j]);
-    const int cell = pos / 64, bit = pos % 64;
-    const int cell_bits = cell == 2 ? 32 : 64;
-    cells_[cell] ^= static_cast<std::uint64_t>(x) << bit;
-    if (bit > cell_bits - 8) {
-      // The byte straddles the cell's end: its high bits wrap into the next cell
-      // (the last cell wraps to the first).
-      cells_[cell == 2 ? 0 : cell + 1] ^= static_cast<std::uint64_t>(x) >> (cell_bits - bit);
-    }
-    pos = (pos + kShift) % kWidth;
-  }
-  shift_ = static_cast<int>((shift_ + static_cast<std::uint64_t>(kShift) * (n % kWidth)) % kWidth);
+  // One pass: byte k of the stream is XORed into lane k mod 160; whole 160-byte
+  // periods a word at a time. Where each lane lands in the block is digest()'s.
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t n = data.size();
+  auto* lane = reinterpret_cast<unsigned char*>(lanes_.data());
+  const std::size_t at = length_ % kWidth;
   length_ += n;
+  if (at != 0) {  // up to the end of the current period
+    const std::size_t k = std::min(n, kWidth - at);
+    for (std::size_t i = 0; i < k; ++i) lane[at + i] ^= p[i];
+    p += k;
+    n -= k;
+  }
+  if (n >= kWidth) {
+    // A local copy: stores through `lanes_` could alias the input (char data), so
+    // the compiler would reload and store every word on every period.
+    auto acc = lanes_;
+    for (; n >= kWidth; p += kWidth, n -= kWidth)
+      for (int w = 0; w < kWords; ++w) {
+        std::uint64_t x;
+        std::memcpy(&x, p + 8 * w, 8);
+        acc[static_cast<std::size_t>(w)] ^= x;
+      }
+    lanes_ = acc;
+  }
+  for (std::size_t i = 0; i < n; ++i) lane[i] ^= p[i];
 }
 
 std::array<std::uint8_t, 20> QuickXorHash::digest() const {
+  // Lane i (the XOR of every byte k with k mod 160 = i) lands at bit 11 * i mod 160
+  // of the block: cells of 64 + 64 + 32 bits, a byte straddling a cell's end
+  // wrapping its high bits into the next cell (the last wraps to the first).
+  std::array<std::uint64_t, 3> cells{};
+  const auto* lane = reinterpret_cast<const unsigned char*>(lanes_.data());
+  for (std::size_t i = 0; i < kWidth; ++i) {
+    const std::uint64_t x = lane[i];
+    const std::size_t pos = (kShift * i) % kWidth;
+    const std::size_t cell = pos / 64, bit = pos % 64;
+    const std::size_t cell_bits = cell == 2 ? 32 : 64;
+    cells[cell] ^= x << bit;
+    if (bit > cell_bits - 8) cells[cell == 2 ? 0 : cell + 1] ^= x >> (cell_bits - bit);
+  }
   std::array<std::uint8_t, 20> out{};
-  for (int i = 0; i < 20; ++i) out[i] = static_cast<std::uint8_t>(cells_[i / 8] >> (8 * (i % 8)));
+  for (int i = 0; i < 20; ++i) out[i] = static_cast<std::uint8_t>(cells[i / 8] >> (8 * (i % 8)));
   for (int i = 0; i < 8; ++i) out[12 + i] ^= static_cast<std::uint8_t>(length_ >> (8 * i));
   return out;
 }

@@ -95,6 +95,7 @@ json Faults::to_json() const {
           {"download_url_lifetime_s", download_url_lifetime_s},
           {"download_ignore_range", download_ignore_range},
           {"download_cut_at", download_cut_at},
+          {"download_corrupt", download_corrupt},
           {"drive_resync_rate", drive_resync_rate},
           {"drive_resync_code", drive_resync_code},
           {"sharepoint_ru_per_minute", sharepoint_ru_per_minute},
@@ -121,7 +122,7 @@ Faults Faults::from_json(const json& j) {
                                               "delta_empty_page_rate", "delta_repeat_rate", "delta_reset_rate",
                                               "download_url_lifetime_s", "download_ignore_range", "drive_resync_rate",
                                               "drive_resync_code", "sharepoint_ru_per_minute", "teams_rps",
-                                              "download_cut_at", "fail_paths"};
+                                              "download_cut_at", "download_corrupt", "fail_paths"};
   for (auto& [k, v] : j.items())
     if (!known.count(k)) throw Error(Errc::bad_request, "unknown fault key '" + k + "'");
   try {
@@ -140,6 +141,7 @@ Faults Faults::from_json(const json& j) {
     f.download_url_lifetime_s = j.value("download_url_lifetime_s", f.download_url_lifetime_s);
     f.download_ignore_range = j.value("download_ignore_range", f.download_ignore_range);
     f.download_cut_at = j.value("download_cut_at", f.download_cut_at);
+    f.download_corrupt = j.value("download_corrupt", f.download_corrupt);
     f.drive_resync_rate = j.value("drive_resync_rate", f.drive_resync_rate);
     f.drive_resync_code = j.value("drive_resync_code", f.drive_resync_code);
     f.sharepoint_ru_per_minute = j.value("sharepoint_ru_per_minute", f.sharepoint_ru_per_minute);

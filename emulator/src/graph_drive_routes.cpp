@@ -35,8 +35,10 @@ const std::string kResyncMessage =
     "service was up to date with your local changes when you last sync'd. Upload any local changes that the server "
     "doesn't know about.";
 
-// Streams [offset, offset + len) of a blob in 256 KiB writes.
-asio::awaitable<void> stream_blob(Blob b, std::uint64_t offset, std::uint64_t len, net::BodySink& sink) {
+// Streams [offset, offset + len) of a blob in 256 KiB writes; `corrupt` flips the
+// first byte sent (the download_corrupt fault).
+asio::awaitable<void> stream_blob(Blob b, std::uint64_t offset, std::uint64_t len, net::BodySink& sink,
+                                  bool corrupt = false) {
   constexpr std::uint64_t kChunk = 256 * 1024;
   if (b.kind == Blob::office) {  // small; built whole
     auto all = std::make_shared<const std::string>(b.all());
@@ -47,6 +49,7 @@ asio::awaitable<void> stream_blob(Blob b, std::uint64_t offset, std::uint64_t le
   for (std::uint64_t at = offset; at < offset + len; at += kChunk) {
     buf.clear();
     b.read(at, std::min(kChunk, offset + len - at), buf);
+    if (corrupt && at == offset && !buf.empty()) buf[0] = static_cast<char>(~buf[0]);
     co_await sink.write(buf);
   }
 }
@@ -597,7 +600,8 @@ void EmulatorImpl::register_drive() {
       res.stream = [blob, first, cut](net::BodySink& sink) { return cut_blob(blob, first, cut - first, sink); };
       co_return res;
     }
-    res.stream = [blob, first, len](net::BodySink& sink) { return stream_blob(blob, first, len, sink); };
+    const bool corrupt = faults.download_corrupt;
+    res.stream = [blob, first, len, corrupt](net::BodySink& sink) { return stream_blob(blob, first, len, sink, corrupt); };
     co_return res;
   });
 

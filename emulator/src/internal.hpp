@@ -37,6 +37,7 @@ struct Faults {
   int download_url_lifetime_s = 3600;
   bool download_ignore_range = false;  // answer Range with 200 and the whole body
   double download_cut_at = 0;          // close a download without Range at this fraction of the file (0: never)
+  bool download_corrupt = false;       // flip the first byte of every download body (a hash mismatch)
   double drive_resync_rate = 0;        // a tokened drive delta gets 410 resyncRequired
   std::string drive_resync_code = "resyncChangesApplyDifferences";
   long sharepoint_ru_per_minute = 0;  // 0: by tenant size (contract 9)

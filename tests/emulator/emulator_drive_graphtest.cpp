@@ -128,6 +128,13 @@ TEST_CASE("download URLs: ranges, If-None-Match, expiry and a refused Authorizat
   auto rest = emu.call("GET", url, {{"Range", "bytes=" + std::to_string(whole.body.size() / 2) + "-"}});
   REQUIRE(rest.status == 206);
   REQUIRE(rest.body == whole.body.substr(whole.body.size() / 2));
+  // download_corrupt: the first byte of the body is flipped, the rest is the file.
+  put_faults(emu, {{"download_corrupt", true}});
+  auto bad = emu.call("GET", url);
+  REQUIRE(bad.status == 200);
+  REQUIRE(bad.body.size() == whole.body.size());
+  REQUIRE(bad.body[0] == static_cast<char>(~whole.body[0]));
+  REQUIRE(bad.body.substr(1) == whole.body.substr(1));
   put_faults(emu, json::object());
   // The Authorization header does not belong on the pre-authenticated URL.
   REQUIRE(emu.call("GET", url, {{"Authorization", "Bearer " + tok}}).status == 401);

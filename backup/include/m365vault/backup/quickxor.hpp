@@ -22,9 +22,12 @@ class QuickXorHash {
   std::string base64() const;
 
  private:
-  static constexpr int kWidth = 160, kShift = 11;
-  std::array<std::uint64_t, 3> cells_{};  // 64 + 64 + 32 bits
-  int shift_ = 0;                         // bit position of the next byte
+  static constexpr std::size_t kWidth = 160, kShift = 11;
+  // Byte k of the stream lands at bit (11 * k) mod 160 of the block, so bytes 160
+  // apart land at the same place: update() only XORs the stream into 160 lanes
+  // (lane = k mod 160, one pass, a word at a time) and digest() places each lane.
+  static constexpr int kWords = static_cast<int>(kWidth / 8);
+  std::array<std::uint64_t, kWords> lanes_{};  // lane i is byte i of their object representation
   std::uint64_t length_ = 0;
 };
 
