@@ -8,6 +8,7 @@
 # DRIVE_BYTES each), then restores (1) every message and (2) every file into a new
 # folder of their own user ("--to-folder ..."), so every item is written.
 # Per restore it prints messages/s (files: MB/s) over the command's wall time, the
+# Graph requests the emulator answered (per item and per second), the
 # CPU of m365vaultd, the emulator and PostgreSQL per message (files: CPU-s per GB
 # restored), the rate those CPU costs allow on the machine's idle cores (the three
 # share them: on a shared, busy machine the wall-clock rate is depressed, the CPU
@@ -47,7 +48,8 @@ labels=(this)
 # run $4; prints the figures and adds them to the medians. Per unit: a message
 # (CPU ms per message) or a GB of files (CPU s per GB).
 restore() {
-  local cat=$1 label=$2 d=$3 r=$4 e0 e1 p0 p1 t0 t1 secs n bytes failed rid dcpu ecpu pcpu rss_kb per unit_rate
+  local cat=$1 label=$2 d=$3 r=$4 reqs e0 e1 p0 p1 t0 t1 secs n bytes failed rid dcpu ecpu pcpu rss_kb per unit_rate
+  admin DELETE /_emulator/stats >/dev/null
   e0=$(cpu_s "$emu_pid") p0=$(pg_cpu_s)
   t0=$(date +%s.%N)
   /usr/bin/time -v -o "$work/$cat.time" "$d" "${cfg[@]}" restore --tenant bench --category "$cat" \
@@ -63,6 +65,8 @@ restore() {
   dcpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/$cat.time")
   rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$cat.time")
   ecpu=$(echo "$e1 - $e0" | bc -l) pcpu=$(echo "$p1 - $p0" | bc -l)
+  # Graph requests the emulator answered (a rate the client's pacer may hold down).
+  reqs=$(admin GET /_emulator/stats | python3 -c 'import json, sys; print(sum(json.load(sys.stdin)["requests"].values()))')
   if [ "$cat" = mail ]; then
     per=$(echo "1000 / $n" | bc -l) unit_rate=$(echo "$n / $secs" | bc -l)  # ms per message, messages/s
   else
@@ -72,9 +76,10 @@ restore() {
   rate[$k]+="$unit_rate " rss[$k]+="$((rss_kb / 1024)) "
   dcost[$k]+="$(echo "$dcpu * $per" | bc -l) " ecost[$k]+="$(echo "$ecpu * $per" | bc -l) " pcost[$k]+="$(echo "$pcpu * $per" | bc -l) "
   printf '[%s %s, run %s] %s\n' "$cat" "$label" "$r" "$(tail -1 "$work/$cat.out")"
-  printf '  %d restored (%d not), %.1f MB in %.1f s: %.0f msg/s, %.1f MB/s; CPU s daemon %.1f, emulator %.1f, PostgreSQL %.1f; peak RSS %d MB; load %s\n' \
+  printf '  %d restored (%d not), %.1f MB in %.1f s: %.0f msg/s, %.1f MB/s; %d Graph requests (%.2f per item, %.0f/s); CPU s daemon %.1f, emulator %.1f, PostgreSQL %.1f; peak RSS %d MB; load %s\n' \
     "$n" "$failed" "$(echo "$bytes / 1000000" | bc -l)" "$secs" "$(echo "$n / $secs" | bc -l)" \
-    "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$dcpu" "$ecpu" "$pcpu" "$((rss_kb / 1024))" "$(cut -d' ' -f1 /proc/loadavg)"
+    "$(echo "$bytes / 1000000 / $secs" | bc -l)" "$reqs" "$(echo "$reqs / $n" | bc -l)" "$(echo "$reqs / $secs" | bc -l)" \
+    "$dcpu" "$ecpu" "$pcpu" "$((rss_kb / 1024))" "$(cut -d' ' -f1 /proc/loadavg)"
   [ "$failed" = 0 ] || sql "SELECT '  not restored: ' || count(*) || ' ' || outcome || ' (' || coalesce(detail, '') || ')'
                              FROM restore_items WHERE restore_id = '$rid' AND outcome <> 'restored' GROUP BY outcome, detail"
 }

@@ -663,7 +663,9 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
         if (gz) gz->finish();
         res.body = std::move(error_body);
       } else {
-        res = co_await s->http.request(req);
+        // Moved: the body (an upload fragment, up to 10 MiB) is not copied once more;
+        // a retry builds its request again from the call.
+        res = co_await s->http.request(std::move(req));
         if (lower(res.headers.get("Content-Encoding").value_or("")) == "gzip")
           res.body = detail::gunzip(res.body, s->o.max_body, what());
         if (c.opts.expect_json && res.status >= 200 && res.status < 300) {

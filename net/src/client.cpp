@@ -170,13 +170,15 @@ struct ClientImpl {
                                  bool reused) {
     auto verb = http::string_to_verb(req.method);
     if (verb == http::verb::unknown) throw Error(Errc::bad_request, what + ": unknown method");
-    http::request<http::string_body> r{verb, t.target, 11};
+    // The body is a view of the caller's, which outlives the exchange: an upload
+    // fragment (up to 10 MiB) is not copied into every request sent.
+    http::request<http::span_body<const char>> r{verb, t.target, 11};
     bool default_port = (t.tls && t.port == "443") || (!t.tls && t.port == "80");
     std::string host = t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host;
     r.set(http::field::host, default_port ? host : host + ":" + t.port);
     r.set(http::field::user_agent, opts.user_agent);
     for (auto& [k, v] : req.headers.all()) r.set(k, v);
-    r.body() = req.body;
+    r.body() = boost::span<const char>(req.body.data(), req.body.size());
     if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") r.prepare_payload();
     r.keep_alive(true);
 

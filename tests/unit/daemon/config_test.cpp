@@ -213,6 +213,9 @@ TEST_CASE("config: [graph] reaches the Graph clients of backups and restores", "
     CHECK(g.max_attempts == 5);
     CHECK(g.max_retry_after == std::chrono::seconds(60));
   }
-  // Backups keep their own start rate (backup_graph_options) under the [graph] keys.
-  CHECK(backup_options(c).graph.aimd.initial_rate == backup::backup_graph_options().aimd.initial_rate);
+  // Backups and restores keep their own start rate (bulk_graph_options, the rate's
+  // ceiling) under the [graph] keys.
+  CHECK(backup_options(c).graph.aimd.initial_rate == graph::bulk_graph_options().aimd.initial_rate);
+  CHECK(restore_options(c).graph.aimd.initial_rate == graph::bulk_graph_options().aimd.initial_rate);
+  CHECK(restore_options(c).graph.aimd.initial_rate > graph::GraphOptions{}.aimd.initial_rate);
 }

@@ -45,15 +45,6 @@ struct BackupParams {
   nlohmann::json to_json() const;
 };
 
-// Backups start at the tenant rate's ceiling rather than GraphOptions' cautious
-// 1,000 requests/s (+20/s each second): a full backup of an unthrottled tenant
-// was bound by that ramp. The first 429 still halves the rate.
-inline graph::GraphOptions backup_graph_options() {
-  graph::GraphOptions g;
-  g.aimd.initial_rate = g.aimd.max_rate;
-  return g;
-}
-
 struct BackupOptions {
   // Owners backed up at once. Outlook budgets each mailbox (4 in flight, a request
   // budget per window), so mailboxes side by side are what fills a tenant's
@@ -73,7 +64,7 @@ struct BackupOptions {
   int page_size = 100;           // Prefer: odata.maxpagesize on item deltas
   std::size_t commit_bytes = 8u << 20;        // commit a folder's pages once this much content waits
   std::chrono::milliseconds commit_interval{5000};  // or this long passed
-  graph::GraphOptions graph = backup_graph_options();
+  graph::GraphOptions graph = graph::bulk_graph_options();
 };
 
 // The daemon's pieces a backup uses; all must outlive it.
