@@ -97,6 +97,25 @@ ActivityKeys activity_keys(std::initializer_list<const json*> rounds,
   return k;
 }
 
+// A run of `category` whose selection names the first owner of `kind` by display
+// name: it succeeds with no problem (no "no user" failure for a non-user name).
+struct SelectedRun {
+  backup::BackupParams params;
+  backup::BackupSummary summary;
+};
+SelectedRun run_selecting_by_name(BackupStack& s, const std::string& kind, storage::Category category) {
+  auto name = s.query("SELECT display_name FROM owners WHERE kind = $1 ORDER BY display_name LIMIT 1", {kind})[0][0];
+  SelectedRun out{only(category), {}};
+  out.params.owners = {name};
+  auto r = s.run(out.params);
+  INFO(kind << " '" << name << "': " << r.error.value_or(""));
+  CHECK(r.state == scheduler::RunState::succeeded);
+  CHECK(r.summary.owners_failed == 0);
+  CHECK(r.summary.problems.empty());
+  out.summary = r.summary;
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("teams: groups and teams are owners, a full backup equals the channel-messages manifest", "[graph][pg]") {
@@ -216,14 +235,7 @@ TEST_CASE("teams: an incremental run fetches only the changes, deletions close v
   CHECK(s.count("SELECT count(*) FROM item_versions WHERE category = 'teams'") == versions);
   CHECK(route_requests(emu.admin("GET", "/_emulator/stats"), "/hostedContents/{id}/$value") == 0);
   // A selection may name a team by its display name: that team alone, no "no user" failure.
-  auto name = s.query("SELECT display_name FROM owners WHERE kind = 'team' ORDER BY display_name LIMIT 1")[0][0];
-  auto one = only(storage::Category::teams);
-  one.owners = {name};
-  auto sel = s.run(one);
-  INFO(sel.error.value_or(""));
-  CHECK(sel.state == scheduler::RunState::succeeded);
-  CHECK(sel.summary.owners == 1);
-  CHECK(sel.summary.owners_failed == 0);
+  CHECK(run_selecting_by_name(s, "team", storage::Category::teams).summary.owners == 1);
 }
 
 TEST_CASE("teams: expired channel message deltas list the channels again, add no duplicate, notice deletions",
@@ -393,15 +405,9 @@ TEST_CASE("sharepoint lists: full, incremental and quiet runs equal the list-ite
 
   // A selection names a site by its display name: no "no user" failure for it; a
   // name that is no user and no site is one, named as such.
-  auto site_name = s.query("SELECT display_name FROM owners WHERE kind = 'site' ORDER BY display_name LIMIT 1")[0][0];
   auto one = only(storage::Category::sharepoint);
-  one.owners = {site_name};
-  auto sel = s.run(one);
-  INFO(sel.error.value_or(""));
-  CHECK(sel.state == scheduler::RunState::succeeded);
-  CHECK(sel.summary.owners_failed == 0);
-  CHECK(sel.summary.problems.empty());
-  one.owners = {site_name, "No Such Site"};
+  one.owners = run_selecting_by_name(s, "site", storage::Category::sharepoint).params.owners;
+  one.owners.push_back("No Such Site");
   auto bad = s.run(one);
   CHECK(bad.state != scheduler::RunState::succeeded);
   CHECK(bad.summary.owners_failed == 1);

@@ -160,6 +160,18 @@ Errc error_of(const std::function<void()>& f) {
   return Errc::internal;
 }
 
+// A self-signed certificate for localhost and 127.0.0.1, written into `dir`:
+// {key file, certificate file}.
+std::pair<std::string, std::string> self_signed(const m365vault::test::TempDir& dir) {
+  auto key = (dir / "key.pem").string(), cert = (dir / "cert.pem").string();
+  ProcessOptions gen;
+  gen.argv = {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+              "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"};
+  gen.capture_output = true;
+  REQUIRE(run_process(gen).exit_code == 0);
+  return {key, cert};
+}
+
 }  // namespace
 
 TEST_CASE("client: GET and POST on loopback, one pooled connection reused", "[unit]") {
@@ -238,12 +250,7 @@ TEST_CASE("client: a pooled connection the server closed is replaced transparent
 
 TEST_CASE("client: HTTPS verifies the certificate and the host name", "[unit]") {
   m365vault::test::TempDir dir;
-  auto key = (dir / "key.pem").string(), cert = (dir / "cert.pem").string();
-  ProcessOptions gen;
-  gen.argv = {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-              "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"};
-  gen.capture_output = true;
-  REQUIRE(run_process(gen).exit_code == 0);
+  const auto [key, cert] = self_signed(dir);
   ServerOptions so;
   so.tls_cert_file = cert;
   so.tls_key_file = key;
@@ -265,12 +272,7 @@ TEST_CASE("client: HTTPS verifies the certificate and the host name", "[unit]") 
 TEST_CASE("client: a Content-Length body arrives whole and in order, plain and over TLS, and the connection is kept",
           "[unit]") {
   m365vault::test::TempDir dir;
-  auto key = (dir / "key.pem").string(), cert = (dir / "cert.pem").string();
-  ProcessOptions gen;
-  gen.argv = {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-              "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"};
-  gen.capture_output = true;
-  REQUIRE(run_process(gen).exit_code == 0);
+  const auto [key, cert] = self_signed(dir);
   ServerOptions so;
   so.tls_cert_file = cert;
   so.tls_key_file = key;
