@@ -62,13 +62,13 @@ asio::awaitable<void> ContentSink::cut(bool eof) {
   auto job = [this, b = std::move(buf_), fresh = hashed_, eof]() mutable {
     Cut out;
     const std::string_view all(b);
-    const std::string_view todo = all.substr(fresh);
+    const std::string_view unhashed = all.substr(fresh);  // bytes the hashes have not seen
     std::future<void> hashing;
-    if (todo.size() >= (1u << 20)) {
-      auto hash_todo = [this, todo] { hash(todo); };
-      hashing = std::async(std::launch::async, hash_todo);
+    if (unhashed.size() >= (1u << 20)) {
+      auto hash_rest = [this, unhashed] { hash(unhashed); };
+      hashing = std::async(std::launch::async, hash_rest);
     } else {
-      hash(todo);
+      hash(unhashed);
     }
     std::vector<std::string_view> chunks;
     const auto& chunker = writer_.repo().chunker();

@@ -297,56 +297,60 @@ TEST_CASE("client: a Content-Length body arrives whole and in order, plain and o
   CHECK(f.connections_accepted() == 1);  // four bodies on one connection
 }
 
+namespace {
+// Streams GET `path` from `raw` to its end or its failure: the bytes delivered,
+// the error it ended with (nullopt: none), and the idle connections left.
+struct Streamed {
+  std::string got;
+  std::optional<Errc> error;
+  std::size_t idle = 0;
+};
+Streamed stream_from(RawServer& raw, const std::string& path, ClientOptions o = {}) {
+  asio::io_context ioc;
+  HttpClient c(ioc.get_executor(), o);
+  Streamed out;
+  auto op = c.request_streamed(get(raw.url(path)), [&](std::string_view piece) -> asio::awaitable<void> {
+    out.got.append(piece);
+    co_return;
+  });
+  auto fut = asio::co_spawn(ioc, std::move(op), asio::use_future);
+  ioc.run();
+  try {
+    fut.get();
+  } catch (const Error& e) {
+    out.error = e.code();
+  }
+  out.idle = c.idle_connections();
+  return out;
+}
+}  // namespace
+
 TEST_CASE("client: a body cut short delivers every byte that arrived, then a typed error", "[unit]") {
   const std::string body = pattern(700'000);
   SECTION("Content-Length, connection closed at 300,000 bytes") {
     RawServer raw({"HTTP/1.1 200 OK\r\nContent-Length: 700000\r\n\r\n" + body.substr(0, 300'000)});
-    asio::io_context ioc;
-    HttpClient c(ioc.get_executor(), {});
-    std::string got;
-    auto op = c.request_streamed(get(raw.url("/cut")), [&](std::string_view piece) -> asio::awaitable<void> {
-      got.append(piece);
-      co_return;
-    });
-    auto fut = asio::co_spawn(ioc, std::move(op), asio::use_future);
-    ioc.run();
-    CHECK(error_of([&] { fut.get(); }) == Errc::unavailable);
-    CHECK(got == body.substr(0, 300'000));
-    CHECK(c.idle_connections() == 0);
+    auto r = stream_from(raw, "/cut");
+    CHECK(r.error == Errc::unavailable);
+    CHECK(r.got == body.substr(0, 300'000));
+    CHECK(r.idle == 0);
   }
   SECTION("Content-Length, the server stalls past the read deadline") {
     RawServer raw({"HTTP/1.1 200 OK\r\nContent-Length: 700000\r\n\r\n" + body.substr(0, 200'000)}, 1500ms);
-    asio::io_context ioc;
     ClientOptions o;
     o.io_timeout = 300ms;
-    HttpClient c(ioc.get_executor(), o);
-    std::string got;
-    auto op = c.request_streamed(get(raw.url("/stall")), [&](std::string_view piece) -> asio::awaitable<void> {
-      got.append(piece);
-      co_return;
-    });
-    auto fut = asio::co_spawn(ioc, std::move(op), asio::use_future);
-    ioc.run();
-    CHECK(error_of([&] { fut.get(); }) == Errc::timeout);
-    CHECK(got == body.substr(0, 200'000));
+    auto r = stream_from(raw, "/stall", o);
+    CHECK(r.error == Errc::timeout);
+    CHECK(r.got == body.substr(0, 200'000));
   }
   SECTION("chunked, cut in the middle of its third chunk") {
     const std::string sent = chunked({body.substr(0, 100'000), body.substr(100'000, 150'000)}) + "30000\r\n" +
                              body.substr(250'000, 1000);
     RawServer raw({"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + sent});
-    asio::io_context ioc;
-    HttpClient c(ioc.get_executor(), {});
-    std::string got;
-    auto op = c.request_streamed(get(raw.url("/chunked-cut")), [&](std::string_view piece) -> asio::awaitable<void> {
-      got.append(piece);
-      co_return;
-    });
-    auto fut = asio::co_spawn(ioc, std::move(op), asio::use_future);
-    ioc.run();
-    CHECK(error_of([&] { fut.get(); }) == Errc::unavailable);
+    auto r = stream_from(raw, "/chunked-cut");
+    CHECK(r.error == Errc::unavailable);
     // Every byte of the first two chunks, and what came of the third.
-    REQUIRE(got.size() >= 250'000);
-    CHECK(got == body.substr(0, got.size()));
+    REQUIRE(r.got.size() >= 250'000);
+    CHECK(r.got == body.substr(0, r.got.size()));
   }
 }
 
