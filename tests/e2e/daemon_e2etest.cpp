@@ -94,6 +94,9 @@ TEST_CASE("with no database URL the daemon runs its own PostgreSQL, is ready, st
     REQUIRE(code.has_value());
     CHECK(*code == 0);
     CHECK(no_postgres_left(dir / "data"));
+    // The buffer cache outlives the stop: autoprewarm wrote its list of blocks,
+    // which the next start reads back.
+    CHECK(fs::exists(dir / "data" / "pg" / "data" / "autoprewarm.blocks"));
   }
 }
 
