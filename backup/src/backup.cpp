@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -22,6 +23,7 @@
 #include "pass.hpp"
 #include "teams.hpp"
 #include "m365vault/core/error.hpp"
+#include "m365vault/core/text.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"
 #include "m365vault/scheduler/queue.hpp"
@@ -98,18 +100,13 @@ graph::TenantEndpoint tenant_endpoint(const storage::Tenant& t, const storage::S
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 // Whether a selection's entry names this owner: its graph id, UPN or mail address,
 // or (groups and teams, which have no UPN) its display name. Case-insensitive.
 bool named(const storage::Owner& o, const std::string& want) {
-  const auto w = lower(want);
-  return lower(o.spec.graph_id) == w || (o.spec.upn && lower(*o.spec.upn) == w) ||
-         (o.spec.mail && lower(*o.spec.mail) == w) ||
-         (o.spec.kind != storage::OwnerKind::user && o.spec.display_name && lower(*o.spec.display_name) == w);
+  using boost::beast::iequals;
+  return iequals(o.spec.graph_id, want) || (o.spec.upn && iequals(*o.spec.upn, want)) ||
+         (o.spec.mail && iequals(*o.spec.mail, want)) ||
+         (o.spec.kind != storage::OwnerKind::user && o.spec.display_name && iequals(*o.spec.display_name, want));
 }
 
 // A Teams chat id as Graph writes them: "19:{...}@thread.v2" (group, meeting) or
@@ -219,7 +216,7 @@ class TenantRun {
   }
   graph::RequestOptions outlook_opts(const Pass& p) const {
     graph::RequestOptions o;
-    o.mailbox = lower(p.uid);
+    o.mailbox = ascii_lower(p.uid);
     o.outlook = true;
     o.max_page_size = svc_.opts.page_size;
     return o;
@@ -335,7 +332,7 @@ awaitable<std::vector<storage::Owner>> TenantRun::discover() {
       auto rpo = g.find("resourceProvisioningOptions");
       if (rpo != g.end() && rpo->is_array())
         for (auto& o : *rpo)
-          if (o.is_string() && lower(o.get<std::string>()) == "team") {
+          if (o.is_string() && ascii_lower(o.get<std::string>()) == "team") {
             s.kind = storage::OwnerKind::team;
             out.push_back(s);
             break;

@@ -2,6 +2,7 @@
 #include "lists.hpp"
 #include "pass.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 
 #include "m365vault/backup/concurrent.hpp"
 #include "m365vault/backup/quickxor.hpp"
+#include "m365vault/core/text.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"
 #include "m365vault/scheduler/queue.hpp"
@@ -31,11 +33,6 @@ namespace {
 
 constexpr int kDownloadAttempts = 3;  // a hash mismatch is downloaded again twice, then a fault
 constexpr int kMaxResyncs = 8;        // 410s in one pass before the pass gives up
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 bool has(const json& j, const char* key) {
   auto it = j.find(key);
@@ -373,8 +370,8 @@ class DrivePass {
                                                          std::string& fault) {
     storage::ItemChange ch = meta;
     const std::string want_qx = hash_of(item, "quickXorHash");
-    const std::string want_sha256 = lower(hash_of(item, "sha256Hash"));
-    const std::string want_sha1 = lower(hash_of(item, "sha1Hash"));
+    const std::string want_sha256 = ascii_lower(hash_of(item, "sha256Hash"));
+    const std::string want_sha1 = ascii_lower(hash_of(item, "sha1Hash"));
     const std::string url = "/v1.0/drives/" + drive_ + "/items/" + ch.graph_id + "/content";
     std::string mismatch;
     for (int attempt = 1; attempt <= kDownloadAttempts; ++attempt) {
@@ -578,8 +575,8 @@ awaitable<void> backup_sharepoint(DriveEnv& env, const std::vector<std::string>&
     sites.push_back(std::move(s));
   }
   auto names = [](const json& s, const std::string& w) {
-    return lower(w) == lower(json_str(s, "id")) || lower(w) == lower(json_str(s, "displayName")) ||
-           lower(w) == lower(json_str(s, "webUrl"));
+    using boost::beast::iequals;
+    return iequals(w, json_str(s, "id")) || iequals(w, json_str(s, "displayName")) || iequals(w, json_str(s, "webUrl"));
   };
   for (auto& w : must_name_site) {
     if (std::any_of(sites.begin(), sites.end(), [&](const json& s) { return names(s, w); })) continue;

@@ -6,18 +6,13 @@
 #include <vector>
 
 #include "export_json.hpp"
+#include "m365vault/core/text.hpp"
 
 namespace m365vault::exporting {
 
 using nlohmann::json;
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 template <std::size_t N>
 bool one_of(std::string_view name, const std::array<std::string_view, N>& set) {
@@ -61,7 +56,7 @@ std::string decode_basic(std::string_view v) {
 }
 
 bool safe_href(const std::string& href) {
-  auto h = lower(href);
+  auto h = ascii_lower(href);
   return h.starts_with("https://") || h.starts_with("http://") || h.starts_with("mailto:");
 }
 
@@ -87,7 +82,7 @@ bool read_tag(std::string_view s, std::size_t& i, std::string& name, bool& closi
   if (j >= s.size() || !std::isalpha(static_cast<unsigned char>(s[j]))) return false;
   std::size_t n = j;
   while (n < s.size() && (std::isalnum(static_cast<unsigned char>(s[n])) || s[n] == '-' || s[n] == ':')) ++n;
-  name = lower(s.substr(j, n - j));
+  name = ascii_lower(s.substr(j, n - j));
   attrs.clear();
   j = n;
   for (;;) {
@@ -103,7 +98,7 @@ bool read_tag(std::string_view s, std::size_t& i, std::string& name, bool& closi
       ++j;
       continue;
     }
-    Attr attr{lower(s.substr(a, j - a)), {}};
+    Attr attr{ascii_lower(s.substr(a, j - a)), {}};
     while (j < s.size() && std::isspace(static_cast<unsigned char>(s[j]))) ++j;
     if (j < s.size() && s[j] == '=') {
       ++j;
@@ -192,7 +187,7 @@ std::string safe_html(std::string_view s, const ImageLink& image) {
       }
       if (!closing && one_of(name, kDropWhole)) {
         // Everything up to its end tag goes (or to the end, when it never closes).
-        auto rest = lower(s.substr(i));
+        auto rest = ascii_lower(s.substr(i));
         auto end = rest.find("</" + name);
         if (end == std::string::npos) break;
         i += end;

@@ -18,6 +18,7 @@
 
 #include "gzip.hpp"
 #include "m365vault/core/semaphore.hpp"
+#include "m365vault/core/text.hpp"
 #include "m365vault/graph/auth.hpp"
 #include "m365vault/net/client.hpp"
 
@@ -28,13 +29,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 
 // ASCII case-insensitive equality, without building a lower-cased copy.
 using boost::beast::iequals;
@@ -49,9 +43,9 @@ bool is_absolute(std::string_view s) { return starts_with_ci(s, "https://") || s
 std::string origin_of(std::string_view url) {
   auto u = boost::urls::parse_absolute_uri(url);
   if (!u) return {};
-  auto scheme = lower(u->scheme());
+  auto scheme = ascii_lower(u->scheme());
   std::string port = u->has_port() ? std::string(u->port()) : (scheme == "https" ? "443" : "80");
-  return scheme + "://" + lower(u->encoded_host()) + ":" + port;
+  return scheme + "://" + ascii_lower(u->encoded_host()) + ":" + port;
 }
 
 // The path of a URL or of a relative target, without the query (links carry tokens):
@@ -145,10 +139,10 @@ std::optional<TeamsRoute> teams_route(const Segments& segs) {
   if (is(0, "chats") && segs.size() >= 2)
     return TeamsRoute{is(2, "messages") ? "chat_message" : "other", ""};
   if (is(0, "teams") && segs.size() >= 2) {
-    const std::string team = "team:" + lower(segs[1]);
+    const std::string team = "team:" + ascii_lower(segs[1]);
     if (!is(2, "channels")) return TeamsRoute{segs.size() == 2 ? "team_channel" : "other", team};
     if (segs.size() == 3) return TeamsRoute{"channels_list", team};
-    const std::string channel = "channel:" + lower(segs[3]);
+    const std::string channel = "channel:" + ascii_lower(segs[3]);
     if (is(4, "messages")) return TeamsRoute{"channel_message", channel};
     return TeamsRoute{segs.size() == 4 ? "team_channel" : "other", channel};
   }
@@ -178,7 +172,7 @@ std::string outlook_mailbox(const Segments& segs) {
     return {};
   }
   if (next >= segs.size() || !outlook_segment(segs[next]) || id.empty()) return {};
-  return lower(net::percent_decode(id).value_or(std::string(id)));
+  return ascii_lower(net::percent_decode(id).value_or(std::string(id)));
 }
 
 }  // namespace
@@ -285,8 +279,8 @@ struct ClientState {
     if (is_absolute(p)) return std::string(p);
     std::string path(p);
     if (path.empty() || path.front() != '/') path.insert(0, "/");
-    if (starts_with_ci(path, "/v1.0/") || starts_with_ci(path, "/beta/") || lower(path) == "/v1.0" ||
-        lower(path) == "/beta")
+    if (starts_with_ci(path, "/v1.0/") || starts_with_ci(path, "/beta/") || ascii_lower(path) == "/v1.0" ||
+        ascii_lower(path) == "/beta")
       return graph_base + path;
     return graph_base + "/v1.0" + path;
   }
@@ -563,10 +557,10 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
     // The URL is read once per attempt, into views (no copies): its mailbox, its Teams limit.
     const auto segs = to_graph ? segments_after_version(c.url) : Segments{};
     const auto derived = outlook_mailbox(segs);
-    const std::string key = !c.opts.mailbox.empty() ? lower(c.opts.mailbox) : derived;
+    const std::string key = !c.opts.mailbox.empty() ? ascii_lower(c.opts.mailbox) : derived;
     const bool outlook = to_graph && c.opts.outlook.value_or(!derived.empty());
     // For messages only: most attempts never need it.
-    auto what = [&c] { return lower(c.method) + " '" + path_only(c.url) + "'"; };
+    auto what = [&c] { return ascii_lower(c.method) + " '" + path_only(c.url) + "'"; };
     // Download URLs elsewhere (drive content) are neither capped nor paced as Graph calls.
     auto mb = to_graph ? s->mailbox(key, !key.empty()) : s->mailbox("\x01external", false);
 
@@ -638,7 +632,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
         std::string error_body, piece;
         net::HeadFn on_head = [&](int st, const net::Headers& h) {
           head_status = st;
-          if (st >= 200 && st < 300 && lower(h.get("Content-Encoding").value_or("")) == "gzip")
+          if (st >= 200 && st < 300 && ascii_lower(h.get("Content-Encoding").value_or("")) == "gzip")
             gz = std::make_unique<detail::GzipDecoder>(what());
           if (st >= 200 && st < 300 && c.on_head) (*c.on_head)(st, h);
         };
@@ -666,7 +660,7 @@ asio::awaitable<GraphResponse> execute(std::shared_ptr<ClientState> s, Call c) {
         // Moved: the body (an upload fragment, up to 10 MiB) is not copied once more;
         // a retry builds its request again from the call.
         res = co_await s->http.request(std::move(req));
-        if (lower(res.headers.get("Content-Encoding").value_or("")) == "gzip")
+        if (ascii_lower(res.headers.get("Content-Encoding").value_or("")) == "gzip")
           res.body = detail::gunzip(res.body, s->o.max_body, what());
         if (c.opts.expect_json && res.status >= 200 && res.status < 300) {
           out.json = nlohmann::json::parse(res.body, nullptr, false);

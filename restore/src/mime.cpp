@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 
+#include "m365vault/core/text.hpp"
+
 namespace m365vault::restore {
 
 namespace {
@@ -28,12 +30,6 @@ struct OptionsFree {
 void gmime_init() {
   static std::once_flag once;
   std::call_once(once, [] { g_mime_init(); });
-}
-
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (auto& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return o;
 }
 
 // Valid UTF-8 (JSON needs it): invalid sequences replaced.
@@ -85,11 +81,11 @@ void walk(GMimeObject* obj, MimeMessage& m) {
     return;
   }
   const char* disp_c = g_mime_object_get_disposition(obj);
-  const std::string disp = disp_c ? lower(disp_c) : "";
+  const std::string disp = disp_c ? ascii_lower(disp_c) : "";
   const std::string cid = utf8(g_mime_object_get_content_id(obj));
   GMimeContentType* ct = g_mime_object_get_content_type(obj);
   GText type_c(ct ? g_mime_content_type_get_mime_type(ct) : nullptr);
-  const std::string type = type_c ? lower(type_c.get()) : "application/octet-stream";
+  const std::string type = type_c ? ascii_lower(type_c.get()) : "application/octet-stream";
 
   if (GMIME_IS_MESSAGE_PART(obj)) {
     // An attached mail item, as its own message.

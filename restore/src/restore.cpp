@@ -22,6 +22,7 @@
 #include "m365vault/backup/concurrent.hpp"
 #include "m365vault/core/error.hpp"
 #include "m365vault/core/semaphore.hpp"
+#include "m365vault/core/text.hpp"
 #include "m365vault/graph/errors.hpp"
 #include "m365vault/graph/pager.hpp"
 #include "m365vault/scheduler/progress.hpp"
@@ -38,11 +39,6 @@ using storage::Category;
 using storage::PgConnection;
 
 namespace {
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // A path segment for Graph URLs (drive item names).
 std::string segment(std::string_view s) {
@@ -93,7 +89,7 @@ json without_attendees(json e) {
   }
   e.erase("attendees");
   json body = e.value("body", json{{"contentType", "text"}, {"content", ""}});
-  const bool html = lower(body.value("contentType", "text")) == "html";
+  const bool html = ascii_lower(body.value("contentType", "text")) == "html";
   std::string content = body.value("content", "");
   const std::string note = "Attendees (restored by m365vault; no invitations were sent): " + list;
   content += html ? "<p>" + note + "</p>" : "\n\n" + note;
@@ -231,7 +227,7 @@ const char* kPendingExpand =
 bool restore_pending(const json& item) {
   if (!item.contains("singleValueExtendedProperties") || !item["singleValueExtendedProperties"].is_array()) return false;
   for (auto& p : item["singleValueExtendedProperties"])
-    if (lower(p.value("id", "")) == lower(kPendingProp) && p.value("value", "") != "complete") return true;
+    if (ascii_lower(p.value("id", "")) == ascii_lower(kPendingProp) && p.value("value", "") != "complete") return true;
   return false;
 }
 
@@ -278,7 +274,7 @@ class FolderIndex {
       case Category::mail: return j.value("internetMessageId", "");
       case Category::contacts: return "n:" + j.value("displayName", "");
       case Category::calendar: return "s:" + j.value("subject", "") + "\n" + j.value("start", json()).dump();
-      default: return j.contains("folder") ? std::string() : lower(j.value("name", ""));
+      default: return j.contains("folder") ? std::string() : ascii_lower(j.value("name", ""));
     }
   }
   Category category_;
@@ -461,10 +457,10 @@ awaitable<std::optional<std::string>> RestoreRun::find_child(ScopeState& s, cons
   if (parent && req_.dry_run && parent->rfind("(dry run", 0) == 0) co_return std::nullopt;
   graph::RequestOptions opts;
   graph::DeltaPager pager(g_, url, opts);
-  const std::string want = lower(name);
+  const std::string want = ascii_lower(name);
   while (auto page = co_await pager.next())
     for (auto& f : page->items)
-      if (lower(f.value(key, "")) == want && f.contains("id")) co_return f["id"].get<std::string>();
+      if (ascii_lower(f.value(key, "")) == want && f.contains("id")) co_return f["id"].get<std::string>();
   co_return std::nullopt;
 }
 
