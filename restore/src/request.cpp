@@ -161,8 +161,7 @@ RestoreInfo create_restore(PgConnection& c, const RestoreRequest& req, const sto
     }
   }
   storage::PgTransaction tx(c);
-  auto id = c.exec("SELECT gen_random_uuid()::text").get(0, 0);
-  const std::string restore_id(id);
+  const std::string restore_id(c.exec("SELECT gen_random_uuid()::text").get(0, 0));
   scheduler::JobSpec js;
   js.name = "restore " + restore_id;
   js.kind = "restore";
