@@ -30,6 +30,8 @@ std::size_t cut_at(std::size_t max) { return max + std::min<std::size_t>(max, 4u
 // Room past the cut for the write that reaches it: the network client reads bodies
 // in 256 KiB pieces. One size for every sink's buffer, so any spare fits any sink.
 constexpr std::size_t kWriteRoom = 256u << 10;
+// Where a new buffer is a fresh mapping (daemon/src/main.cpp's mmap threshold).
+constexpr std::size_t kSpareFrom = 1u << 20;
 }  // namespace
 
 std::string RepoWriter::take_buffer(std::size_t bytes) {
@@ -53,27 +55,26 @@ void RepoWriter::give_buffer(std::string buffer) {
 asio::awaitable<void> ContentSink::write(std::string_view data) {
   size_ += static_cast<long long>(data.size());
   const std::size_t full = cut_at(writer_.repo().chunker().params().max_size);
-  // Near a cut the buffer is sized once to what it can hold before the cut:
-  // doubling there would take twice the memory each download in flight holds.
-  // Below that it grows as usual, so a small message never holds max_size.
   const std::size_t need = buf_.size() + data.size();
-  if (need > buf_.capacity() && need > full / 2) room(full + std::max(data.size(), kWriteRoom));
+  if (need > buf_.capacity()) {
+    // From 1 MiB on a spare of the run's (its pages already faulted in) rather
+    // than a fresh mapping. Else, near a cut the buffer is sized once to what it
+    // can hold before the cut: doubling there would take twice the memory each
+    // download in flight holds. Below that it grows as usual, so a small message
+    // never holds max_size.
+    const std::size_t cut_room = full + std::max(data.size(), kWriteRoom);
+    if (!(need >= kSpareFrom && adopt_spare(cut_room)) && need > full / 2) buf_.reserve(cut_room);
+  }
   buf_.append(data);
   if (buf_.size() >= full) co_await cut(false);
 }
 
-void ContentSink::room(std::size_t bytes) {
-  if (bytes <= buf_.capacity()) return;
-  // Spares only for a buffer that is to hold a cut's worth: a small item holding
-  // one would make the next large download allocate another.
-  const std::size_t full = cut_at(writer_.repo().chunker().params().max_size);
-  auto spare = bytes > full / 2 ? writer_.take_buffer(bytes) : std::string();
-  if (spare.capacity() < bytes) {
-    buf_.reserve(bytes);
-    return;
-  }
+bool ContentSink::adopt_spare(std::size_t bytes) {
+  auto spare = writer_.take_buffer(bytes);
+  if (spare.capacity() < bytes) return false;
   spare.append(buf_);
   buf_.swap(spare);
+  return true;
 }
 
 ContentSink::~ContentSink() {
@@ -169,8 +170,11 @@ asio::awaitable<StoredContent> ContentSink::finish() {
 
 void ContentSink::expect(long long size) {
   const auto most = cut_at(writer_.repo().chunker().params().max_size);
-  // Larger than a cut: the size write() gives every buffer that reaches one.
-  if (size > 0) room(static_cast<std::size_t>(size) <= most ? static_cast<std::size_t>(size) : most + kWriteRoom);
+  if (size <= 0) return;
+  const auto n = static_cast<std::size_t>(size);
+  // A spare when there is one (the size write() gives every buffer that reaches a cut).
+  if (n >= kSpareFrom && adopt_spare(most + kWriteRoom)) return;
+  buf_.reserve(std::min(n, most));
 }
 
 void ContentSink::reset() {

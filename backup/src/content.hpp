@@ -35,9 +35,9 @@ class RepoWriter {
 
   // Chunk buffers of finished downloads, handed to the next ones: a buffer's pages
   // are faulted in once per run rather than once per file (buffers this large are
-  // mmapped, see daemon/src/main.cpp). A sink takes one only when it would
-  // allocate, so the run never holds more buffers than downloads in flight at
-  // once. Thread-safe. take_buffer returns a spare with room for `bytes`, emptied,
+  // mmapped, see daemon/src/main.cpp). A sink takes one only when its buffer
+  // would grow past 1 MiB, and holds one at most, so the run never holds more
+  // buffers than downloads in flight at once. Thread-safe. take_buffer returns a spare with room for `bytes`, emptied,
   // or an empty string when there is none.
   std::string take_buffer(std::size_t bytes);
   void give_buffer(std::string buffer);
@@ -124,7 +124,7 @@ class ContentSink {
 
  private:
   boost::asio::awaitable<void> cut(bool eof);
-  void room(std::size_t bytes);  // buf_.reserve, from the writer's spares when large
+  bool adopt_spare(std::size_t bytes);  // a spare of the writer's with room for `bytes` becomes buf_
   void hash(std::string_view fresh);  // the SHA-256 and also_, in order
 
   RepoWriter& writer_;
