@@ -27,18 +27,60 @@ namespace {
 // decided one chunk per cut and moved the other max_size bytes every time (7
 // bytes moved per byte stored with 8 MiB chunks).
 std::size_t cut_at(std::size_t max) { return max + std::min<std::size_t>(max, 4u << 20); }
+// Room past the cut for the write that reaches it: the network client reads bodies
+// in 256 KiB pieces. One size for every sink's buffer, so any spare fits any sink.
+constexpr std::size_t kWriteRoom = 256u << 10;
+// Where a new buffer is a fresh mapping (daemon/src/main.cpp's mmap threshold).
+constexpr std::size_t kSpareFrom = 1u << 20;
 }  // namespace
+
+std::string RepoWriter::take_buffer(std::size_t bytes) {
+  std::lock_guard lock(spare_mu_);
+  for (std::size_t i = 0; i < spare_.size(); ++i) {
+    if (spare_[i].capacity() < bytes) continue;
+    std::string out = std::move(spare_[i]);
+    std::swap(spare_[i], spare_.back());
+    spare_.pop_back();
+    out.clear();
+    return out;
+  }
+  return {};
+}
+
+void RepoWriter::give_buffer(std::string buffer) {
+  std::lock_guard lock(spare_mu_);
+  if (spare_.size() < kMaxSpares) spare_.push_back(std::move(buffer));
+}
 
 asio::awaitable<void> ContentSink::write(std::string_view data) {
   size_ += static_cast<long long>(data.size());
   const std::size_t full = cut_at(writer_.repo().chunker().params().max_size);
-  // Near a cut the buffer is sized once to what it can hold before the cut:
-  // doubling there would take twice the memory each download in flight holds.
-  // Below that it grows as usual, so a small message never holds max_size.
   const std::size_t need = buf_.size() + data.size();
-  if (need > buf_.capacity() && need > full / 2) buf_.reserve(full + data.size());
+  if (need > buf_.capacity()) {
+    // From 1 MiB on a spare of the run's (its pages already faulted in) rather
+    // than a fresh mapping. Else, near a cut the buffer is sized once to what it
+    // can hold before the cut: doubling there would take twice the memory each
+    // download in flight holds. Below that it grows as usual, so a small message
+    // never holds max_size.
+    const std::size_t cut_room = full + std::max(data.size(), kWriteRoom);
+    if (!(need >= kSpareFrom && adopt_spare(cut_room)) && need > full / 2) buf_.reserve(cut_room);
+  }
   buf_.append(data);
   if (buf_.size() >= full) co_await cut(false);
+}
+
+bool ContentSink::adopt_spare(std::size_t bytes) {
+  auto spare = writer_.take_buffer(bytes);
+  if (spare.capacity() < bytes) return false;
+  spare.append(buf_);
+  buf_.swap(spare);
+  return true;
+}
+
+ContentSink::~ContentSink() {
+  // Only buffers sized for a cut: a spare that fits no sink would be held for nothing.
+  if (buf_.capacity() >= cut_at(writer_.repo().chunker().params().max_size) + kWriteRoom)
+    writer_.give_buffer(std::move(buf_));
 }
 
 void ContentSink::hash(std::string_view fresh) {
@@ -128,7 +170,11 @@ asio::awaitable<StoredContent> ContentSink::finish() {
 
 void ContentSink::expect(long long size) {
   const auto most = cut_at(writer_.repo().chunker().params().max_size);
-  if (size > 0) buf_.reserve(std::min(static_cast<std::size_t>(size), most));
+  if (size <= 0) return;
+  const auto n = static_cast<std::size_t>(size);
+  // A spare when there is one (the size write() gives every buffer that reaches a cut).
+  if (n >= kSpareFrom && adopt_spare(most + kWriteRoom)) return;
+  buf_.reserve(std::min(n, most));
 }
 
 void ContentSink::reset() {

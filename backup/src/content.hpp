@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,15 @@ class RepoWriter {
   // Every blob added so far is durable in the store and indexed when this returns.
   boost::asio::awaitable<void> flush();
 
+  // Chunk buffers of finished downloads, handed to the next ones: a buffer's pages
+  // are faulted in once per run rather than once per file (buffers this large are
+  // mmapped, see daemon/src/main.cpp). A sink takes one only when its buffer
+  // would grow past 1 MiB, and holds one at most, so the run never holds more
+  // buffers than downloads in flight at once. Thread-safe. take_buffer returns a spare with room for `bytes`, emptied,
+  // or an empty string when there is none.
+  std::string take_buffer(std::size_t bytes);
+  void give_buffer(std::string buffer);
+
   // Runs f() on the writer thread (which alone may call the repository's writing
   // methods) and returns its result. What f captures by reference must outlive
   // the co_await, and nothing else may touch it meanwhile.
@@ -48,6 +58,9 @@ class RepoWriter {
  private:
   storage::Repository& repo_;
   boost::asio::thread_pool thread_;
+  static constexpr std::size_t kMaxSpares = 16;  // a backstop: see take_buffer
+  std::mutex spare_mu_;
+  std::vector<std::string> spare_;
 };
 
 // Small blobs of many items (a page of messages) handed to the writer thread
@@ -87,6 +100,9 @@ class ContentSink {
   // With a batch, content no larger than the chunker's minimum chunk (one blob
   // whatever the chunker, so the ids are the same either way) goes into it.
   explicit ContentSink(RepoWriter& writer, BlobBatch* batch = nullptr) : writer_(writer), batch_(batch) {}
+  ~ContentSink();
+  ContentSink(const ContentSink&) = delete;
+  ContentSink& operator=(const ContentSink&) = delete;
   // Another reader of every byte, in order, beside the sink's SHA-256 (a download's
   // quickXorHash). Like the SHA-256 and the chunk cuts, it runs off the calling
   // thread, on the writer's side of the hop that carries the buffer there, and
@@ -97,8 +113,9 @@ class ContentSink {
   boost::asio::awaitable<void> write(std::string_view data);
   // Stores the rest and returns the whole. Once.
   boost::asio::awaitable<StoredContent> finish();
-  // The content's announced size (Content-Length): room for it, up to a chunk, is
-  // taken at once rather than grown (and copied) as the bytes arrive.
+  // The content's announced size (Content-Length): room for it, up to the bytes the
+  // sink buffers before a cut (the largest chunk plus the cut margin, content.cpp's
+  // cut_at), is taken at once rather than grown (and copied) as the bytes arrive.
   void expect(long long size);
   // Forgets everything (a download restarted from the beginning). Chunks already
   // stored stay in the repository; dedupe makes the retry cost nothing more.
@@ -107,6 +124,7 @@ class ContentSink {
 
  private:
   boost::asio::awaitable<void> cut(bool eof);
+  bool adopt_spare(std::size_t bytes);  // a spare of the writer's with room for `bytes` becomes buf_
   void hash(std::string_view fresh);  // the SHA-256 and also_, in order
 
   RepoWriter& writer_;

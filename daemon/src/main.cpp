@@ -1,4 +1,7 @@
 // m365vaultd: the m365vault service and its administrator commands.
+#include <malloc.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -50,6 +53,14 @@ const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Buffers of a MiB and more (downloads' chunk buffers, pack batches and packs)
+  // are allocated and freed on several threads. glibc's dynamic mmap threshold
+  // rises to the size of the first one freed, and the later ones then come from
+  // per-thread heap arenas that keep what is freed, fragmented: bench/backup_files
+  // "many" peaked at 332 MB RSS with this unset and 218 MB with it, same build. A
+  // fixed threshold keeps them mmapped, returned to the system when freed. An
+  // operator's MALLOC_MMAP_THRESHOLD_ (glibc's own variable) wins.
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 1 << 20);
   std::vector<std::string> args(argv + 1, argv + argc);
   ConfigSource source{"/etc/m365vault/m365vault.toml", false};
   auto env = process_environment();

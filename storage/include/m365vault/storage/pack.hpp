@@ -86,6 +86,12 @@ class PackWriter {
   explicit PackWriter(const RepositoryKeys& keys, int zstd_level) : keys_(keys), level_(zstd_level) {}
   // Reserves room for `bytes` of sealed blobs and table (avoids regrowth copies).
   void reserve(std::size_t bytes) { data_.reserve(bytes); }
+  // Writes into `buffer`'s memory (an earlier pack's bytes): one allocation, and
+  // its pages faulted in, per uploader rather than per pack. Call before add().
+  void reuse(std::string buffer) {
+    data_ = std::move(buffer);
+    data_.clear();
+  }
   // Seals and appends a blob whose id the caller computed with blob_id().
   void add(BlobType type, const BlobId& id, std::string_view plaintext);
   std::size_t size() const { return data_.size(); }

@@ -242,8 +242,9 @@ class Repository {
     std::vector<PendingBlob> blobs;
   };
   Batch open_;
-  std::size_t batch_target_ = 0;
-  std::unique_ptr<char[]> stream_buf_;  // add_stream's read buffer, 2 x chunker max  // plaintext bytes that make about one pack_size pack
+  std::size_t batch_target_ = 0;        // plaintext bytes that make about one pack_size pack
+  std::size_t open_target_ = 0;         // batch_target_ when open_ was sized: it is sealed there
+  std::unique_ptr<char[]> stream_buf_;  // add_stream's read buffer, 2 x chunker max
   std::unordered_set<BlobId, IdHash> in_open_pack_;
 
   // Uploader: sealed packs wait here (at most 2, bounding memory to a few packs).
