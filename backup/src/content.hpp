@@ -37,8 +37,8 @@ class RepoWriter {
   // are faulted in once per run rather than once per file (buffers this large are
   // mmapped, see daemon/src/main.cpp). A sink takes one only when its buffer
   // would grow past 1 MiB, and holds one at most, so the run never holds more
-  // buffers than downloads in flight at once. Thread-safe. take_buffer returns a spare with room for `bytes`, emptied,
-  // or an empty string when there is none.
+  // buffers than downloads in flight at once. Thread-safe. take_buffer returns a
+  // spare with room for `bytes`, emptied, or an empty string when there is none.
   std::string take_buffer(std::size_t bytes);
   void give_buffer(std::string buffer);
 
