@@ -30,6 +30,8 @@ std::size_t cut_at(std::size_t max) { return max + std::min<std::size_t>(max, 4u
 // Room past the cut for the write that reaches it: the network client reads bodies
 // in 256 KiB pieces. One size for every sink's buffer, so any spare fits any sink.
 constexpr std::size_t kWriteRoom = 256u << 10;
+// Every buffer that reaches a cut: what a spare must hold.
+std::size_t cut_buffer(std::size_t max) { return cut_at(max) + kWriteRoom; }
 // Where a new buffer is a fresh mapping (daemon/src/main.cpp's mmap threshold).
 constexpr std::size_t kSpareFrom = 1u << 20;
 }  // namespace
@@ -62,7 +64,7 @@ asio::awaitable<void> ContentSink::write(std::string_view data) {
     // can hold before the cut: doubling there would take twice the memory each
     // download in flight holds. Below that it grows as usual, so a small message
     // never holds max_size.
-    const std::size_t cut_room = full + std::max(data.size(), kWriteRoom);
+    const std::size_t cut_room = std::max(cut_buffer(writer_.repo().chunker().params().max_size), full + data.size());
     if (!(need >= kSpareFrom && adopt_spare(cut_room)) && need > full / 2) buf_.reserve(cut_room);
   }
   buf_.append(data);
@@ -79,7 +81,7 @@ bool ContentSink::adopt_spare(std::size_t bytes) {
 
 ContentSink::~ContentSink() {
   // Only buffers sized for a cut: a spare that fits no sink would be held for nothing.
-  if (buf_.capacity() >= cut_at(writer_.repo().chunker().params().max_size) + kWriteRoom)
+  if (buf_.capacity() >= cut_buffer(writer_.repo().chunker().params().max_size))
     writer_.give_buffer(std::move(buf_));
 }
 
@@ -169,12 +171,12 @@ asio::awaitable<StoredContent> ContentSink::finish() {
 }
 
 void ContentSink::expect(long long size) {
-  const auto most = cut_at(writer_.repo().chunker().params().max_size);
   if (size <= 0) return;
+  const auto max = writer_.repo().chunker().params().max_size;
   const auto n = static_cast<std::size_t>(size);
   // A spare when there is one (the size write() gives every buffer that reaches a cut).
-  if (n >= kSpareFrom && adopt_spare(most + kWriteRoom)) return;
-  buf_.reserve(std::min(n, most));
+  if (n >= kSpareFrom && adopt_spare(cut_buffer(max))) return;
+  buf_.reserve(std::min(n, cut_at(max)));
 }
 
 void ContentSink::reset() {
