@@ -328,6 +328,20 @@ TEST_CASE("catalog: browse pages through folders then items with a keyset cursor
 
   CHECK_THROWS_MATCHES(f.cat.browse(f.c, {f.owner, Category::mail, inbox.id, std::nullopt, std::string("garbage!"), 3, {}}),
                        Error, Catch::Predicate<Error>([](const Error& e) { return e.code() == Errc::bad_request; }));
+  // An unknown owner, and a folder asked for under another category or as another
+  // owner's, are not found, each named (one statement checks both).
+  auto not_found_naming = [](const std::string& what) {
+    return Catch::Predicate<Error>([what](const Error& e) {
+      return e.code() == Errc::not_found && std::string(e.what()).find(what) != std::string::npos;
+    });
+  };
+  const std::string nobody = "00000000-0000-4000-8000-00000000beef";
+  CHECK_THROWS_MATCHES(f.cat.browse(f.c, {nobody, Category::mail, std::nullopt, std::nullopt, std::nullopt, 3, {}}),
+                       Error, not_found_naming("owner '" + nobody + "'"));
+  CHECK_THROWS_MATCHES(f.cat.browse(f.c, {f.owner, Category::contacts, inbox.id, std::nullopt, std::nullopt, 3, {}}),
+                       Error, not_found_naming("container '" + inbox.id + "'"));
+  CHECK_THROWS_MATCHES(f.cat.browse(f.c, {nobody, Category::mail, inbox.id, std::nullopt, std::nullopt, 3, {}}),
+                       Error, not_found_naming("owner '" + nobody + "'"));
   // Another tenant's scope sees nothing of this owner.
   auto other = f.make_tenant("fabrikam");
   CHECK_THROWS_MATCHES(f.cat.browse(f.c, {f.owner, Category::mail, inbox.id, std::nullopt, std::nullopt, 3, Scope{other}}),
